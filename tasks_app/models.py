@@ -1,0 +1,215 @@
+"""The local mirror of Ark: accounts, their tasks, and the archived outputs."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .crypto import decrypt_secret, encrypt_secret
+
+
+def _new_callback_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Account(models.Model):
+    """One Ark API key (an Ark project). The key is stored encrypted."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    base_url = models.URLField(_("base URL"), max_length=300)
+    api_key_encrypted = models.TextField(editable=False)
+    # Unguessable part of this account's callback URL (/hooks/ark/<secret>/).
+    callback_secret = models.CharField(max_length=64, unique=True, default=_new_callback_secret, editable=False)
+    is_default = models.BooleanField(default=False, help_text=_("Created from ARK_API_KEY."))
+    created = models.DateTimeField(auto_now_add=True)
+
+    # Sync health, shown as "synced 3 s ago" / "Ark unreachable since 12:04".
+    last_sync_ok_at = models.DateTimeField(null=True, blank=True)
+    last_sync_error = models.TextField(blank=True)
+    last_sync_error_at = models.DateTimeField(null=True, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_full_sweep_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def api_key(self) -> str:
+        return decrypt_secret(self.api_key_encrypted)
+
+    def set_api_key(self, plain: str) -> None:
+        self.api_key_encrypted = encrypt_secret(plain)
+
+
+class TaskStatus(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+    SUCCEEDED = "succeeded", _("succeeded")
+    FAILED = "failed", _("failed")
+    EXPIRED = "expired", _("expired")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+ACTIVE_STATUSES = (TaskStatus.QUEUED, TaskStatus.RUNNING)
+FINISHED_STATUSES = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.EXPIRED)
+
+
+class TaskKind(models.TextChoices):
+    VIDEO = "video", _("video")
+    MODEL_3D = "3d", _("3D")
+
+
+class ArchiveState(models.TextChoices):
+    """Summary of a task's artifacts, kept on the task so the list can filter on it."""
+
+    NONE = "none", _("nothing to archive")
+    PENDING = "pending", _("pending")
+    COPYING = "copying", _("copying")
+    ARCHIVED = "archived", _("archived")
+    FAILED = "failed", _("failed, will retry")
+    LOST = "lost", _("lost")
+
+
+class Task(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="tasks")
+    ark_id = models.CharField(_("task id"), max_length=64)
+    kind = models.CharField(max_length=8, choices=TaskKind.choices)
+    model = models.CharField(max_length=128, blank=True)
+    status = models.CharField(max_length=16, choices=TaskStatus.choices)
+    error_code = models.CharField(max_length=200, blank=True)
+    error_message = models.TextField(blank=True)
+    service_tier = models.CharField(max_length=32, blank=True)
+    execution_expires_after = models.PositiveIntegerField(null=True, blank=True)
+
+    # Upstream times (Ark's created_at / updated_at).
+    ark_created_at = models.DateTimeField(db_index=True)
+    ark_updated_at = models.DateTimeField(null=True, blank=True)
+    # What ArkDash observed.
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text=_("First seen running."))
+    finished_at = models.DateTimeField(null=True, blank=True)
+    gone_upstream_at = models.DateTimeField(null=True, blank=True)
+    # Bumped on every local write: the live poll compares it to find changed rows.
+    changed_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    # Video parameters.
+    resolution = models.CharField(max_length=16, blank=True)
+    ratio = models.CharField(max_length=16, blank=True)
+    duration = models.IntegerField(null=True, blank=True)
+    frames = models.IntegerField(null=True, blank=True)
+    framespersecond = models.IntegerField(null=True, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    generate_audio = models.BooleanField(null=True, blank=True)
+    draft = models.BooleanField(null=True, blank=True)
+    # 3D parameters.
+    subdivision_level = models.CharField(max_length=16, blank=True)
+    file_format = models.CharField(max_length=16, blank=True)
+
+    completion_tokens = models.BigIntegerField(null=True, blank=True)
+    total_tokens = models.BigIntegerField(null=True, blank=True)
+
+    video_url = models.TextField(blank=True)
+    last_frame_url = models.TextField(blank=True)
+    file_url = models.TextField(blank=True)
+    outputs_expire_at = models.DateTimeField(null=True, blank=True)
+
+    archive_state = models.CharField(max_length=16, choices=ArchiveState.choices, default=ArchiveState.NONE)
+    # Set when the task turned succeeded and its artifacts still have to be created:
+    # the archive hand-off survives a crash between the status change and the enqueue.
+    archive_handoff_pending = models.BooleanField(default=False)
+
+    raw = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "ark_id"], name="task_unique_per_account")]
+        indexes = [
+            models.Index(fields=["account", "status", "-ark_created_at"], name="task_acct_status_created"),
+            models.Index(fields=["account", "-ark_created_at"], name="task_acct_created"),
+            models.Index(fields=["account", "-ark_updated_at"], name="task_acct_updated"),
+            models.Index(fields=["account", "kind", "-ark_created_at"], name="task_acct_kind_created"),
+            models.Index(fields=["account", "model", "-ark_created_at"], name="task_acct_model_created"),
+            models.Index(fields=["account", "archive_state", "-ark_created_at"], name="task_acct_archive_created"),
+            models.Index(fields=["ark_id"], name="task_ark_id"),
+            models.Index(
+                fields=["archive_handoff_pending"],
+                name="task_handoff_pending",
+                condition=models.Q(archive_handoff_pending=True),
+            ),
+        ]
+        ordering = ["-ark_created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.ark_id
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def can_cancel(self) -> bool:
+        """Ark's state table: only a queued task can be cancelled."""
+        return self.status == TaskStatus.QUEUED and self.gone_upstream_at is None
+
+    @property
+    def can_delete(self) -> bool:
+        """Ark's state table: succeeded, failed and expired records can be deleted."""
+        return self.status in FINISHED_STATUSES and self.gone_upstream_at is None
+
+
+class ArtifactOutput(models.TextChoices):
+    VIDEO = "video", _("video (mp4)")
+    LAST_FRAME = "last_frame", _("last frame (png)")
+    MODEL_ZIP = "model_zip", _("3D model (zip)")
+    MODEL_FILE = "model_file", _("3D model (extracted)")
+
+
+class ArtifactState(models.TextChoices):
+    PENDING = "pending", _("pending")
+    COPYING = "copying", _("copying")
+    ARCHIVED = "archived", _("archived")
+    FAILED = "failed", _("failed, will retry")
+    LOST = "lost", _("lost")
+
+
+class Artifact(models.Model):
+    """One output of a succeeded task, copied to archive storage before its URL dies."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="artifacts")
+    output = models.CharField(max_length=16, choices=ArtifactOutput.choices)
+    source_url = models.TextField(blank=True)
+    deadline = models.DateTimeField(null=True, blank=True, help_text=_("When the source URL dies."))
+    state = models.CharField(max_length=16, choices=ArtifactState.choices, default=ArtifactState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Who holds the copy and since when (a conditional update sets both).
+    claim_token = models.CharField(max_length=64, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    bytes_copied = models.BigIntegerField(default=0)
+    size = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    storage_key = models.CharField(max_length=500, blank=True)
+    filename = models.CharField(max_length=200, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "output"], name="artifact_unique_output")]
+        indexes = [
+            models.Index(
+                fields=["deadline"],
+                name="artifact_unarchived_deadline",
+                condition=~models.Q(state__in=["archived", "lost"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task.ark_id}/{self.output}"

@@ -1,0 +1,26 @@
+"""Settings for the test run: the real PostgreSQL when it is reachable (always in CI)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import dj_database_url
+
+os.environ.setdefault("ARKDASH_DATA_DIR", tempfile.mkdtemp(prefix="arkdash-test-"))
+os.environ.pop("REDIS_URL", None)  # Celery stays on the embedded broker unless a test asks.
+
+from arkdash.settings import *  # noqa: E402,F403
+
+from .services import IN_CI, POSTGRES_URL, postgres_available  # noqa: E402
+
+if postgres_available() or IN_CI:
+    DATABASES = {"default": dj_database_url.parse(POSTGRES_URL, conn_max_age=0)}
+    # One test database per run, so parallel runs on one machine never collide.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_arkdash_{os.getpid()}"}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+ARK_BASE_URL = "http://arksim.test/api/v3"
+ARK_API_KEY = ""
