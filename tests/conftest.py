@@ -26,3 +26,30 @@ def _missing(item: pytest.Item, what: str) -> None:
 def _fail_missing_service(request: pytest.FixtureRequest) -> None:
     missing = dict(request.node.user_properties).get("missing_service")
     pytest.fail(f"{missing} is required under CI=true but is not reachable")
+
+
+SIM_API_KEY = "test-key"
+SIM_BASE_URL = "http://arksim.test"
+
+
+@pytest.fixture
+def sim():
+    """The Ark simulator, in-process; every outbound call of the app is routed to it."""
+    from arksim import Simulator
+
+    from tasks_app import outbound
+
+    simulator = Simulator(api_keys=(SIM_API_KEY,), public_base_url=SIM_BASE_URL, list_rate_per_second=None)
+    with outbound.routed_to(simulator.transport()):
+        yield simulator
+
+
+@pytest.fixture
+def account(db):
+    """An Account whose key and base URL point at the `sim` fixture."""
+    from tasks_app.models import Account
+
+    account = Account(name="team", base_url=f"{SIM_BASE_URL}/api/v3")
+    account.set_api_key(SIM_API_KEY)
+    account.save()
+    return account

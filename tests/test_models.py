@@ -6,14 +6,6 @@ from django.utils import timezone
 from tasks_app.models import Account, Task, TaskKind, TaskStatus
 
 
-@pytest.fixture
-def account(db) -> Account:
-    account = Account(name="team", base_url="http://arksim.test/api/v3")
-    account.set_api_key("secret-key-123")
-    account.save()
-    return account
-
-
 @pytest.mark.parametrize(
     ("status", "can_cancel", "can_delete"),
     [
@@ -33,7 +25,10 @@ def test_it_follows_arks_delete_state_table(account, status, can_cancel, can_del
     assert (task.can_cancel, task.can_delete) == (can_cancel, can_delete)
 
 
-def test_it_keeps_the_api_key_encrypted_at_rest(account):
+def test_it_keeps_the_api_key_encrypted_at_rest(db):
+    account = Account(name="other", base_url="http://arksim.test/api/v3")
+    account.set_api_key("secret-key-123")
+    account.save()
     stored = Account.objects.values_list("api_key_encrypted", flat=True).get(pk=account.pk)
     assert "secret-key-123" not in stored
     assert Account.objects.get(pk=account.pk).api_key == "secret-key-123"
