@@ -36,7 +36,6 @@ SIM_BASE_URL = "http://arksim.test"
 def sim():
     """The Ark simulator, in-process; every outbound call of the app is routed to it."""
     from arksim import Simulator
-
     from tasks_app import outbound
 
     simulator = Simulator(api_keys=(SIM_API_KEY,), public_base_url=SIM_BASE_URL, list_rate_per_second=None)
