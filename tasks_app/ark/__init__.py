@@ -1,0 +1,35 @@
+"""The Ark API client: the only code in ArkDash that talks to Ark. No Django here."""
+
+from __future__ import annotations
+
+from .client import ArkClient
+from .errors import (
+    ArkAuthenticationError,
+    ArkBadRequestError,
+    ArkConnectionError,
+    ArkError,
+    ArkNotFoundError,
+    ArkPermissionError,
+    ArkProtocolError,
+    ArkRateLimitedError,
+    ArkServerError,
+    ArkTimeoutError,
+)
+from .types import ArkTask, RateLimiter, TaskPage
+
+__all__ = [
+    "ArkAuthenticationError",
+    "ArkBadRequestError",
+    "ArkClient",
+    "ArkConnectionError",
+    "ArkError",
+    "ArkNotFoundError",
+    "ArkPermissionError",
+    "ArkProtocolError",
+    "ArkRateLimitedError",
+    "ArkServerError",
+    "ArkTask",
+    "ArkTimeoutError",
+    "RateLimiter",
+    "TaskPage",
+]

@@ -1,0 +1,500 @@
+"""ArkClient: the only code in ArkDash that talks to the Ark content-generation API.
+
+A plain library (no Django): callers pass the base URL, key, transport and rate limiter.
+Every attempt goes through the rate limiter, has a timeout, and is retried only when
+that is safe (see retry.py). The API key is sent in one header and nowhere else: it
+never appears in a log line, an exception or a repr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from importlib import metadata
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import tenacity
+
+from .errors import (
+    ArkBadRequestError,
+    ArkConnectionError,
+    ArkError,
+    ArkNotFoundError,
+    ArkProtocolError,
+    ArkServerError,
+    ArkTimeoutError,
+    error_from_response,
+    redact,
+)
+from .retry import Backoff, RetryPolicy, retry_any_retryable, retry_if_surely_not_processed
+from .types import ArkTask, RateLimiter, TaskPage
+
+logger = logging.getLogger(__name__)
+
+TASKS_PATH = "contents/generations/tasks"
+STATUSES = frozenset({"queued", "running", "succeeded", "failed", "expired", "cancelled"})
+MAX_PAGE_SIZE = 500
+# Ids look like cgt-20250331175019-68d9t; allow a little more, but nothing that could
+# change the URL's meaning (slashes, dots only between other characters, spaces).
+_TASK_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9_-])?$")
+_CONNECT_TIMEOUT_CAP = 5.0
+# A page of 500 tasks is well under 1 MiB; anything far larger is not an Ark answer.
+_MAX_BODY_BYTES = 16 * 1024 * 1024
+# How long to tell the shared limiter to back off after a 429 that gave no Retry-After.
+_DEFAULT_PENALTY_SECONDS = 1.0
+# iter_tasks stops after the pages the first total promised plus this slack (new tasks
+# shift items while we page), so a server reporting an ever-growing total cannot loop us.
+_EXTRA_PAGES = 2
+_MAX_PAGES = 1000
+
+
+def _user_agent() -> str:
+    try:
+        version = metadata.version("arkdash")
+    except metadata.PackageNotFoundError:
+        version = "dev"
+    return f"arkdash/{version}"
+
+
+class ArkClient:
+    """A synchronous client for Ark's /contents/generations/tasks endpoints.
+
+    One httpx.Client (one connection pool) per ArkClient; close it, or use `with`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+        rate_limiter: RateLimiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        url = _validated_base_url(base_url)
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise ValueError("api_key is required")
+        if api_key != api_key.strip() or any(ch.isspace() or not ch.isprintable() for ch in api_key):
+            raise ValueError("api_key contains whitespace or control characters")
+        _require_positive("timeout", timeout)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError("max_retries must be an integer >= 0")
+        _require_positive("backoff_base", backoff_base, allow_zero=True)
+        _require_positive("backoff_max", backoff_max, allow_zero=True)
+
+        self.base_url = str(url)
+        self._api_key = api_key
+        self._timeout = float(timeout)
+        self._max_retries = max_retries
+        self._rate_limiter = rate_limiter
+        self._sleep = sleep
+        self._backoff = Backoff(base=backoff_base, cap=backoff_max)
+        self._http = httpx.Client(
+            base_url=url,
+            transport=transport,
+            timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, _CONNECT_TIMEOUT_CAP)),
+            follow_redirects=False,  # a redirect would carry the key to another host
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": _user_agent(),
+            },
+        )
+
+    def __repr__(self) -> str:
+        return f"ArkClient(base_url={self.base_url!r})"
+
+    def __enter__(self) -> ArkClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- endpoints ------------------------------------------------------------------
+
+    def list_tasks(
+        self,
+        *,
+        page_num: int = 1,
+        page_size: int = 100,
+        status: str | None = None,
+        task_ids: Iterable[str] | None = None,
+        model: str | None = None,
+        service_tier: str | None = None,
+    ) -> TaskPage:
+        """One page of tasks from the 7-day window. `model` is the endpoint id tasks were sent to.
+
+        An empty `task_ids` means "none of them" and returns an empty page without a call
+        (Ark would read a missing filter as "all tasks").
+        """
+        params = _list_params(
+            page_num=page_num,
+            page_size=page_size,
+            status=status,
+            task_ids=task_ids,
+            model=model,
+            service_tier=service_tier,
+        )
+        if params is None:
+            return TaskPage(total=0, items=[])
+        data = self._call("GET", TASKS_PATH, endpoint="list", params=params, policy=retry_any_retryable)
+        return TaskPage.from_json(data)
+
+    def iter_tasks(
+        self,
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        status: str | None = None,
+        task_ids: Iterable[str] | None = None,
+        model: str | None = None,
+        service_tier: str | None = None,
+    ) -> Iterator[ArkTask]:
+        """Every matching task, page after page, each id once.
+
+        Stops on a short or empty page, once `total` is reached, or after the number of
+        pages the first answer promised (plus slack for tasks arriving meanwhile).
+        """
+        ids = None if task_ids is None else _task_id_list(task_ids)
+        seen: set[str] = set()
+        page_limit: int | None = None
+        page_num = 1
+        while True:
+            page = self.list_tasks(
+                page_num=page_num,
+                page_size=page_size,
+                status=status,
+                task_ids=ids,
+                model=model,
+                service_tier=service_tier,
+            )
+            for task in page.items:
+                # Newest-first paging shifts items when tasks arrive, so a page can repeat some.
+                if task.id not in seen:
+                    seen.add(task.id)
+                    yield task
+            if len(page.items) < page_size or page_num * page_size >= page.total:
+                return
+            if page_limit is None:
+                page_limit = min(_MAX_PAGES, math.ceil(page.total / page_size) + _EXTRA_PAGES)
+            if page_num >= page_limit:
+                logger.warning("ark list: stopped after %d pages; the total kept growing", page_num)
+                return
+            page_num += 1
+
+    def get_task(self, task_id: str) -> ArkTask:
+        """One task by id; ArkNotFoundError when Ark has no such record (any more)."""
+        data = self._call("GET", _task_path(task_id), endpoint="get", policy=retry_any_retryable)
+        return ArkTask.from_json(data)
+
+    def create_task(self, *, model: str, content: list[dict[str, Any]], **options: Any) -> str:
+        """Submit a generation task and return its id. Options set to None are not sent.
+
+        POST is not idempotent, so it is retried only when Ark surely did not receive it
+        (the connection never opened, or a 429). After a timeout, a dropped connection or
+        a 5xx the task may exist: the error is raised and the caller decides (listing
+        recent tasks shows whether it was created).
+        """
+        if not isinstance(model, str) or not model.strip():
+            raise ValueError("model is required (the model or endpoint id)")
+        if not isinstance(content, list) or not content or not all(isinstance(c, dict) for c in content):
+            raise ValueError("content must be a non-empty list of objects")
+        body = {"model": model, "content": content}
+        body.update({key: value for key, value in options.items() if value is not None})
+        try:
+            data = self._call(
+                "POST", TASKS_PATH, endpoint="create", body=body, policy=retry_if_surely_not_processed
+            )
+        except ArkProtocolError as error:
+            raise ArkProtocolError(
+                f"unreadable answer to create; the task may exist: {error.message}", retryable=False
+            ) from error
+        task_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise ArkProtocolError("create answered without a task id; the task may exist", retryable=False)
+        return task_id
+
+    def delete_task(self, task_id: str) -> ArkTask | None:
+        """Cancel a queued task, or delete the record of a succeeded/failed/expired one.
+
+        Returns what Ark holds afterwards:
+        - the re-read ArkTask when the record still exists (a cancelled task);
+        - None when the record is gone (a finished task deleted, or no such task).
+        Raises:
+        - ArkBadRequestError when Ark refuses (the task is running or already cancelled);
+        - the original error when the outcome stays unknown (see below), or any other ArkError.
+
+        DELETE is never repeated blindly. When its outcome is unknown (timeout, dropped
+        connection, 5xx, unreadable answer) the task is re-read instead: cancelled -> it
+        worked; not found -> the record is gone; running -> refused; still queued or
+        finished -> the DELETE did not happen, so it is sent once more. A failure of the
+        re-read after a clean DELETE is raised even though the DELETE took effect.
+        """
+        path = _task_path(task_id)
+        for attempt in (1, 2):
+            try:
+                self._call("DELETE", path, endpoint="delete", policy=retry_if_surely_not_processed)
+            except ArkNotFoundError:
+                return None
+            except (ArkConnectionError, ArkServerError, ArkProtocolError) as unknown:
+                logger.warning("ark DELETE %s: outcome unknown (%s); re-reading the task", path, unknown)
+                try:
+                    task = self.get_task(task_id)
+                except ArkNotFoundError:
+                    return None
+                except ArkError:
+                    raise unknown from None
+                if task.status == "cancelled":
+                    return task
+                if task.status == "running":
+                    raise ArkBadRequestError(
+                        f"task {task.id} is running: Ark cancels only queued tasks", retryable=False
+                    ) from unknown
+                if attempt == 1 and task.status in {"queued", "succeeded", "failed", "expired"}:
+                    continue  # the record is unchanged: the DELETE never took effect
+                raise
+            try:
+                return self.get_task(task_id)
+            except ArkNotFoundError:
+                return None
+        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
+
+    # --- transport ------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        endpoint: str,
+        policy: RetryPolicy,
+        params: list[tuple[str, str | int]] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        """One logical call: attempts with backoff while `policy` says a failure may be retried."""
+
+        def should_retry(error: BaseException) -> bool:
+            return isinstance(error, ArkError) and policy(error) and self._backoff.allows(error)
+
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0.0
+            logger.warning(
+                "ark %s %s failed (%s); attempt %d, retrying in %.2fs",
+                method,
+                path,
+                error,
+                state.attempt_number,
+                wait,
+            )
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self._max_retries + 1),
+            wait=self._backoff,
+            retry=tenacity.retry_if_exception(should_retry),
+            sleep=self._sleep,
+            before_sleep=log_retry,
+            reraise=True,
+        )
+        return retrying(self._attempt, method, path, endpoint=endpoint, params=params, body=body)
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        *,
+        endpoint: str,
+        params: list[tuple[str, str | int]] | None,
+        body: dict[str, Any] | None,
+    ) -> Any:
+        if self._rate_limiter is not None:
+            self._rate_limiter.acquire(endpoint=endpoint)
+        client_request_id = uuid.uuid4().hex
+        request = self._http.build_request(
+            method,
+            path,
+            params=params,
+            json=body,
+            headers={"X-Client-Request-Id": client_request_id},
+        )
+        started = time.monotonic()
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self._network_error(exc, before_response=True) from exc
+        try:
+            if response.is_success:
+                content = self._read_body(response, deadline=started + self._timeout)
+            else:
+                content = self._read_error_body(response, deadline=started + self._timeout)
+        finally:
+            response.close()
+
+        elapsed = time.monotonic() - started
+        request_id = response.headers.get("x-request-id", "-")
+        logger.debug(
+            "ark %s %s -> %d in %.3fs (request id %s, client request id %s)",
+            method,
+            path,
+            response.status_code,
+            elapsed,
+            request_id,
+            client_request_id,
+        )
+        if response.is_success:
+            return self._decode(content)
+        error = error_from_response(response, content, secret=self._api_key)
+        if response.status_code == 429 and self._rate_limiter is not None:
+            penalty = getattr(error, "retry_after", None)
+            self._rate_limiter.penalize(
+                endpoint=endpoint, retry_after=penalty if penalty is not None else _DEFAULT_PENALTY_SECONDS
+            )
+        raise error
+
+    def _read_body(self, response: httpx.Response, *, deadline: float) -> bytes:
+        """The whole body, within the total deadline and size cap, checked against Content-Length."""
+        chunks = []
+        size = 0
+        try:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > _MAX_BODY_BYTES:
+                    raise ArkProtocolError(f"answer larger than {_MAX_BODY_BYTES} bytes", retryable=False)
+                if time.monotonic() > deadline:
+                    raise ArkTimeoutError(f"answer not complete within {self._timeout:g}s")
+                chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            raise self._network_error(exc, before_response=False) from exc
+        declared = response.headers.get("content-length")
+        if declared is not None and declared.strip().isdigit():
+            if response.num_bytes_downloaded != int(declared):
+                raise ArkProtocolError(
+                    f"truncated answer: {response.num_bytes_downloaded} of {int(declared)} bytes"
+                )
+        return b"".join(chunks)
+
+    def _read_error_body(self, response: httpx.Response, *, deadline: float) -> bytes:
+        """An error body is only detail: if it cannot be read whole, the status still tells."""
+        try:
+            return self._read_body(response, deadline=deadline)
+        except ArkError:
+            return b""
+
+    def _decode(self, content: bytes) -> Any:
+        if not content.strip():
+            return None  # DELETE may answer with an empty body
+        try:
+            return json.loads(content)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ArkProtocolError(f"answer is not JSON: {exc}") from None
+
+    def _network_error(self, exc: httpx.HTTPError, *, before_response: bool) -> ArkError:
+        detail = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, self._api_key)
+        # The request surely never reached Ark only if no connection was made.
+        never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        if isinstance(exc, httpx.TimeoutException):
+            return ArkTimeoutError(f"timed out: {detail}", request_sent=not never_sent)
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return ArkConnectionError(f"bad Ark URL: {detail}", request_sent=False, retryable=False)
+        if isinstance(exc, httpx.RemoteProtocolError) and not before_response:
+            return ArkProtocolError(f"answer cut off: {detail}")
+        return ArkConnectionError(f"connection failed: {detail}", request_sent=not never_sent)
+
+
+# --- input validation -------------------------------------------------------------------
+
+
+def _validated_base_url(base_url: str) -> httpx.URL:
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise ValueError("base_url is required, e.g. https://ark.cn-beijing.volces.com/api/v3")
+    try:
+        url = httpx.URL(base_url.strip())
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ValueError(f"base_url is not a valid URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("base_url must be an http(s) URL with a host")
+    if url.userinfo or url.query or url.fragment:
+        raise ValueError("base_url must not contain credentials, a query or a fragment")
+    return url
+
+
+def _require_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number")
+
+
+def _check_task_id(task_id: object) -> str:
+    if not isinstance(task_id, str) or not _TASK_ID.match(task_id):
+        shown = repr(task_id)[:80]
+        raise ValueError(f"invalid task id {shown}: expected letters, digits, '-', '_' or '.'")
+    return task_id
+
+
+def _task_path(task_id: str) -> str:
+    return f"{TASKS_PATH}/{quote(_check_task_id(task_id), safe='')}"
+
+
+def _task_id_list(task_ids: Iterable[str]) -> list[str]:
+    if isinstance(task_ids, str | bytes):
+        raise ValueError("task_ids must be a list of ids, not one string")
+    return [_check_task_id(task_id) for task_id in task_ids]
+
+
+def _optional_text(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string or None")
+    return value.strip()
+
+
+def _list_params(
+    *,
+    page_num: int,
+    page_size: int,
+    status: str | None,
+    task_ids: Iterable[str] | None,
+    model: str | None,
+    service_tier: str | None,
+) -> list[tuple[str, str | int]] | None:
+    """Query parameters for the list call; None when the filter can match nothing."""
+    if isinstance(page_num, bool) or not isinstance(page_num, int) or page_num < 1:
+        raise ValueError("page_num must be an integer >= 1")
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}")
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(sorted(STATUSES))}")
+    params: list[tuple[str, str | int]] = [("page_num", page_num), ("page_size", page_size)]
+    if status is not None:
+        params.append(("filter.status", status))
+    if task_ids is not None:
+        ids = _task_id_list(task_ids)
+        if not ids:
+            return None
+        # Ark reads a list filter as the same key repeated, one id each.
+        params.extend(("filter.task_ids", task_id) for task_id in dict.fromkeys(ids))
+    model = _optional_text("model", model)
+    if model is not None:
+        params.append(("filter.model", model))
+    service_tier = _optional_text("service_tier", service_tier)
+    if service_tier is not None:
+        params.append(("filter.service_tier", service_tier))
+    return params
