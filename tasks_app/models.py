@@ -32,6 +32,10 @@ class Account(models.Model):
     failing_since = models.DateTimeField(null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
     last_full_sweep_at = models.DateTimeField(null=True, blank=True)
+    # One sync cycle per account at a time, whatever the number of workers: a lease that
+    # a crashed worker cannot hold forever (it expires).
+    sync_lease_token = models.CharField(max_length=64, blank=True, editable=False)
+    sync_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]
