@@ -45,6 +45,19 @@ ARK_MAX_RETRIES = envint("ARK_MAX_RETRIES", 3)
 # The list endpoint allows about 1 request/s per account; gets and deletes about 20/s.
 ARK_LIST_RATE_PER_SECOND = envfloat("ARK_LIST_RATE_PER_SECOND", 1.0)
 ARK_GET_RATE_PER_SECOND = envfloat("ARK_GET_RATE_PER_SECOND", 20.0)
+ARK_DELETE_RATE_PER_SECOND = envfloat("ARK_DELETE_RATE_PER_SECOND", 20.0)
+# Requests an account may make back to back before the steady rate applies (1 = evenly spaced).
+ARK_RATE_BURST = envint("ARK_RATE_BURST", 1)
+
+# --- Sync (tasks_app/services/sync.py) ----------------------------------------------
+# Every cycle refreshes active tasks and looks for new ones; a full sweep of Ark's
+# 7-day window runs every ARKDASH_FULL_SWEEP_SECONDS.
+ARKDASH_SYNC_INTERVAL_SECONDS = envfloat("ARKDASH_SYNC_INTERVAL_SECONDS", 5.0)
+ARKDASH_FULL_SWEEP_SECONDS = envint("ARKDASH_FULL_SWEEP_SECONDS", 300)
+# A worker that dies mid-cycle blocks its account's sync for at most this long.
+ARKDASH_SYNC_LEASE_SECONDS = envint("ARKDASH_SYNC_LEASE_SECONDS", 600)
+# Ark gives a callback 5 s to be acknowledged: the inline re-read must finish sooner.
+ARKDASH_CALLBACK_TIMEOUT_SECONDS = envfloat("ARKDASH_CALLBACK_TIMEOUT_SECONDS", 3.0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -182,6 +195,19 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = envbool("ARKDASH_CELERY_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
+# Sync: each run fans out one sync_account per account; `expires` drops runs that a
+# stopped worker could not take in time instead of replaying a backlog.
+CELERY_BEAT_SCHEDULE["sync-all-accounts"] = {
+    "task": "tasks_app.tasks.sync_all_accounts",
+    "schedule": ARKDASH_SYNC_INTERVAL_SECONDS,
+    "options": {"expires": max(ARKDASH_SYNC_INTERVAL_SECONDS, 5.0)},
+}
+# Tasks that turned succeeded but whose archive hand-off did not happen (a crash).
+CELERY_BEAT_SCHEDULE["archive-handoff-sweep"] = {
+    "task": "tasks_app.tasks.archive_handoff_sweep",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
 
 LOGGING = {
     "version": 1,
