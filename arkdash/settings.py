@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Times in the viewer's zone (cookie set by the browser's Intl API).
+    "tasks_app.timezones.TimezoneMiddleware",
 ]
 
 ROOT_URLCONF = "arkdash.urls"
