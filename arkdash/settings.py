@@ -42,6 +42,8 @@ ARK_API_KEY = envstr("ARK_API_KEY")
 ARK_BASE_URL = envstr("ARK_BASE_URL", "https://ark.cn-beijing.volces.com/api/v3")
 ARK_TIMEOUT_SECONDS = envfloat("ARK_TIMEOUT_SECONDS", 30.0)
 ARK_MAX_RETRIES = envint("ARK_MAX_RETRIES", 3)
+# First retry waits up to this long (full jitter, doubling); a 429's Retry-After is a floor.
+ARK_RETRY_BACKOFF_SECONDS = envfloat("ARK_RETRY_BACKOFF_SECONDS", 0.5)
 # The list endpoint allows about 1 request/s per account; gets and deletes about 20/s.
 ARK_LIST_RATE_PER_SECOND = envfloat("ARK_LIST_RATE_PER_SECOND", 1.0)
 ARK_GET_RATE_PER_SECOND = envfloat("ARK_GET_RATE_PER_SECOND", 20.0)
@@ -56,6 +58,8 @@ ARKDASH_SYNC_INTERVAL_SECONDS = envfloat("ARKDASH_SYNC_INTERVAL_SECONDS", 5.0)
 ARKDASH_FULL_SWEEP_SECONDS = envint("ARKDASH_FULL_SWEEP_SECONDS", 300)
 # A worker that dies mid-cycle blocks its account's sync for at most this long.
 ARKDASH_SYNC_LEASE_SECONDS = envint("ARKDASH_SYNC_LEASE_SECONDS", 600)
+# 429s slow a cycle down; only after this long rate-limited does the cycle count as failed.
+ARKDASH_SYNC_RATE_LIMIT_PATIENCE_SECONDS = envfloat("ARKDASH_SYNC_RATE_LIMIT_PATIENCE_SECONDS", 120.0)
 # Ark gives a callback 5 s to be acknowledged: the inline re-read must finish sooner.
 ARKDASH_CALLBACK_TIMEOUT_SECONDS = envfloat("ARKDASH_CALLBACK_TIMEOUT_SECONDS", 3.0)
 

@@ -1,0 +1,89 @@
+"""Ark accounts: the default one from ARK_API_KEY, and a ready client for any of them."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+
+from tasks_app import outbound
+from tasks_app.ark import ArkClient
+from tasks_app.crypto import SecretDecryptError
+from tasks_app.models import Account
+from tasks_app.ratelimit import limiter_for_account
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ACCOUNT_NAME = "default"
+
+
+def client_for(
+    account: Account,
+    *,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    max_rate_wait: float | None = None,
+) -> ArkClient:
+    """An ArkClient for `account`, spending the account's shared upstream budget.
+
+    `timeout`/`max_retries` default to settings; `max_rate_wait` lets a web request give
+    up (RateLimitWaitTooLong) instead of queueing behind the sync for long.
+    Raises SecretDecryptError when the stored key cannot be decrypted.
+    """
+    limiter = limiter_for_account(account.pk)
+    if max_rate_wait is not None:
+        limiter = limiter.with_max_wait(max_rate_wait)
+    return ArkClient(
+        base_url=account.base_url,
+        api_key=account.api_key,
+        timeout=settings.ARK_TIMEOUT_SECONDS if timeout is None else timeout,
+        max_retries=settings.ARK_MAX_RETRIES if max_retries is None else max_retries,
+        transport=outbound.transport(),
+        rate_limiter=limiter,
+    )
+
+
+def account_ensure_default() -> Account | None:
+    """The account described by ARK_API_KEY/ARK_BASE_URL, created or updated; None without a key."""
+    api_key = (settings.ARK_API_KEY or "").strip()
+    if not api_key:
+        return None
+    base_url = settings.ARK_BASE_URL.strip().rstrip("/")
+    with transaction.atomic():
+        account = Account.objects.select_for_update().filter(is_default=True).first()
+        if account is None:
+            account = Account(name=_free_default_name(), base_url=base_url, is_default=True)
+            account.set_api_key(api_key)
+            account.save()
+            logger.info("created the default Ark account %r at %s", account.name, base_url)
+            return account
+        changed = []
+        if account.base_url != base_url:
+            account.base_url = base_url
+            changed.append("base_url")
+        if _stored_key(account) != api_key:
+            account.set_api_key(api_key)
+            changed.append("api_key_encrypted")
+        if changed:
+            account.save(update_fields=changed)
+            # Name the fields, never the key.
+            logger.info("updated the default Ark account %r: %s", account.name, ", ".join(changed))
+    return account
+
+
+def _stored_key(account: Account) -> str | None:
+    try:
+        return account.api_key
+    except SecretDecryptError:
+        return None  # encrypted with a retired key: ARK_API_KEY replaces it
+
+
+def _free_default_name() -> str:
+    """ "default", unless someone already named an ordinary account that."""
+    name = DEFAULT_ACCOUNT_NAME
+    suffix = 1
+    while Account.objects.filter(name=name).exists():
+        suffix += 1
+        name = f"{DEFAULT_ACCOUNT_NAME}-{suffix}"
+    return name
