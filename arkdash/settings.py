@@ -169,6 +169,37 @@ else:
         "OPTIONS": {"location": str(DATA_DIR / "archive")},
     }
 
+# --- Archive (copying outputs before their URLs die) ------------------------------
+# Hosts output URLs may be fetched from. An exact name is trusted wherever it points
+# (the simulator on loopback); a wildcard ("*.volces.com", or "*") must resolve to
+# public addresses unless ARKDASH_ARCHIVE_ALLOW_PRIVATE is set.
+ARKDASH_ARCHIVE_ALLOWED_HOSTS = envlist(
+    "ARKDASH_ARCHIVE_ALLOWED_HOSTS",
+    [
+        "*.volces.com",
+        "*.volccdn.com",
+        "*.tos-cn-beijing.volces.com",
+        "*.bytepluses.com",
+        "*.byteplus.com",
+        "arksim.test",
+        "127.0.0.1",
+        "localhost",
+    ],
+)
+ARKDASH_ARCHIVE_ALLOW_PRIVATE = envbool("ARKDASH_ARCHIVE_ALLOW_PRIVATE", False)
+ARKDASH_ARCHIVE_CONNECT_TIMEOUT_SECONDS = envfloat("ARKDASH_ARCHIVE_CONNECT_TIMEOUT_SECONDS", 10.0)
+ARKDASH_ARCHIVE_READ_TIMEOUT_SECONDS = envfloat("ARKDASH_ARCHIVE_READ_TIMEOUT_SECONDS", 60.0)
+# A copy whose worker stopped reporting progress this long ago may be taken over.
+ARKDASH_ARCHIVE_CLAIM_TIMEOUT_SECONDS = envint("ARKDASH_ARCHIVE_CLAIM_TIMEOUT_SECONDS", 300)
+# The sweeper re-queues an artifact still not taken this long after it was queued.
+ARKDASH_ARCHIVE_REQUEUE_AFTER_SECONDS = envint("ARKDASH_ARCHIVE_REQUEUE_AFTER_SECONDS", 300)
+ARKDASH_ARCHIVE_MAX_BACKOFF_SECONDS = envint("ARKDASH_ARCHIVE_MAX_BACKOFF_SECONDS", 900)
+# 3D zips are spooled to local disk to be verified before upload: cap their size.
+ARKDASH_ARCHIVE_ZIP_MAX_BYTES = envint("ARKDASH_ARCHIVE_ZIP_MAX_BYTES", 2 * 1024**3)
+ARKDASH_ARCHIVE_ZIP_MAX_RATIO = envint("ARKDASH_ARCHIVE_ZIP_MAX_RATIO", 200)
+ARKDASH_ARCHIVE_S3_PART_MB = envint("ARKDASH_ARCHIVE_S3_PART_MB", 8)
+ARKDASH_ARCHIVE_S3_CONCURRENCY = envint("ARKDASH_ARCHIVE_S3_CONCURRENCY", 2)
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -211,6 +242,14 @@ CELERY_BEAT_SCHEDULE["sync-all-accounts"] = {
 # Tasks that turned succeeded but whose archive hand-off did not happen (a crash).
 CELERY_BEAT_SCHEDULE["archive-handoff-sweep"] = {
     "task": "tasks_app.tasks.archive_handoff_sweep",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
+
+# Re-queues every output not archived yet, earliest deadline first (lost messages,
+# dead workers), and marks the ones whose URL died as lost.
+CELERY_BEAT_SCHEDULE["archive-sweep"] = {
+    "task": "tasks_app.tasks.archive_sweep",
     "schedule": 60.0,
     "options": {"expires": 60.0},
 }

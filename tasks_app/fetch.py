@@ -1,0 +1,320 @@
+"""The one way ArkDash downloads an output URL: allowed hosts only, no private networks.
+
+Output URLs come from Ark responses, so they are remote input: a URL pointing at
+an internal address must not turn the archive worker into a proxy into our network
+(SSRF). Rules:
+- http(s) only, no credentials in the URL;
+- the host must match ARKDASH_ARCHIVE_ALLOWED_HOSTS. An exact entry (`arksim.test`,
+  `127.0.0.1`) is trusted wherever it points, which is how the simulator on loopback
+  works; a wildcard entry (`*.volces.com`, or `*` for any host) must resolve to public
+  addresses only, unless ARKDASH_ARCHIVE_ALLOW_PRIVATE is set. The address really
+  connected to is checked again before the body is read (DNS rebinding);
+- redirects are followed by hand, a few hops at most, each hop checked again;
+- every request has connect and read timeouts.
+
+Every failure is a FetchError saying whether retrying can help, so the archive
+service decides between "failed, will retry" and "lost" without knowing httpx.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpx
+from django.conf import settings
+
+from . import outbound
+
+DEFAULT_ALLOWED_HOSTS = [
+    # Ark / TOS object storage where output URLs point.
+    "*.volces.com",
+    "*.volccdn.com",
+    "*.tos-cn-beijing.volces.com",
+    "*.bytepluses.com",
+    "*.byteplus.com",
+    # The simulator (in-process and on loopback for the demo).
+    "arksim.test",
+    "127.0.0.1",
+    "localhost",
+]
+MAX_REDIRECTS = 3
+REDIRECT_STATUSES = {301, 302, 303, 307, 308}
+# The source says the URL is dead: retrying cannot help, the output is lost.
+GONE_STATUSES = {403, 404, 410}
+
+Resolver = Callable[[str, int], list[str]]
+
+
+class FetchError(Exception):
+    """A download that did not work. `retryable` says whether trying later can help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after
+
+
+class FetchRefused(FetchError):
+    """The URL is not one we may fetch (scheme, host or address). Configuration can fix it."""
+
+
+class SourceGone(FetchError):
+    """The source answered 403/404/410: a presigned output URL that has expired."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message, retryable=False, status=status)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its query: presigned signatures must not reach logs or pages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _normalise_host(host: str) -> str:
+    return host.strip().lower().rstrip(".")
+
+
+def _host_rule(host: str, allowed_hosts: list[str]) -> str | None:
+    """'exact' or 'wildcard' for the first entry that matches host, else None."""
+    host = _normalise_host(host)
+    for entry in allowed_hosts:
+        entry = _normalise_host(entry)
+        if not entry:
+            continue
+        if entry == "*":
+            return "wildcard"
+        if entry.startswith("*."):
+            if host.endswith(entry[1:]) and host != entry[2:]:
+                return "wildcard"
+        elif host == entry:
+            return "exact"
+    return None
+
+
+def _is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+@dataclass(frozen=True)
+class UrlPolicy:
+    allowed_hosts: list[str]
+    allow_private: bool
+
+    @classmethod
+    def from_settings(cls) -> UrlPolicy:
+        return cls(
+            allowed_hosts=list(getattr(settings, "ARKDASH_ARCHIVE_ALLOWED_HOSTS", DEFAULT_ALLOWED_HOSTS)),
+            allow_private=bool(getattr(settings, "ARKDASH_ARCHIVE_ALLOW_PRIVATE", False)),
+        )
+
+    def check(self, url: str, *, resolver: Resolver = _system_resolver) -> bool:
+        """Raise FetchRefused unless url may be fetched; True when the peer must be public."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise FetchRefused(f"invalid URL ({exc})", retryable=False) from None
+        if parts.scheme not in ("http", "https"):
+            raise FetchRefused(f"refused URL scheme {parts.scheme!r}: only http and https", retryable=False)
+        if parts.username is not None or parts.password is not None:
+            raise FetchRefused("refused URL with credentials in it", retryable=False)
+        host = parts.hostname or ""
+        if not host:
+            raise FetchRefused("refused URL without a host", retryable=False)
+        rule = _host_rule(host, self.allowed_hosts)
+        if rule is None:
+            raise FetchRefused(f"refused host {host!r}: not in ARKDASH_ARCHIVE_ALLOWED_HOSTS")
+        if rule == "exact" or self.allow_private:
+            return False
+        try:
+            addresses = resolver(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise FetchError(f"cannot resolve {host!r} ({exc})") from None
+        if not addresses:
+            raise FetchError(f"cannot resolve {host!r}")
+        for address in addresses:
+            if not _is_public(address):
+                raise FetchRefused(
+                    f"refused host {host!r}: it resolves to the non-public address {address} "
+                    "(list the host exactly in ARKDASH_ARCHIVE_ALLOWED_HOSTS or set ARKDASH_ARCHIVE_ALLOW_PRIVATE)"
+                )
+        return True
+
+
+def _timeout() -> httpx.Timeout:
+    return httpx.Timeout(
+        connect=float(getattr(settings, "ARKDASH_ARCHIVE_CONNECT_TIMEOUT_SECONDS", 10.0)),
+        read=float(getattr(settings, "ARKDASH_ARCHIVE_READ_TIMEOUT_SECONDS", 60.0)),
+        write=30.0,
+        pool=10.0,
+    )
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass
+class Source:
+    """An open download: its declared length and type, and its body in pieces."""
+
+    url: str
+    content_length: int | None
+    content_type: str
+    _response: httpx.Response
+
+    def iter_chunks(self) -> Iterator[bytes]:
+        """The body as it arrives, raw (we ask for identity encoding and refuse others)."""
+        if self._response.is_stream_consumed:  # in-memory responses (test transports)
+            yield self._response.content
+            return
+        try:
+            yield from self._response.iter_raw()
+        except httpx.TimeoutException as exc:
+            raise FetchError(f"timed out reading {redact_url(self.url)} ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            raise FetchError(f"connection broke while reading {redact_url(self.url)} ({exc})") from None
+
+
+def _peer_address(response: httpx.Response) -> str | None:
+    stream = response.extensions.get("network_stream")
+    if stream is None:  # in-process transports (tests) have no socket
+        return None
+    peer = stream.get_extra_info("server_addr")
+    return str(peer[0]) if peer else None
+
+
+def _raise_for_status(response: httpx.Response, url: str) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    where = redact_url(url)
+    if status in GONE_STATUSES:
+        raise SourceGone(
+            f"the output URL answered {status}: it has expired or was removed ({where})", status=status
+        )
+    if status == 429:
+        raise FetchError(
+            f"the output host is rate limiting (429) ({where})",
+            status=status,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+    raise FetchError(
+        f"the output host answered {status} ({where})",
+        status=status,
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+    )
+
+
+@contextmanager
+def open_source(
+    url: str,
+    *,
+    policy: UrlPolicy | None = None,
+    resolver: Resolver = _system_resolver,
+    transport: httpx.BaseTransport | None = None,
+) -> Iterator[Source]:
+    """Open url for streaming after checking it; closes the connection on exit."""
+    policy = policy or UrlPolicy.from_settings()
+    client = httpx.Client(
+        transport=transport or outbound.transport(),
+        timeout=_timeout(),
+        follow_redirects=False,
+        headers={"Accept-Encoding": "identity", "User-Agent": "ArkDash-archive/1"},
+    )
+    try:
+        current = url
+        for _hop in range(MAX_REDIRECTS + 1):
+            must_be_public = policy.check(current, resolver=resolver)
+            request = client.build_request("GET", current)
+            try:
+                response = client.send(request, stream=True)
+            except httpx.TimeoutException as exc:
+                raise FetchError(
+                    f"timed out connecting to {redact_url(current)} ({type(exc).__name__})"
+                ) from None
+            except httpx.HTTPError as exc:
+                raise FetchError(f"could not connect to {redact_url(current)} ({exc})") from None
+            try:
+                peer = _peer_address(response)
+                if must_be_public and peer is not None and not policy.allow_private and not _is_public(peer):
+                    raise FetchRefused(
+                        f"refused: {redact_url(current)} connected to the non-public address {peer}"
+                    )
+                if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
+                    current = urljoin(current, response.headers["location"])
+                    response.close()
+                    continue
+                _raise_for_status(response, current)
+                encoding = response.headers.get("content-encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise FetchError(f"the output host sent Content-Encoding {encoding!r} we did not ask for")
+                yield Source(
+                    url=current,
+                    content_length=_content_length(response),
+                    content_type=response.headers.get("content-type", "").split(";", 1)[0].strip(),
+                    _response=response,
+                )
+                return
+            finally:
+                response.close()
+        raise FetchError(f"too many redirects from {redact_url(url)}", retryable=False)
+    finally:
+        client.close()
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length")
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        raise FetchError(f"the output host sent an invalid Content-Length {value!r}") from None
+    if length < 0:
+        raise FetchError(f"the output host sent an invalid Content-Length {value!r}")
+    return length

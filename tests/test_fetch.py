@@ -1,0 +1,261 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from tasks_app.fetch import (
+    FetchError,
+    FetchRefused,
+    SourceGone,
+    UrlPolicy,
+    open_source,
+    parse_retry_after,
+    redact_url,
+)
+
+ARK_HOSTS = ["*.volces.com", "arksim.test", "127.0.0.1"]
+GLOBAL_IP = "93.184.216.34"
+
+
+def public_resolver(host: str, port: int) -> list[str]:
+    return [GLOBAL_IP]
+
+
+def private_resolver(host: str, port: int) -> list[str]:
+    return [GLOBAL_IP, "10.1.2.3"]
+
+
+def failing_resolver(host: str, port: int) -> list[str]:
+    raise AssertionError("exact hosts must not need DNS")
+
+
+def body_of(url: str, *, transport: httpx.BaseTransport, policy: UrlPolicy | None = None, **kwargs) -> bytes:
+    policy = policy or UrlPolicy(allowed_hosts=ARK_HOSTS, allow_private=False)
+    with open_source(url, policy=policy, transport=transport, resolver=public_resolver, **kwargs) as source:
+        return b"".join(source.iter_chunks())
+
+
+def answer(status: int = 200, body: bytes = b"data", headers: dict | None = None) -> httpx.MockTransport:
+    return httpx.MockTransport(lambda request: httpx.Response(status, content=body, headers=headers or {}))
+
+
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("ftp://arksim.test/a.mp4", "scheme"),
+        ("file:///etc/passwd", "scheme"),
+        ("http://user:pw@arksim.test/a.mp4", "credentials"),
+        ("http://evil.example/a.mp4", "not in ARKDASH_ARCHIVE_ALLOWED_HOSTS"),
+        ("http://volces.com.evil.example/a.mp4", "not in ARKDASH_ARCHIVE_ALLOWED_HOSTS"),
+        ("http://10.0.0.1/a.mp4", "not in ARKDASH_ARCHIVE_ALLOWED_HOSTS"),
+        ("http://[::1/a.mp4", "invalid URL"),
+    ],
+)
+def test_it_refuses_urls_outside_the_policy(url, reason):
+    with pytest.raises(FetchRefused, match=reason):
+        body_of(url, transport=answer())
+
+
+def test_it_fetches_an_exact_host_without_resolving_it():
+    policy = UrlPolicy(allowed_hosts=["arksim.test"], allow_private=False)
+
+    with open_source(
+        "http://arksim.test/x.mp4", policy=policy, transport=answer(body=b"video"), resolver=failing_resolver
+    ) as source:
+        assert b"".join(source.iter_chunks()) == b"video"
+        assert source.content_length == 5
+
+
+def test_it_fetches_a_wildcard_host_that_resolves_to_public_addresses():
+    assert body_of("https://a.b.tos-cn-beijing.volces.com/x.mp4?sig=1", transport=answer(body=b"ok")) == b"ok"
+
+
+def test_it_refuses_a_wildcard_host_that_resolves_to_a_private_address():
+    policy = UrlPolicy(allowed_hosts=["*.volces.com"], allow_private=False)
+
+    with pytest.raises(FetchRefused, match="non-public address 10.1.2.3"):
+        with open_source(
+            "https://x.volces.com/a", policy=policy, transport=answer(), resolver=private_resolver
+        ):
+            pass
+
+
+def test_it_lets_private_addresses_through_when_explicitly_allowed():
+    policy = UrlPolicy(allowed_hosts=["*.volces.com"], allow_private=True)
+
+    with open_source(
+        "https://x.volces.com/a", policy=policy, transport=answer(), resolver=private_resolver
+    ) as s:
+        assert b"".join(s.iter_chunks()) == b"data"
+
+
+def test_it_reads_the_policy_from_settings(settings):
+    settings.ARKDASH_ARCHIVE_ALLOWED_HOSTS = ["only.example"]
+
+    with pytest.raises(FetchRefused):
+        with open_source("http://arksim.test/a", transport=answer()):
+            pass
+
+
+@pytest.mark.parametrize("status", [403, 404, 410])
+def test_it_reports_an_expired_url_as_gone(status):
+    with pytest.raises(SourceGone) as caught:
+        body_of("http://arksim.test/a.mp4?sig=secret", transport=answer(status))
+
+    assert caught.value.retryable is False
+    assert caught.value.status == status
+    assert "secret" not in str(caught.value)
+
+
+def test_it_reports_429_as_retryable_with_its_retry_after():
+    with pytest.raises(FetchError) as caught:
+        body_of("http://arksim.test/a", transport=answer(429, headers={"Retry-After": "7"}))
+
+    assert caught.value.retryable is True
+    assert caught.value.retry_after == 7.0
+
+
+def test_it_reports_500_as_retryable():
+    with pytest.raises(FetchError) as caught:
+        body_of("http://arksim.test/a", transport=answer(500))
+
+    assert caught.value.retryable is True
+    assert not isinstance(caught.value, SourceGone)
+
+
+def test_it_turns_transport_errors_into_fetch_errors():
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    with pytest.raises(FetchError, match="could not connect"):
+        body_of("http://arksim.test/a", transport=httpx.MockTransport(broken))
+
+
+def test_it_refuses_content_encoding_it_did_not_ask_for():
+    gzipped = httpx.MockTransport(
+        lambda request: httpx.Response(
+            200, content=iter([b"\x1f\x8b..."]), headers={"Content-Encoding": "gzip"}
+        )
+    )
+
+    with pytest.raises(FetchError, match="Content-Encoding"):
+        body_of("http://arksim.test/a", transport=gzipped)
+
+
+def test_it_follows_redirects_and_checks_every_hop():
+    def redirect(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "arksim.test":
+            return httpx.Response(302, headers={"Location": "http://169.254.169.254/latest/meta-data"})
+        return httpx.Response(200, content=b"metadata")
+
+    with pytest.raises(FetchRefused, match="169.254.169.254"):
+        body_of("http://arksim.test/a", transport=httpx.MockTransport(redirect))
+
+
+def test_it_follows_a_redirect_within_allowed_hosts():
+    def redirect(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/a":
+            return httpx.Response(307, headers={"Location": "/b"})
+        return httpx.Response(200, content=b"moved")
+
+    assert body_of("http://arksim.test/a", transport=httpx.MockTransport(redirect)) == b"moved"
+
+
+def test_it_stops_after_a_few_redirects():
+    loop = httpx.MockTransport(lambda request: httpx.Response(302, headers={"Location": "/again"}))
+
+    with pytest.raises(FetchError, match="too many redirects"):
+        body_of("http://arksim.test/a", transport=loop)
+
+
+def test_it_asks_for_the_identity_encoding():
+    seen = {}
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.update(request.headers)
+        return httpx.Response(200, content=b"x")
+
+    body_of("http://arksim.test/a", transport=httpx.MockTransport(record))
+
+    assert seen["accept-encoding"] == "identity"
+
+
+def test_it_parses_retry_after_in_seconds_and_as_a_date():
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_it_redacts_the_query_of_presigned_urls():
+    assert (
+        redact_url("https://b.volces.com:8443/o/v.mp4?X-Tos-Signature=abc")
+        == "https://b.volces.com:8443/o/v.mp4"
+    )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    delay = 0.0
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        time.sleep(self.delay)
+        self.send_response(200)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"hello")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextmanager
+def local_server(delay: float = 0.0) -> Iterator[int]:
+    handler = type("Handler", (_Handler,), {"delay": delay})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_it_refuses_when_the_connected_address_is_private_despite_dns():
+    # DNS said public (rebinding), the socket went to loopback: refused before the body is read.
+    policy = UrlPolicy(allowed_hosts=["*"], allow_private=False)
+    with local_server() as port:
+        with pytest.raises(FetchRefused, match="connected to the non-public address 127.0.0.1"):
+            with open_source(
+                f"http://127.0.0.1:{port}/a",
+                policy=policy,
+                resolver=public_resolver,
+                transport=httpx.HTTPTransport(),
+            ):
+                pass
+
+
+def test_it_downloads_from_an_exactly_listed_loopback_server():
+    policy = UrlPolicy(allowed_hosts=["127.0.0.1"], allow_private=False)
+    with local_server() as port:
+        with open_source(
+            f"http://127.0.0.1:{port}/a", policy=policy, transport=httpx.HTTPTransport()
+        ) as source:
+            assert b"".join(source.iter_chunks()) == b"hello"
+
+
+def test_it_gives_up_on_a_server_that_does_not_answer_in_time(settings):
+    settings.ARKDASH_ARCHIVE_READ_TIMEOUT_SECONDS = 0.2
+    policy = UrlPolicy(allowed_hosts=["127.0.0.1"], allow_private=False)
+    with local_server(delay=2.0) as port:
+        started = time.monotonic()
+        with pytest.raises(FetchError, match="timed out"):
+            with open_source(f"http://127.0.0.1:{port}/a", policy=policy, transport=httpx.HTTPTransport()):
+                pass
+        assert time.monotonic() - started < 1.5
