@@ -1,0 +1,503 @@
+"""Archive storage: keys, atomic streaming writes, and download responses.
+
+`STORAGES["archive"]` is either Django's FileSystemStorage (default) or
+django-storages' S3Storage. Django's Storage.save() wants a whole file and writes
+in place, which can leave a half-written file under its final name; so writes go
+through an ArchiveWriter instead:
+
+- local disk: the bytes go to `<final>.partial-<token>` in the same directory, are
+  fsynced, and os.replace() gives them the final name in one step;
+- S3: a multipart upload (one part buffer per upload in flight, so memory stays
+  bounded) that is completed only when the caller publishes after verifying, and
+  aborted on any error; objects smaller than one part use a single PUT, which is
+  atomic too. Either way no partial object is ever visible under the key.
+
+Only the worker holding an artifact's claim writes its key, so opening a writer
+clears what a dead predecessor left behind for that key (partial files, unfinished
+multipart uploads).
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import os
+import re
+import secrets
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
+
+logger = logging.getLogger(__name__)
+
+PARTIAL_MARK = ".partial-"
+LOCAL_BUFFER = 1024 * 1024
+STREAM_CHUNK = 512 * 1024
+MIN_S3_PART = 5 * 1024 * 1024  # S3's minimum for every part but the last
+
+
+class StorageError(Exception):
+    """Archive storage refused or failed an operation; the message is safe to show."""
+
+
+def archive_storage() -> Storage:
+    return storages["archive"]
+
+
+def is_s3(storage: Storage) -> bool:
+    # Checked by name so the local-only setup never imports boto3.
+    return any(cls.__name__ == "S3Storage" for cls in type(storage).__mro__)
+
+
+_UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_key_part(value: str) -> str:
+    """A path segment built from remote data (task ids): no separators, no dots-only names."""
+    cleaned = _UNSAFE_KEY_CHARS.sub("_", value).strip("._") or "_"
+    return cleaned[:120]
+
+
+def artifact_key(*, account_id: int, ark_id: str, filename: str) -> str:
+    """Where an output lives: one folder per task, under its account."""
+    return f"outputs/{account_id}/{safe_key_part(ark_id)}/{safe_key_part(filename)}"
+
+
+class ArchiveWriter(Protocol):
+    key: str
+    bytes_written: int
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def publish(self) -> None:
+        """Make the bytes visible under the key, all at once. Only after verifying them."""
+
+    def discard(self) -> None:
+        """Drop everything written; nothing becomes visible. Safe to call twice."""
+
+
+def open_writer(key: str, *, content_type: str = "", storage: Storage | None = None) -> ArchiveWriter:
+    storage = storage or archive_storage()
+    if isinstance(storage, FileSystemStorage):
+        return LocalWriter(storage, key)
+    if is_s3(storage):
+        return S3MultipartWriter(storage, key, content_type=content_type)
+    raise StorageError(f"archive storage {type(storage).__name__} is not supported (use local disk or S3)")
+
+
+class LocalWriter:
+    """Writes `<final>.partial-<token>`; publish() fsyncs and renames it to the final name."""
+
+    def __init__(self, storage: FileSystemStorage, key: str) -> None:
+        self.key = key
+        self.bytes_written = 0
+        self.final_path = Path(storage.path(key))
+        self.final_path.parent.mkdir(
+            parents=True, exist_ok=True, mode=storage.directory_permissions_mode or 0o777
+        )
+        _remove_partials(self.final_path)
+        self.partial_path = self.final_path.with_name(
+            f"{self.final_path.name}{PARTIAL_MARK}{secrets.token_hex(8)}"
+        )
+        mode = storage.file_permissions_mode or 0o644
+        fd = os.open(
+            self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode
+        )
+        self._file: BinaryIO | None = os.fdopen(fd, "wb", buffering=LOCAL_BUFFER)
+        self._done = False
+
+    def write(self, chunk: bytes) -> None:
+        if self._file is None:
+            raise StorageError("write after publish or discard")
+        self._file.write(chunk)
+        self.bytes_written += len(chunk)
+
+    def publish(self) -> None:
+        if self._file is None:
+            raise StorageError("publish after discard")
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+            os.replace(self.partial_path, self.final_path)
+            _fsync_dir(self.final_path.parent)
+            self._done = True
+        except OSError as exc:
+            self.discard()
+            raise StorageError(f"could not publish {self.key} ({exc.strerror or exc})") from None
+
+    def discard(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
+        if not self._done:
+            try:
+                self.partial_path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def _remove_partials(final_path: Path) -> None:
+    for leftover in final_path.parent.glob(f"{final_path.name}{PARTIAL_MARK}*"):
+        try:
+            leftover.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _s3_settings() -> tuple[int, int]:
+    part_mb = int(getattr(settings, "ARKDASH_ARCHIVE_S3_PART_MB", 8))
+    concurrency = int(getattr(settings, "ARKDASH_ARCHIVE_S3_CONCURRENCY", 2))
+    return max(part_mb * 1024 * 1024, MIN_S3_PART), max(concurrency, 1)
+
+
+class S3MultipartWriter:
+    """A multipart upload that is completed by publish() and aborted on anything else."""
+
+    def __init__(self, storage: Any, key: str, *, content_type: str = "") -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+        from storages.utils import clean_name
+
+        self._boto_errors = (BotoCoreError, ClientError)
+        self.key = key
+        self.bytes_written = 0
+        # S3Storage's own name rules (location prefix, no escaping the prefix).
+        self.object_key = storage._normalize_name(clean_name(key))
+        self.bucket = storage.bucket_name
+        self.client = storage.connection.meta.client  # boto3 clients are thread-safe
+        self.part_size, self.concurrency = _s3_settings()
+        params = storage.get_object_parameters(self.object_key)
+        params.setdefault(
+            "ContentType", content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
+        )
+        if getattr(storage, "default_acl", None) and "ACL" not in params:
+            params["ACL"] = storage.default_acl
+        self._params = params
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[Future] = []
+        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
+        self._call(self._abort_leftovers)
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except self._boto_errors as exc:
+            raise StorageError(f"S3 {fn.__name__.strip('_')} failed for {self.key} ({exc})") from None
+
+    def _abort_leftovers(self) -> None:
+        listing = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.object_key)
+        for upload in listing.get("Uploads", []):
+            if upload["Key"] == self.object_key:
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self.object_key, UploadId=upload["UploadId"]
+                )
+
+    def write(self, chunk: bytes) -> None:
+        if self._closed:
+            raise StorageError("write after publish or discard")
+        self._buffer += chunk
+        self.bytes_written += len(chunk)
+        while len(self._buffer) >= self.part_size:
+            part = bytes(self._buffer[: self.part_size])
+            del self._buffer[: self.part_size]
+            self._send_part(part)
+
+    def _send_part(self, body: bytes) -> None:
+        if self._upload_id is None:
+            created = self._call(
+                self.client.create_multipart_upload, Bucket=self.bucket, Key=self.object_key, **self._params
+            )
+            self._upload_id = created["UploadId"]
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s3-part")
+        self._raise_failed_part()
+        # At most `concurrency` parts in flight: memory stays bounded however big the file.
+        self._slots.acquire()
+        number = len(self._parts) + 1
+        assert self._pool is not None
+        future = self._pool.submit(self._upload_part, number, body)
+        future.add_done_callback(lambda _f: self._slots.release())
+        self._parts.append(future)
+
+    def _upload_part(self, number: int, body: bytes) -> dict:
+        response = self._call(
+            self.client.upload_part,
+            Bucket=self.bucket,
+            Key=self.object_key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=body,
+        )
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+    def _raise_failed_part(self) -> None:
+        for future in self._parts:
+            if future.done() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+
+    def publish(self) -> None:
+        if self._closed:
+            raise StorageError("publish after discard")
+        try:
+            if self._upload_id is None:
+                # Smaller than one part: a single PUT is atomic.
+                self._call(
+                    self.client.put_object,
+                    Bucket=self.bucket,
+                    Key=self.object_key,
+                    Body=bytes(self._buffer),
+                    **self._params,
+                )
+            else:
+                if self._buffer:
+                    self._send_part(bytes(self._buffer))
+                parts = [future.result() for future in self._parts]
+                self._call(
+                    self.client.complete_multipart_upload,
+                    Bucket=self.bucket,
+                    Key=self.object_key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
+            self._buffer = bytearray()
+            head = self._call(self.client.head_object, Bucket=self.bucket, Key=self.object_key)
+            if int(head["ContentLength"]) != self.bytes_written:
+                self._call(self.client.delete_object, Bucket=self.bucket, Key=self.object_key)
+                raise StorageError(
+                    f"S3 holds {head['ContentLength']} bytes for {self.key}, expected {self.bytes_written}"
+                )
+            self._upload_id = None
+            self._closed = True
+        except BaseException:
+            self.discard()
+            raise
+        finally:
+            self._shutdown_pool()
+
+    def discard(self) -> None:
+        self._closed = True
+        self._buffer = bytearray()
+        for future in self._parts:
+            future.cancel()
+        self._shutdown_pool()
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            try:
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self.object_key, UploadId=upload_id
+                )
+            except self._boto_errors as exc:
+                # The bucket's lifecycle rule for incomplete uploads is the last resort.
+                logger.warning("could not abort multipart upload for %s: %s", self.key, exc)
+
+    def _shutdown_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def open_read(key: str, *, storage: Storage | None = None) -> BinaryIO:
+    storage = storage or archive_storage()
+    try:
+        return storage.open(key, "rb")
+    except FileNotFoundError:
+        raise StorageError(f"{key} is missing from archive storage") from None
+    except Exception as exc:  # noqa: BLE001 - backends raise their own types
+        raise StorageError(f"could not open {key} ({type(exc).__name__}: {exc})") from None
+
+
+def delete(key: str, *, storage: Storage | None = None) -> None:
+    storage = storage or archive_storage()
+    storage.delete(key)
+
+
+# --- Downloads ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+class RangeNotSatisfiable(Exception):
+    pass
+
+
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """One byte range from a Range header, None to send the whole file.
+
+    Several ranges, other units or bad syntax are ignored (a full 200 answer is
+    allowed by RFC 9110); a well-formed range outside the file is RangeNotSatisfiable.
+    """
+    if not header:
+        return None
+    match = _RANGE.match(header)
+    if not match:
+        return None
+    first, last = match.groups()
+    if first == "" and last == "":
+        return None
+    if first == "":
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise RangeNotSatisfiable
+        return ByteRange(max(size - suffix, 0), size - 1)
+    start = int(first)
+    if last != "" and int(last) < start:
+        return None
+    if start >= size:
+        raise RangeNotSatisfiable
+    end = int(last) if last != "" else size - 1
+    return ByteRange(start, min(end, size - 1))
+
+
+def _file_chunks(file: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+    try:
+        file.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = file.read(min(STREAM_CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        file.close()
+
+
+def _if_range_allows(request: HttpRequest, *, etag: str, last_modified: datetime | None) -> bool:
+    if_range = request.headers.get("If-Range")
+    if not if_range:
+        return True
+    if if_range.startswith(('"', "W/")):
+        return if_range == etag
+    parsed = parse_http_date_safe(if_range)
+    return last_modified is not None and parsed is not None and int(last_modified.timestamp()) <= parsed
+
+
+def download_response(
+    request: HttpRequest,
+    *,
+    key: str,
+    filename: str,
+    content_type: str,
+    etag: str = "",
+    last_modified: datetime | None = None,
+    inline: bool = False,
+    storage: Storage | None = None,
+) -> HttpResponseBase:
+    """Serve an archived file: Range-aware from local disk, a presigned redirect on S3."""
+    storage = storage or archive_storage()
+    disposition = content_disposition_header(not inline, filename)
+    content_type = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    if is_s3(storage):
+        # Expiry: the storage's querystring_expire (ARKDASH_S3_URL_EXPIRE_SECONDS, 5 min).
+        url = storage.url(
+            key, parameters={"ResponseContentDisposition": disposition, "ResponseContentType": content_type}
+        )
+        response: HttpResponseBase = HttpResponseRedirect(url)
+        response["Cache-Control"] = "private, no-store"  # the URL is a short-lived secret
+        return response
+    if not isinstance(storage, FileSystemStorage):
+        response = FileResponse(open_read(key, storage=storage), content_type=content_type)
+        response["Content-Disposition"] = disposition
+        return response
+
+    try:
+        file = open(storage.path(key), "rb")  # noqa: SIM115 - closed by the response
+    except FileNotFoundError:
+        raise StorageError(f"{key} is missing from archive storage") from None
+    size = os.fstat(file.fileno()).st_size
+    etag = f'"{etag}"' if etag and not etag.startswith('"') else etag
+
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": disposition,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, max-age=3600",
+    }
+    if etag:
+        headers["ETag"] = etag
+    if last_modified is not None:
+        headers["Last-Modified"] = http_date(last_modified.timestamp())
+
+    if etag and request.headers.get("If-None-Match") in (etag, "*"):
+        file.close()
+        response = HttpResponse(status=304)
+        for name, value in headers.items():
+            response[name] = value
+        return response
+
+    try:
+        wanted = parse_range(request.headers.get("Range"), size)
+    except RangeNotSatisfiable:
+        file.close()
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        response["Accept-Ranges"] = "bytes"
+        return response
+    if wanted is not None and not _if_range_allows(request, etag=etag, last_modified=last_modified):
+        wanted = None
+
+    if request.method == "HEAD":
+        file.close()
+        response = HttpResponse(content_type=content_type)
+        response["Content-Length"] = str(wanted.length if wanted else size)
+        if wanted:
+            response.status_code = 206
+            response["Content-Range"] = f"bytes {wanted.start}-{wanted.end}/{size}"
+    elif wanted is None:
+        response = FileResponse(file, content_type=content_type)
+    else:
+        response = StreamingHttpResponse(
+            _file_chunks(file, wanted.start, wanted.length), status=206, content_type=content_type
+        )
+        response["Content-Length"] = str(wanted.length)
+        response["Content-Range"] = f"bytes {wanted.start}-{wanted.end}/{size}"
+    for name, value in headers.items():
+        response[name] = value
+    return response

@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from tasks_app import storage
+from tasks_app.storage import (
+    ByteRange,
+    RangeNotSatisfiable,
+    StorageError,
+    artifact_key,
+    open_read,
+    open_writer,
+    parse_range,
+    safe_key_part,
+)
+
+MiB = 1024 * 1024
+
+
+def chunks(total: int, size: int = MiB) -> list[bytes]:
+    data = os.urandom(min(total, 3 * MiB))
+    out, written = [], 0
+    while written < total:
+        piece = data[: min(size, total - written)]
+        out.append(piece)
+        written += len(piece)
+    return out
+
+
+def test_it_builds_keys_that_cannot_leave_the_task_folder():
+    key = artifact_key(account_id=3, ark_id="../../etc/cgt-1", filename="video.mp4")
+
+    assert key == "outputs/3/etc_cgt-1/video.mp4"
+    assert safe_key_part("..") == "_"
+    assert safe_key_part("a/b\\c d") == "a_b_c_d"
+
+
+def test_it_publishes_a_small_file_atomically(archive_backend):
+    writer = open_writer("outputs/1/t/last_frame.png", content_type="image/png")
+    writer.write(b"png-bytes")
+
+    assert "outputs/1/t/last_frame.png" not in archive_backend.visible_keys()
+    writer.publish()
+
+    assert archive_backend.visible_keys() == ["outputs/1/t/last_frame.png"]
+    assert archive_backend.read("outputs/1/t/last_frame.png") == b"png-bytes"
+    assert archive_backend.uploads_in_progress() == []
+
+
+def test_it_publishes_a_multipart_file_only_when_told(archive_backend, settings):
+    settings.ARKDASH_ARCHIVE_S3_PART_MB = 5
+    parts = chunks(12 * MiB + 123)
+    expected = hashlib.sha256(b"".join(parts)).hexdigest()
+    writer = open_writer("outputs/1/t/video.mp4", content_type="video/mp4")
+    for part in parts:
+        writer.write(part)
+
+    # Everything is written but nothing is published: no reader can see the key.
+    assert "outputs/1/t/video.mp4" not in archive_backend.visible_keys()
+    writer.publish()
+
+    assert archive_backend.visible_keys() == ["outputs/1/t/video.mp4"]
+    assert hashlib.sha256(archive_backend.read("outputs/1/t/video.mp4")).hexdigest() == expected
+    assert archive_backend.uploads_in_progress() == []
+    assert writer.bytes_written == 12 * MiB + 123
+
+
+def test_it_leaves_nothing_behind_when_discarded(archive_backend, settings):
+    settings.ARKDASH_ARCHIVE_S3_PART_MB = 5
+    writer = open_writer("outputs/1/t/video.mp4")
+    for part in chunks(11 * MiB):
+        writer.write(part)
+
+    writer.discard()
+    writer.discard()  # twice is harmless
+
+    assert archive_backend.visible_keys() == []
+    assert archive_backend.uploads_in_progress() == []
+
+
+def test_it_keeps_the_previous_object_when_a_rewrite_is_discarded(archive_backend):
+    first = open_writer("outputs/1/t/video.mp4")
+    first.write(b"complete and verified")
+    first.publish()
+
+    second = open_writer("outputs/1/t/video.mp4")
+    second.write(b"half")
+    second.discard()
+
+    assert archive_backend.visible_keys() == ["outputs/1/t/video.mp4"]
+    assert archive_backend.read("outputs/1/t/video.mp4") == b"complete and verified"
+
+
+def test_it_clears_what_a_dead_writer_left_for_the_same_key(archive_backend, settings):
+    settings.ARKDASH_ARCHIVE_S3_PART_MB = 5
+    dead = open_writer("outputs/1/t/video.mp4")
+    for part in chunks(6 * MiB):
+        dead.write(part)  # the process "dies" here: no publish, no discard
+
+    fresh = open_writer("outputs/1/t/video.mp4")
+    fresh.write(b"redone")
+    fresh.publish()
+
+    assert archive_backend.visible_keys() == ["outputs/1/t/video.mp4"]
+    assert archive_backend.read("outputs/1/t/video.mp4") == b"redone"
+    assert archive_backend.uploads_in_progress() == []
+
+
+def test_it_refuses_writes_after_publishing(archive_backend):
+    writer = open_writer("outputs/1/t/a.bin")
+    writer.write(b"x")
+    writer.publish()
+
+    with pytest.raises(StorageError):
+        writer.write(b"more")
+
+
+def test_it_never_gives_a_local_partial_the_final_name(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "archive": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
+    writer = open_writer("outputs/1/t/video.mp4")
+    writer.write(b"abc")
+
+    names = [p.name for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(names) == 1 and names[0].startswith("video.mp4.partial-")
+    writer.discard()
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_it_reads_back_what_it_published(archive_backend):
+    writer = open_writer("outputs/1/t/model.zip")
+    writer.write(b"zip bytes")
+    writer.publish()
+
+    with open_read("outputs/1/t/model.zip") as file:
+        assert file.read() == b"zip bytes"
+
+
+def test_it_reports_a_missing_object_clearly(archive_backend):
+    with pytest.raises(StorageError, match="missing"):
+        open_read("outputs/1/t/nothing.mp4").read()
+
+
+def test_it_refuses_an_unsupported_storage(settings):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "archive": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    }
+
+    with pytest.raises(StorageError, match="not supported"):
+        open_writer("outputs/1/t/a.bin")
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        ("bytes=0-99", ByteRange(0, 99)),
+        ("bytes=100-", ByteRange(100, 999)),
+        ("bytes=-100", ByteRange(900, 999)),
+        ("bytes=-5000", ByteRange(0, 999)),
+        ("bytes=990-5000", ByteRange(990, 999)),
+        ("BYTES = 5 - 9", ByteRange(5, 9)),
+        (None, None),
+        ("", None),
+        ("bytes=0-1,5-9", None),  # several ranges: the whole file instead
+        ("items=0-9", None),
+        ("bytes=9-5", None),
+        ("bytes=-", None),
+    ],
+)
+def test_it_parses_single_byte_ranges(header, expected):
+    assert parse_range(header, 1000) == expected
+
+
+@pytest.mark.parametrize("header, size", [("bytes=1000-", 1000), ("bytes=-0", 1000), ("bytes=0-", 0)])
+def test_it_flags_ranges_outside_the_file(header, size):
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range(header, size)
+
+
+def test_it_detects_s3_storages_by_class():
+    from storages.backends.s3 import S3Storage
+
+    assert storage.is_s3(S3Storage(bucket_name="b"))
+    assert not storage.is_s3(storage.FileSystemStorage())
