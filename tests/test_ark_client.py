@@ -164,6 +164,15 @@ def test_it_rejects_bad_list_arguments_before_calling(kwargs):
     assert fake.requests == []
 
 
+def test_it_rejects_bad_paging_arguments_when_iter_tasks_is_called():
+    fake = FakeArk()
+
+    with pytest.raises(ValueError, match="page_size"):
+        make_client(fake).iter_tasks(page_size=1000)
+
+    assert fake.requests == []
+
+
 @pytest.mark.parametrize(
     "bad_id", ["", "a/b", "..", "../../admin", "cgt 1", "cgt-1?x=1", "cgt-1#f", "é", None, 7]
 )

@@ -173,6 +173,28 @@ class ArkClient:
         pages the first answer promised (plus slack for tasks arriving meanwhile).
         """
         ids = None if task_ids is None else _task_id_list(task_ids)
+        # Validate now, not at the first next(): bad arguments fail where they are passed.
+        _list_params(
+            page_num=1,
+            page_size=page_size,
+            status=status,
+            task_ids=ids,
+            model=model,
+            service_tier=service_tier,
+        )
+        return self._iter_pages(
+            page_size=page_size, status=status, task_ids=ids, model=model, service_tier=service_tier
+        )
+
+    def _iter_pages(
+        self,
+        *,
+        page_size: int,
+        status: str | None,
+        task_ids: list[str] | None,
+        model: str | None,
+        service_tier: str | None,
+    ) -> Iterator[ArkTask]:
         seen: set[str] = set()
         page_limit: int | None = None
         page_num = 1
@@ -181,7 +203,7 @@ class ArkClient:
                 page_num=page_num,
                 page_size=page_size,
                 status=status,
-                task_ids=ids,
+                task_ids=task_ids,
                 model=model,
                 service_tier=service_tier,
             )
@@ -260,7 +282,7 @@ class ArkClient:
                 except ArkNotFoundError:
                     return None
                 except ArkError:
-                    raise unknown from None
+                    raise unknown  # noqa: B904 - the DELETE's error is the one to report
                 if task.status == "cancelled":
                     return task
                 if task.status == "running":
