@@ -196,6 +196,10 @@ class Artifact(models.Model):
     # Who holds the copy and since when (a conditional update sets both).
     claim_token = models.CharField(max_length=64, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # When a copy was last put on the queue (or when its retry is due): the sweeper
+    # re-queues only what has waited too long, so lost messages are redone without
+    # flooding the queue with duplicates.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     bytes_copied = models.BigIntegerField(default=0)
     size = models.BigIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
