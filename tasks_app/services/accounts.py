@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from django.conf import settings
 from django.db import transaction
 
 from tasks_app import outbound
-from tasks_app.ark import ArkClient
+from tasks_app.ark import ArkClient, RateLimiter
 from tasks_app.crypto import SecretDecryptError
 from tasks_app.models import Account
 from tasks_app.ratelimit import limiter_for_account
@@ -24,16 +25,20 @@ def client_for(
     timeout: float | None = None,
     max_retries: int | None = None,
     max_rate_wait: float | None = None,
+    count_calls: Counter[str] | None = None,
 ) -> ArkClient:
     """An ArkClient for `account`, spending the account's shared upstream budget.
 
     `timeout`/`max_retries` default to settings; `max_rate_wait` lets a web request give
     up (RateLimitWaitTooLong) instead of queueing behind the sync for long.
+    `count_calls` counts every attempt made, by endpoint ("list", "get", ...).
     Raises SecretDecryptError when the stored key cannot be decrypted.
     """
     limiter = limiter_for_account(account.pk)
     if max_rate_wait is not None:
         limiter = limiter.with_max_wait(max_rate_wait)
+    if count_calls is not None:
+        limiter = _CountingLimiter(limiter, count_calls)
     return ArkClient(
         base_url=account.base_url,
         api_key=account.api_key,
@@ -41,7 +46,23 @@ def client_for(
         max_retries=settings.ARK_MAX_RETRIES if max_retries is None else max_retries,
         transport=outbound.transport(),
         rate_limiter=limiter,
+        backoff_base=settings.ARK_RETRY_BACKOFF_SECONDS,
     )
+
+
+class _CountingLimiter:
+    """The client asks the limiter before every attempt: the one place to count calls made."""
+
+    def __init__(self, inner: RateLimiter, counter: Counter[str]) -> None:
+        self._inner = inner
+        self._counter = counter
+
+    def acquire(self, *, endpoint: str) -> None:
+        self._inner.acquire(endpoint=endpoint)
+        self._counter[endpoint] += 1
+
+    def penalize(self, *, endpoint: str, retry_after: float) -> None:
+        self._inner.penalize(endpoint=endpoint, retry_after=retry_after)
 
 
 def account_ensure_default() -> Account | None:

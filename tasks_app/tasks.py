@@ -1,0 +1,67 @@
+"""Celery tasks: thin wrappers that load by id and call a service."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from tasks_app.ark import ArkError
+from tasks_app.models import Account, Task
+from tasks_app.services import sync as sync_service
+from tasks_app.services.accounts import account_ensure_default
+
+logger = logging.getLogger(__name__)
+
+
+# --- Sync ---------------------------------------------------------------------------------
+
+
+@shared_task(ignore_result=True)
+def sync_all_accounts() -> int:
+    """Beat's entry point: one sync_account per account, run in parallel by the workers."""
+    account_ensure_default()
+    account_ids = list(Account.objects.values_list("pk", flat=True))
+    for account_id in account_ids:
+        sync_account.delay(account_id)
+    return len(account_ids)
+
+
+@shared_task(ignore_result=True)
+def sync_account(account_id: int) -> None:
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None:
+        return
+    # Another worker holding this account's lease makes this run a no-op (lease_wait=0).
+    sync_service.sync_account(account=account)
+
+
+# Ark being unreachable is retried with backoff; a 404 is not an error (marked gone).
+_REFRESH_RETRY = {
+    "autoretry_for": (ArkError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "max_retries": 5,
+}
+
+
+@shared_task(ignore_result=True, **_REFRESH_RETRY)
+def refresh_task(task_id: int) -> None:
+    """Re-read one mirrored task from Ark (for example after a user action)."""
+    task = Task.objects.select_related("account").filter(pk=task_id).first()
+    if task is not None:
+        sync_service.task_refresh(task=task)
+
+
+@shared_task(ignore_result=True, **_REFRESH_RETRY)
+def refresh_ark_task(account_id: int, ark_id: str) -> None:
+    """Re-read a task by its Ark id, creating it in the mirror if new (Ark callbacks)."""
+    account = Account.objects.filter(pk=account_id).first()
+    if account is not None:
+        sync_service.task_refresh_by_ark_id(account=account, ark_id=ark_id)
+
+
+@shared_task(ignore_result=True)
+def archive_handoff_sweep() -> int:
+    """Hand to the archive every succeeded task whose hand-off a crash interrupted."""
+    return sync_service.archive_handoff_sweep()
