@@ -25,6 +25,8 @@ from functools import cache
 from pathlib import Path
 from typing import Protocol
 
+# We aim 5% under Ark's published rates: network jitter must not turn into 429s.
+_HEADROOM = 0.95
 # Expiry of idle bucket keys: far beyond any interval or penalty we use.
 _IDLE_TTL_SECONDS = 3600
 
@@ -248,9 +250,12 @@ def rates_from_settings() -> dict[str, Rate]:
         "delete": getattr(settings, "ARK_DELETE_RATE_PER_SECOND", settings.ARK_GET_RATE_PER_SECOND),
         "create": getattr(settings, "ARK_CREATE_RATE_PER_SECOND", 0.0),
     }
-    # A rate of 0 (or less) means "not limited by ArkDash".
+    # A rate of 0 (or less) means "not limited by ArkDash". The headroom keeps two calls
+    # spaced exactly one interval apart here from arriving closer than that at Ark.
     return {
-        name: Rate(per_second=float(value), burst=burst) for name, value in per_endpoint.items() if value > 0
+        name: Rate(per_second=float(value) * _HEADROOM, burst=burst)
+        for name, value in per_endpoint.items()
+        if value > 0
     }
 
 
