@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# How the sample outputs were made (run once; the files are committed).
+# One short H.264 clip per aspect ratio family and its last frame as PNG. The simulator
+# appends a per-task `free` box to the mp4 and a tEXt chunk to the png, so every task
+# gets distinct but still valid files.
+set -euo pipefail
+cd "$(dirname "$0")"
+for spec in "16x9 480x270" "9x16 270x480" "1x1 360x360"; do
+  set -- $spec
+  ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=$2:rate=24:duration=2" \
+    -c:v libx264 -profile:v main -preset veryslow -crf 32 -pix_fmt yuv420p \
+    -movflags +faststart -map_metadata -1 -fflags +bitexact -flags:v +bitexact "video_$1.mp4"
+  ffmpeg -hide_banner -loglevel error -y -sseof -0.05 -i "video_$1.mp4" -frames:v 1 -update 1 "last_frame_$1.png"
+done
