@@ -20,6 +20,6 @@ class Command(BaseCommand):
         cli.add_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        code = cli.run(options, out=self.stdout)
+        code = cli.run(options)
         if code:
             raise SystemExit(code)
