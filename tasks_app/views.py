@@ -1,9 +1,355 @@
+"""The dashboard's pages and fragments. Function views: the control flow stays visible.
+
+Views validate input, call one selector or service, and render. They read the local
+mirror only; the sole upstream calls happen inside the cancel/delete services.
+"""
+
 from __future__ import annotations
 
+import json
+import re
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import selectors
+from .filters import PAGE_SIZES, TaskFilter, parse_paging
+from .models import Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
+from .services import actions
+
+LIST_TEMPLATE = "tasks_app/task_list.html"
+DETAIL_TEMPLATE = "tasks_app/task_detail.html"
+CONFIRM_TEMPLATE = "tasks_app/task_confirm.html"
+# rows=<pk>.<version>,... as sent by the poller; a page holds at most 200 rows.
+ROW_VERSION = re.compile(r"^(\d{1,18})\.(\d{1,20})$")
+MAX_POLLED_ROWS = 200
+
+
+# --- the list ------------------------------------------------------------------------
 
 
 @login_required
+@require_GET
 def task_list(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("ArkDash")
+    context = _list_context(request)
+    status = 400 if context["errors"] else 200
+    return render(request, LIST_TEMPLATE, context, status=status)
+
+
+def _list_context(request: HttpRequest) -> dict:
+    user = request.user
+    filterset = TaskFilter(data=request.GET, queryset=selectors.tasks_visible_to(user))
+    paging = parse_paging(request.GET)
+    errors = [*filterset.error_messages(), *paging.errors]
+    # Links built from this page (chips, pages, sizes) leave out what was rejected.
+    params = request.GET.copy()
+    for name in [*filterset.rejected_params(), *paging.invalid]:
+        params.pop(name, None)
+
+    counts = selectors.status_counts(queryset=filterset.queryset_without_status())
+    selected = filterset.selected_statuses()
+    total = sum(counts[status] for status in (selected or counts))
+    page = selectors.task_list_page(
+        queryset=filterset.qs, total=total, page=paging.page, page_size=paging.page_size
+    )
+    notices = []
+    if paging.page > page.page and total:
+        notices.append(
+            _("There is no page %(asked)s: showing the last page, %(last)s.")
+            % {"asked": paging.page, "last": page.num_pages}
+        )
+    queued_in_filter = counts[TaskStatus.QUEUED] if (not selected or TaskStatus.QUEUED in selected) else 0
+    return {
+        "filter": filterset,
+        "page": page,
+        "tasks": page.tasks,
+        "errors": errors,
+        "notices": notices,
+        "chips": _status_chips(params, counts, selected),
+        "total_all_statuses": sum(counts.values()),
+        "queued_in_filter": queued_in_filter,
+        "known_models": selectors.known_models(user=user),
+        "health": selectors.sync_health(user=user),
+        "has_live_rows": any(selectors.is_live(task) for task in page.tasks),
+        "page_sizes": PAGE_SIZES,
+        "pages": _page_links(params, page),
+        "query_string": request.GET.urlencode(),
+        "return_to": request.get_full_path(),
+        "now": timezone.now(),
+    }
+
+
+def _with_params(params: QueryDict, **changes: str | list[str] | None) -> str:
+    """The current query string with some keys replaced (None removes the key)."""
+    query = params.copy()
+    for key, value in changes.items():
+        if value is None:
+            query.pop(key, None)
+        elif isinstance(value, list):
+            query.setlist(key, value)
+        else:
+            query[key] = value
+    encoded = query.urlencode()
+    return f"?{encoded}" if encoded else "?"
+
+
+def _status_chips(params: QueryDict, counts: dict[str, int], selected: list[str]) -> list[dict]:
+    """One chip per status: its count under the other filters and a link toggling it."""
+    chips = []
+    for value, label in TaskStatus.choices:
+        is_selected = value in selected
+        toggled = [s for s in selected if s != value] if is_selected else [*selected, value]
+        chips.append(
+            {
+                "value": value,
+                "label": label,
+                "count": counts[value],
+                "selected": is_selected,
+                "href": _with_params(params, status=toggled, page=None),
+            }
+        )
+    return chips
+
+
+def _page_links(params: QueryDict, page: selectors.TaskListPage) -> dict:
+    def link(number: int) -> str:
+        return _with_params(params, page=str(number))
+
+    return {
+        "first": link(1) if page.page > 1 else None,
+        "previous": link(page.page - 1) if page.has_previous else None,
+        "next": link(page.page + 1) if page.has_next else None,
+        "last": link(page.num_pages) if page.page < page.num_pages else None,
+    }
+
+
+# --- the live poll -------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def task_rows(request: HttpRequest) -> HttpResponse:
+    """Changed rows among those the page shows, as out-of-band swaps; 204 when idle.
+
+    The page sends `rows=<pk>.<version>,…` for its live rows and `health=<state>` for
+    what its banner shows. Nothing changed = an empty 204, so an idle poll costs one
+    narrow query and a few header bytes.
+    """
+    versions = _parse_row_versions(request.GET.get("rows", ""))
+    if versions is None:
+        return HttpResponse(
+            _("Bad rows parameter."), status=400, content_type="text/plain; charset=utf-8"
+        )
+    tasks = selectors.rows_changed(user=request.user, versions=versions)
+    health = selectors.sync_health(user=request.user)
+    health_changed = request.GET.get("health", health.state) != health.state
+    if not tasks and not health_changed:
+        response = HttpResponse(status=204)
+    else:
+        response = render(
+            request,
+            f"{LIST_TEMPLATE}#poll-answer",
+            {"tasks": tasks, "health": health, "send_health": health_changed, "now": timezone.now(),
+             "return_to": _htmx_page(request)},
+        )
+    response["X-Ark-Synced-At"] = str(health.synced_epoch or "")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _parse_row_versions(text: str) -> dict[int, int] | None:
+    versions: dict[int, int] = {}
+    for item in filter(None, text.split(",")):
+        match = ROW_VERSION.match(item)
+        if match is None:
+            return None
+        versions[int(match[1])] = int(match[2])
+    return versions if len(versions) <= MAX_POLLED_ROWS else None
+
+
+# --- detail --------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    task = selectors.task_for_user(user=request.user, pk=pk)
+    artifacts = list(task.artifacts.order_by("output"))
+    now = timezone.now()
+    return render(
+        request,
+        DETAIL_TEMPLATE,
+        {
+            "task": task,
+            "artifacts": [_artifact_view(artifact) for artifact in artifacts],
+            "outputs": _outputs(task, artifacts, now),
+            "timeline": selectors.task_timeline(task=task),
+            "raw_json": json.dumps(task.raw, indent=2, ensure_ascii=False, sort_keys=True),
+            "outputs_unarchived": actions.outputs_unarchived(task),
+            "now": now,
+        },
+    )
+
+
+def _download_url(artifact: Artifact) -> str | None:
+    if artifact.state != ArtifactState.ARCHIVED:
+        return None
+    try:
+        return reverse("tasks_app:artifact_download", args=[artifact.pk])
+    except NoReverseMatch:  # the archive's download view is not installed
+        return None
+
+
+def _artifact_view(artifact: Artifact) -> dict:
+    percent = None
+    if artifact.state == ArtifactState.COPYING and artifact.size:
+        percent = min(100, int(100 * artifact.bytes_copied / artifact.size))
+    return {"artifact": artifact, "download_url": _download_url(artifact), "percent": percent}
+
+
+def _outputs(task: Task, artifacts: list[Artifact], now) -> dict:
+    """Where the page plays each output from: the archived copy, else Ark's live URL."""
+    by_output = {artifact.output: artifact for artifact in artifacts}
+    source_alive = task.gone_upstream_at is None and (task.outputs_expire_at is None or task.outputs_expire_at > now)
+
+    def source(output: str, upstream_url: str) -> str | None:
+        artifact = by_output.get(output)
+        archived = _download_url(artifact) if artifact else None
+        if archived:
+            return archived
+        return upstream_url if upstream_url and source_alive else None
+
+    model_file = by_output.get(ArtifactOutput.MODEL_FILE)
+    model_url = _download_url(model_file) if model_file else None
+    model_name = (model_file.filename or model_file.storage_key).lower() if model_file else ""
+    return {
+        "video": source(ArtifactOutput.VIDEO, task.video_url),
+        "last_frame": source(ArtifactOutput.LAST_FRAME, task.last_frame_url),
+        "model_zip": source(ArtifactOutput.MODEL_ZIP, task.file_url),
+        # The viewer reads glb/gltf only; other formats are offered as downloads.
+        "model_viewer": model_url if model_url and model_name.endswith((".glb", ".gltf")) else None,
+        "source_alive": source_alive,
+    }
+
+
+# --- actions -------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def task_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    task = selectors.task_for_user(user=request.user, pk=pk)
+    if request.method == "GET":  # the confirmation page (works without JavaScript)
+        return render(request, CONFIRM_TEMPLATE, {"task": task, "action": "cancel", "next": _next_url(request)})
+    result = actions.task_cancel(task=task, user=request.user)
+    return _action_response(request, result)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def task_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    task = selectors.task_for_user(user=request.user, pk=pk)
+    if request.method == "GET":
+        return render(
+            request,
+            CONFIRM_TEMPLATE,
+            {
+                "task": task,
+                "action": "delete",
+                "outputs_unarchived": actions.outputs_unarchived(task),
+                "next": _next_url(request),
+            },
+        )
+    result = actions.task_delete(
+        task=task,
+        user=request.user,
+        confirm_unarchived=request.POST.get("confirm_unarchived") == "1",
+        remove_local=request.POST.get("remove_local") == "1",
+    )
+    if result.code == "needs_confirmation" and not request.htmx:
+        return render(
+            request,
+            CONFIRM_TEMPLATE,
+            {"task": task, "action": "delete", "outputs_unarchived": True, "next": _next_url(request),
+             "error": result.message},
+            status=409,
+        )
+    return _action_response(request, result)
+
+
+def _action_response(request: HttpRequest, result: actions.ActionResult) -> HttpResponse:
+    """htmx: the row, re-rendered with the result on it. Otherwise: back, with a message."""
+    if request.htmx:
+        if result.task is None:  # removed locally: the row disappears
+            return HttpResponse("")
+        task = result.task
+        selectors.attach_archive_progress([task])
+        return render(
+            request,
+            f"{LIST_TEMPLATE}#task-row",
+            {"task": task, "row_message": result.message, "row_message_ok": result.ok,
+             "needs_confirmation": result.code == "needs_confirmation", "now": timezone.now(),
+             "return_to": _htmx_page(request)},
+        )
+    level = messages.SUCCESS if result.ok else messages.ERROR
+    messages.add_message(request, level, result.message)
+    fallback = reverse("tasks_app:task_detail", args=[result.task.pk]) if result.task else reverse("tasks_app:task_list")
+    return HttpResponseRedirect(_next_url(request) or fallback)
+
+
+def _htmx_page(request: HttpRequest) -> str:
+    """The page an htmx fragment lands in (for the rows' no-JS links back to it)."""
+    current = request.htmx.current_url_abs_path if request.htmx else None
+    return current if current and current.startswith("/") else reverse("tasks_app:task_list")
+
+
+def _next_url(request: HttpRequest) -> str | None:
+    candidate = request.POST.get("next") or request.GET.get("next")
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return None
+
+
+@login_required
+@require_POST
+def tasks_cancel_bulk(request: HttpRequest) -> HttpResponse:
+    """Cancel the selected rows (`ids`) or every queued task matching the filter in the URL.
+
+    The filter travels in the query string. Without `confirmed=1` it answers with a
+    confirmation page showing the count; the page's script asks in a dialog instead and
+    sets `confirmed` itself.
+    """
+    filterset = TaskFilter(data=request.GET, queryset=selectors.tasks_visible_to(request.user))
+    list_url = reverse("tasks_app:task_list") + (f"?{request.GET.urlencode()}" if request.GET else "")
+    scope = "matching" if request.POST.get("scope") == "matching" else "selected"
+    if scope == "matching":
+        if not filterset.is_valid():
+            messages.error(request, _("Fix the filter before cancelling everything it matches."))
+            return HttpResponseRedirect(list_url)
+        candidates = filterset.qs.filter(status=TaskStatus.QUEUED, gone_upstream_at__isnull=True)
+    else:
+        pks = [int(value) for value in request.POST.getlist("ids") if value.isdigit()][:MAX_POLLED_ROWS]
+        candidates = selectors.tasks_visible_to(request.user).filter(pk__in=pks)
+
+    if request.POST.get("confirmed") != "1":
+        queued = candidates.filter(status=TaskStatus.QUEUED, gone_upstream_at__isnull=True)
+        return render(
+            request,
+            CONFIRM_TEMPLATE,
+            {"action": "bulk", "scope": scope, "count": queued.count(), "pks": list(queued.values_list("pk", flat=True)),
+             "list_url": list_url, "query_string": request.GET.urlencode()},
+        )
+    report = actions.tasks_cancel_bulk(tasks=candidates.select_related("account"), user=request.user)
+    level = messages.SUCCESS if not report.refused and not report.failed else messages.WARNING
+    messages.add_message(request, level, report.message)
+    return HttpResponseRedirect(list_url)
+

@@ -1,0 +1,188 @@
+// ArkDash page behaviour. Everything here is an enhancement: links and forms work without it.
+(function () {
+  "use strict";
+
+  var TZ_COOKIE = "arkdash_tz";
+  var LIVE_KEY = "arkdash-live";
+
+  // --- time zone: tell the server the browser's zone once, then render in it ---------
+  function readCookie(name) {
+    var match = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
+    return match ? match[1] : null;
+  }
+
+  function syncTimeZone() {
+    var zone;
+    try {
+      zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    } catch (e) {
+      return;
+    }
+    if (!zone || !/^[A-Za-z0-9_+\-\/]+$/.test(zone) || readCookie(TZ_COOKIE) === zone) return;
+    document.cookie = TZ_COOKIE + "=" + zone + "; path=/; max-age=31536000; samesite=lax";
+    // Re-render once in the right zone; the session flag prevents a loop if cookies are refused.
+    var serverZone = document.documentElement.dataset.serverTz;
+    // Only pages fetched with GET: reloading a POST answer would resend the form.
+    var reloadable = document.documentElement.hasAttribute("data-get");
+    if (serverZone !== zone && reloadable && !sessionStorage.getItem("arkdash-tz-reloaded")) {
+      sessionStorage.setItem("arkdash-tz-reloaded", "1");
+      location.reload();
+    }
+  }
+
+  // --- live rows ------------------------------------------------------------------------
+  function liveToggle() {
+    return document.getElementById("live-toggle");
+  }
+
+  function liveEnabled() {
+    var toggle = liveToggle();
+    return !toggle || toggle.checked;
+  }
+
+  function liveRows() {
+    return document.querySelectorAll("tr[data-live][data-version]");
+  }
+
+  function shouldPoll() {
+    return document.visibilityState === "visible" && liveEnabled() && liveRows().length > 0;
+  }
+
+  function rowVersions() {
+    var parts = [];
+    liveRows().forEach(function (row) {
+      parts.push(row.id.replace("task-", "") + "." + row.dataset.version);
+    });
+    return parts.join(",");
+  }
+
+  function bannerState() {
+    var banner = document.getElementById("sync-banner");
+    return banner ? banner.dataset.health : "";
+  }
+
+  // "synced 12 s ago", ticking every second from the last sync time the server reported.
+  function renderSynced() {
+    var el = document.querySelector("#sync-banner .synced[data-synced-at]");
+    if (!el || !el.dataset.syncedAt) return;
+    var serverNow = Number(el.dataset.serverNow || 0);
+    if (!el.dataset.skew) {
+      el.dataset.skew = String(Date.now() / 1000 - serverNow); // browser clock minus server clock
+    }
+    var age = Math.max(0, Math.round(Date.now() / 1000 - Number(el.dataset.skew) - Number(el.dataset.syncedAt)));
+    var text;
+    if (age < 120) text = el.dataset.fmtS.replace("{n}", age);
+    else if (age < 7200) text = el.dataset.fmtM.replace("{n}", Math.floor(age / 60));
+    else text = el.dataset.fmtH.replace("{n}", Math.floor(age / 3600));
+    if (el.textContent !== text) el.textContent = text;
+  }
+
+  function setupLiveToggle() {
+    var toggle = liveToggle();
+    if (!toggle) return;
+    if (localStorage.getItem(LIVE_KEY) === "off") toggle.checked = false;
+    toggle.addEventListener("change", function () {
+      localStorage.setItem(LIVE_KEY, toggle.checked ? "on" : "off");
+      if (toggle.checked) document.body.dispatchEvent(new Event("arkdash:live-on"));
+    });
+  }
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail.elt && event.detail.elt.id === "live-poller") {
+      event.detail.parameters.rows = rowVersions();
+      event.detail.parameters.health = bannerState();
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (!event.detail.elt || event.detail.elt.id !== "live-poller") return;
+    var xhr = event.detail.xhr;
+    var el = document.querySelector("#sync-banner .synced[data-synced-at]");
+    if (xhr && el) {
+      var syncedAt = xhr.getResponseHeader("X-Ark-Synced-At");
+      if (syncedAt) el.dataset.syncedAt = syncedAt;
+    }
+    document.documentElement.dataset.lastPoll = String(Date.now());
+    renderSynced();
+  });
+
+  // --- copy buttons ---------------------------------------------------------------------
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "absolute";
+    area.style.left = "-9999px";
+    document.body.appendChild(area);
+    area.select();
+    try {
+      document.execCommand("copy");
+    } finally {
+      document.body.removeChild(area);
+    }
+    return Promise.resolve();
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button.copy[data-copy]");
+    if (!button) return;
+    copyText(button.dataset.copy).then(function () {
+      button.classList.add("copied");
+      button.dataset.label = button.textContent;
+      button.textContent = "✓";
+      setTimeout(function () {
+        button.classList.remove("copied");
+        button.textContent = button.dataset.label;
+      }, 1200);
+    });
+  });
+
+  // --- confirmations for form buttons (bulk cancel): the server asks when JS is off ------
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-confirm]");
+    if (!button || !button.form) return;
+    if (!window.confirm(button.dataset.confirm)) {
+      event.preventDefault();
+      return;
+    }
+    var confirmed = button.form.querySelector("input[name=confirmed]");
+    if (confirmed) confirmed.value = "1";
+  });
+
+  // --- small things -----------------------------------------------------------------------
+  function setupSelectAll() {
+    var all = document.getElementById("select-all");
+    if (!all) return;
+    all.hidden = false;
+    all.addEventListener("change", function () {
+      document.querySelectorAll("input[name=ids][form=bulk-form]").forEach(function (box) {
+        box.checked = all.checked;
+      });
+    });
+  }
+
+  function setupAutosubmit() {
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+      select.addEventListener("change", function () {
+        select.form.submit();
+      });
+    });
+    document.querySelectorAll(".js-hide").forEach(function (el) {
+      el.hidden = true;
+    });
+  }
+
+  window.ArkDash = { shouldPoll: shouldPoll, rowVersions: rowVersions, renderSynced: renderSynced };
+
+  syncTimeZone();
+  document.addEventListener("DOMContentLoaded", function () {
+    setupLiveToggle();
+    setupSelectAll();
+    setupAutosubmit();
+    renderSynced();
+    setInterval(renderSynced, 1000);
+  });
+  // Swapped-in banners start from their own numbers.
+  document.addEventListener("htmx:oobAfterSwap", renderSynced);
+})();

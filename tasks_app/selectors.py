@@ -1,0 +1,215 @@
+"""Reads for the dashboard. They read the local mirror only: never call Ark from here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.http import Http404
+
+from .models import ACTIVE_STATUSES, Account, ArchiveState, Artifact, ArtifactState, Task, TaskStatus
+
+User = AbstractBaseUser | AnonymousUser
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Rows the live poll watches: still moving upstream, or their outputs are being copied.
+LIVE_ARCHIVE_STATES = (ArchiveState.PENDING, ArchiveState.COPYING)
+# The columns a list row shows; the raw JSON and output URLs stay in the database.
+ROW_FIELDS = (
+    "id", "account_id", "ark_id", "kind", "model", "status", "error_code", "ark_created_at",
+    "ark_updated_at", "started_at", "finished_at", "gone_upstream_at", "changed_at", "archive_state",
+)
+
+
+def tasks_visible_to(user: User) -> QuerySet[Task]:
+    """THE visibility rule for tasks: every read and action starts here.
+
+    Today every signed-in person sees every task; account membership narrows this later.
+    """
+    if not user.is_authenticated:
+        return Task.objects.none()
+    return Task.objects.all()
+
+
+def accounts_visible_to(user: User) -> QuerySet[Account]:
+    """The accounts whose sync health the user sees (same rule as tasks_visible_to)."""
+    if not user.is_authenticated:
+        return Account.objects.none()
+    return Account.objects.all()
+
+
+def task_for_user(*, user: User, pk: int) -> Task:
+    """One task the user may see, or Http404 (also for tasks of other accounts)."""
+    try:
+        return tasks_visible_to(user).select_related("account").get(pk=pk)
+    except Task.DoesNotExist:
+        raise Http404("No such task") from None
+
+
+def row_version(task: Task) -> int:
+    """Task.changed_at as whole microseconds: exact, so the poll can compare for equality."""
+    return (task.changed_at - _EPOCH) // timedelta(microseconds=1)
+
+
+def is_live(task: Task) -> bool:
+    return task.status in ACTIVE_STATUSES or task.archive_state in LIVE_ARCHIVE_STATES
+
+
+def status_counts(*, queryset: QuerySet[Task]) -> dict[str, int]:
+    """Tasks per status in `queryset`, with a zero for every status."""
+    counts = {status: 0 for status in TaskStatus.values}
+    for row in queryset.order_by().values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+@dataclass
+class TaskListPage:
+    tasks: list[Task]
+    page: int
+    page_size: int
+    total: int
+    num_pages: int
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.num_pages
+
+    @property
+    def first_index(self) -> int:
+        return (self.page - 1) * self.page_size + 1 if self.total else 0
+
+    @property
+    def last_index(self) -> int:
+        return min(self.page * self.page_size, self.total)
+
+
+def task_list_page(*, queryset: QuerySet[Task], total: int, page: int, page_size: int) -> TaskListPage:
+    """One page of an already filtered and sorted queryset whose size is known.
+
+    `total` comes from the status counts, which saves a COUNT(*) over the filter.
+    A page past the end shows the last page (the caller says so on the page).
+    """
+    num_pages = max(1, -(-total // page_size))
+    shown = min(page, num_pages)
+    offset = (shown - 1) * page_size
+    tasks = list(queryset.only(*ROW_FIELDS)[offset : offset + page_size])
+    attach_archive_progress(tasks)
+    return TaskListPage(tasks=tasks, page=shown, page_size=page_size, total=total, num_pages=num_pages)
+
+
+def attach_archive_progress(tasks: Iterable[Task]) -> None:
+    """Set `archive_percent` (0–100 or None) on tasks whose outputs are being copied."""
+    copying = {task.pk: task for task in tasks if task.archive_state == ArchiveState.COPYING}
+    for task in tasks:
+        task.archive_percent = None
+    if not copying:
+        return
+    sums = (
+        Artifact.objects.filter(task_id__in=copying)
+        .values("task_id")
+        .annotate(done=Sum("bytes_copied"), total=Sum("size"), unknown=Count("id", filter=Q(size__isnull=True)))
+    )
+    for row in sums:
+        if row["total"] and not row["unknown"]:
+            copying[row["task_id"]].archive_percent = min(100, int(100 * (row["done"] or 0) / row["total"]))
+
+
+def rows_changed(*, user: User, versions: Mapping[int, int]) -> list[Task]:
+    """The tasks among `versions` (pk -> row_version the page shows) that differ now.
+
+    Rows being copied are always returned: their progress lives on the artifacts.
+    The idle case costs one narrow primary-key query.
+    """
+    if not versions:
+        return []
+    current = tasks_visible_to(user).filter(pk__in=list(versions)).values_list("pk", "changed_at", "archive_state")
+    changed = [
+        pk
+        for pk, changed_at, archive_state in current
+        if (changed_at - _EPOCH) // timedelta(microseconds=1) != versions[pk] or archive_state == ArchiveState.COPYING
+    ]
+    if not changed:
+        return []
+    tasks = list(tasks_visible_to(user).filter(pk__in=changed).only(*ROW_FIELDS).order_by("pk"))
+    attach_archive_progress(tasks)
+    return tasks
+
+
+def known_models(*, user: User) -> list[str]:
+    """Model names for the filter's suggestions; cached because DISTINCT scans every row."""
+    key = f"arkdash:known-models:{getattr(user, 'pk', None)}"
+    models = cache.get(key)
+    if models is None:
+        models = list(
+            tasks_visible_to(user).order_by("model").values_list("model", flat=True).distinct()[:200]
+        )
+        cache.set(key, models, 300)
+    return [model for model in models if model]
+
+
+@dataclass(frozen=True)
+class SyncHealth:
+    """What the banner says about the accounts the user sees."""
+
+    state: str  # "ok" | "failing" | "never" | "none" (no account at all)
+    synced_at: datetime | None
+    failing_since: datetime | None
+    failing_accounts: tuple[str, ...]
+    last_error: str
+
+    @property
+    def synced_epoch(self) -> int | None:
+        return int(self.synced_at.timestamp()) if self.synced_at else None
+
+
+def sync_health(*, user: User) -> SyncHealth:
+    accounts = accounts_visible_to(user)
+    # The oldest successful sync among accounts: "synced N s ago" must not flatter.
+    summary = accounts.aggregate(synced_at=Min("last_sync_ok_at"), newest=Max("last_sync_ok_at"), n=Count("id"))
+    failing = list(
+        accounts.filter(failing_since__isnull=False)
+        .order_by("failing_since")
+        .values_list("name", "failing_since", "last_sync_error")
+    )
+    if not summary["n"]:
+        state = "none"
+    elif failing:
+        state = "failing"
+    elif summary["newest"] is None:
+        state = "never"
+    else:
+        state = "ok"
+    return SyncHealth(
+        state=state,
+        synced_at=summary["synced_at"] or summary["newest"],
+        failing_since=failing[0][1] if failing else None,
+        failing_accounts=tuple(name for name, _, _ in failing),
+        last_error=(failing[0][2] or "")[:300] if failing else "",
+    )
+
+
+def task_timeline(*, task: Task) -> list[tuple[str, datetime | None]]:
+    """(step, when) for created → running → finished → archived; None = not (yet) seen."""
+    archived_at = None
+    artifacts = list(task.artifacts.all())
+    if artifacts and all(artifact.state == ArtifactState.ARCHIVED for artifact in artifacts):
+        archived_at = max(artifact.archived_at or task.changed_at for artifact in artifacts)
+    finished_at = task.finished_at
+    if finished_at is None and task.status not in ACTIVE_STATUSES:
+        finished_at = task.ark_updated_at
+    return [
+        ("created", task.ark_created_at),
+        ("running", task.started_at),
+        ("finished", finished_at),
+        ("archived", archived_at),
+    ]

@@ -1,0 +1,249 @@
+"""What a person can do to a task from the dashboard: cancel it, delete Ark's record.
+
+Each action checks Ark's state table against the mirror first, so a request that Ark
+would refuse is explained without any upstream call:
+
+    queued                      -> cancel (Ark turns it cancelled)
+    succeeded, failed, expired  -> delete record (Ark forgets it)
+    running, cancelled          -> refused, with the reason
+
+Then it calls DELETE, records what Ark says afterwards in the mirror, and returns a
+result carrying a message written for the person who clicked.
+
+"Delete record" deletes the record upstream and keeps the local row, marked as gone
+upstream: history and archived outputs outlive Ark's 7-day window. `remove_local=True`
+also removes the row, its artifacts and their archived files from ArkDash.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.files.storage import storages
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from ..ark import ArkBadRequestError, ArkError, ArkNotFoundError, ArkTask
+from ..crypto import SecretDecryptError
+from ..models import FINISHED_STATUSES, ArchiveState, Task, TaskStatus
+from ..ratelimit import RateLimitWaitTooLong
+from .accounts import client_for
+from .sync import task_upsert_from_ark
+
+logger = logging.getLogger(__name__)
+
+User = AbstractBaseUser | AnonymousUser
+# A click must not hang behind the sync's queue for the account's upstream budget.
+ACTION_MAX_RATE_WAIT_SECONDS = 5.0
+ACTION_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    ok: bool
+    # cancelled | deleted | removed | refused | needs_confirmation | gone | error
+    code: str
+    message: str
+    task: Task | None  # None once removed locally
+
+
+@dataclass
+class BulkCancelReport:
+    cancelled: int = 0
+    refused: int = 0
+    failed: int = 0
+    results: list[ActionResult] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        parts = [ngettext("%(n)d task cancelled.", "%(n)d tasks cancelled.", self.cancelled) % {"n": self.cancelled}]
+        if self.refused:
+            parts.append(
+                ngettext("%(n)d refused (no longer queued).", "%(n)d refused (no longer queued).", self.refused)
+                % {"n": self.refused}
+            )
+        if self.failed:
+            parts.append(
+                ngettext("%(n)d failed: try again.", "%(n)d failed: try again.", self.failed) % {"n": self.failed}
+            )
+        return " ".join(parts)
+
+
+def outputs_unarchived(task: Task) -> bool:
+    """True when deleting Ark's record would lose outputs ArkDash has not copied."""
+    return task.status == TaskStatus.SUCCEEDED and task.archive_state != ArchiveState.ARCHIVED
+
+
+def _refusal_reason(task: Task, action: str) -> str | None:
+    """Why Ark's state table forbids `action` on the task as the mirror knows it."""
+    if task.gone_upstream_at is not None:
+        return _("This task no longer exists on Ark (deleted or older than Ark's 7-day window).")
+    status = task.status
+    if action == "cancel":
+        if status == TaskStatus.QUEUED:
+            return None
+        if status == TaskStatus.RUNNING:
+            return _("It is already running: Ark can only cancel tasks that are still queued.")
+        if status == TaskStatus.CANCELLED:
+            return _("It is already cancelled.")
+        return _("It has already finished (%(status)s): there is nothing to cancel.") % {
+            "status": task.get_status_display()
+        }
+    if status in FINISHED_STATUSES:
+        return None
+    if status == TaskStatus.QUEUED:
+        return _("It is still queued: cancel it instead.")
+    if status == TaskStatus.RUNNING:
+        return _("It is running: Ark keeps the record of a running task until it finishes.")
+    return _("It is cancelled: Ark removes cancelled tasks by itself 24 hours after the cancel.")
+
+
+def task_cancel(*, task: Task, user: User) -> ActionResult:
+    """Cancel a queued task on Ark and record the outcome in the mirror."""
+    reason = _refusal_reason(task, "cancel")
+    if reason:
+        return ActionResult(False, "refused", _("Not cancelled: %(reason)s") % {"reason": reason}, task)
+    logger.info("user %s cancels task %s (account %s)", getattr(user, "pk", None), task.ark_id, task.account_id)
+    try:
+        with _client(task) as client:
+            try:
+                ark_task = client.delete_task(task.ark_id)
+            except ArkBadRequestError as refusal:
+                return _explain_cancel_refusal(task, client, refusal)
+    except (ArkError, RateLimitWaitTooLong, SecretDecryptError) as error:
+        return _upstream_failure(task, error, _("Not cancelled"))
+    if ark_task is None:
+        task = _mark_gone(task)
+        return ActionResult(False, "gone", _("Not cancelled: Ark no longer has this task."), task)
+    task = _mirror(task, ark_task)
+    if task.status == TaskStatus.CANCELLED:
+        return ActionResult(True, "cancelled", _("Cancelled."), task)
+    return ActionResult(
+        False, "refused", _("Not cancelled: Ark now reports it as %(status)s.") % {"status": task.get_status_display()},
+        task,
+    )
+
+
+def _explain_cancel_refusal(task: Task, client, refusal: ArkBadRequestError) -> ActionResult:
+    """Ark said no: re-read the task so the row shows why (usually: it started running)."""
+    try:
+        task = _mirror(task, client.get_task(task.ark_id))
+    except ArkNotFoundError:
+        task = _mark_gone(task)
+    except ArkError:
+        logger.warning("re-reading %s after a refused cancel failed", task.ark_id)
+    reason = None if task.status == TaskStatus.QUEUED else _refusal_reason(task, "cancel")
+    message = _("Ark refused to cancel: %(reason)s") % {"reason": reason or refusal.message}
+    return ActionResult(False, "refused", message, task)
+
+
+def task_delete(*, task: Task, user: User, confirm_unarchived: bool, remove_local: bool = False) -> ActionResult:
+    """Delete Ark's record of a finished task; keep (or, on request, remove) the local row.
+
+    A succeeded task whose outputs are not archived needs `confirm_unarchived`: Ark's
+    record may be the only way to reach those outputs.
+    """
+    if task.gone_upstream_at is not None and remove_local:
+        return _remove_local(task, user)
+    reason = _refusal_reason(task, "delete")
+    if reason:
+        return ActionResult(False, "refused", _("Not deleted: %(reason)s") % {"reason": reason}, task)
+    if outputs_unarchived(task) and not confirm_unarchived:
+        return ActionResult(
+            False,
+            "needs_confirmation",
+            _("Its outputs are not archived yet: deleting Ark's record may lose them for good. Confirm to delete anyway."),
+            task,
+        )
+    logger.info("user %s deletes the Ark record of %s (account %s)", getattr(user, "pk", None), task.ark_id,
+                task.account_id)
+    try:
+        with _client(task) as client:
+            ark_task = client.delete_task(task.ark_id)
+    except ArkBadRequestError as refusal:
+        return ActionResult(False, "refused", _("Ark refused to delete: %(reason)s") % {"reason": refusal.message}, task)
+    except (ArkError, RateLimitWaitTooLong, SecretDecryptError) as error:
+        return _upstream_failure(task, error, _("Not deleted"))
+    if ark_task is not None:  # Ark still has it: record what it says and report
+        task = _mirror(task, ark_task)
+        return ActionResult(
+            False, "refused",
+            _("Not deleted: Ark still reports it as %(status)s.") % {"status": task.get_status_display()}, task,
+        )
+    task = _mark_gone(task)
+    if remove_local:
+        return _remove_local(task, user)
+    return ActionResult(True, "deleted", _("Ark's record deleted. ArkDash keeps its history and archived outputs."), task)
+
+
+def tasks_cancel_bulk(*, tasks: Iterable[Task], user: User) -> BulkCancelReport:
+    """Cancel every queued task among `tasks`; the others count as refused without a call."""
+    report = BulkCancelReport()
+    for task in tasks:
+        result = task_cancel(task=task, user=user)
+        report.results.append(result)
+        if result.ok:
+            report.cancelled += 1
+        elif result.code in ("refused", "gone"):
+            report.refused += 1
+        else:
+            report.failed += 1
+    return report
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _client(task: Task):
+    return client_for(task.account, timeout=ACTION_TIMEOUT_SECONDS, max_rate_wait=ACTION_MAX_RATE_WAIT_SECONDS)
+
+
+def _mirror(task: Task, ark_task: ArkTask) -> Task:
+    mirrored, _changed = task_upsert_from_ark(account=task.account, ark_task=ark_task)
+    return mirrored
+
+
+def _mark_gone(task: Task) -> Task:
+    # changed_at must be written too, so live pages pick the change up.
+    task.gone_upstream_at = timezone.now()
+    task.save(update_fields=["gone_upstream_at", "changed_at"])
+    return task
+
+
+def _upstream_failure(task: Task, error: Exception, prefix: str) -> ActionResult:
+    if isinstance(error, RateLimitWaitTooLong):
+        detail = _("Ark's request budget for this account is used up for a few seconds. Try again shortly.")
+    elif isinstance(error, SecretDecryptError):
+        detail = _("The account's API key cannot be decrypted: check ARKDASH_ENCRYPTION_KEYS.")
+    else:
+        detail = _("Ark could not be reached or answered with an error (%(error)s). Nothing changed; try again.") % {
+            "error": str(error)[:200]
+        }
+    logger.warning("%s on %s failed: %s", prefix, task.ark_id, error)
+    return ActionResult(False, "error", f"{prefix}: {detail}", task)
+
+
+def _remove_local(task: Task, user: User) -> ActionResult:
+    """Forget the task in ArkDash too: its row, its artifacts and their archived files."""
+    keys = [key for key in task.artifacts.values_list("storage_key", flat=True) if key]
+    ark_id = task.ark_id
+    with transaction.atomic():
+        task.delete()
+        # Files go only once the rows are surely gone.
+        transaction.on_commit(lambda: _delete_archived_files(keys))
+    logger.info("user %s removed task %s from ArkDash", getattr(user, "pk", None), ark_id)
+    return ActionResult(True, "removed", _("%(id)s removed from ArkDash.") % {"id": ark_id}, None)
+
+
+def _delete_archived_files(keys: list[str]) -> None:
+    archive = storages["archive"]
+    for key in keys:
+        try:
+            archive.delete(key)
+        except Exception:  # a leftover file is harmless; a 500 after the delete is not
+            logger.exception("could not delete archived file %s", key)

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, TaskKind, TaskStatus
+
+from .dashboard_helpers import make_task
+
+
+@pytest.fixture
+def user_client(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("ana", password="pw"))
+    return client
+
+
+def row_ids(response) -> list[str]:
+    return re.findall(r'<tr id="task-(\d+)"', response.content.decode())
+
+
+def test_it_requires_login(client, db):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_it_lists_tasks_newest_first_with_their_columns(user_client, account):
+    old = make_task(account, status=TaskStatus.SUCCEEDED, created=timezone.now() - timedelta(hours=5))
+    new = make_task(account, status=TaskStatus.QUEUED, kind=TaskKind.MODEL_3D)
+    response = user_client.get("/")
+    assert response.status_code == 200
+    assert row_ids(response) == [str(new.pk), str(old.pk)]
+    html = response.content.decode()
+    assert f'data-copy="{new.ark_id}"' in html
+    assert 'class="badge badge-queued"' in html
+    assert "5\xa0hours ago" in html
+
+
+def test_it_never_renders_the_api_key(user_client, account):
+    make_task(account)
+    assert b"test-key" not in user_client.get("/").content
+
+
+def test_it_filters_by_several_statuses_and_counts_each_status(user_client, account):
+    queued = make_task(account, status=TaskStatus.QUEUED)
+    running = make_task(account, status=TaskStatus.RUNNING)
+    make_task(account, status=TaskStatus.FAILED)
+    make_task(account, status=TaskStatus.FAILED)
+    response = user_client.get("/?status=queued&status=running")
+    assert sorted(row_ids(response)) == sorted([str(queued.pk), str(running.pk)])
+    chips = {chip["value"]: chip for chip in response.context["chips"]}
+    # Chips count under the other filters, so the unselected "failed" still shows 2.
+    assert chips["failed"]["count"] == 2 and not chips["failed"]["selected"]
+    assert chips["queued"]["selected"]
+    assert chips["queued"]["href"] == "?status=running"
+    assert chips["failed"]["href"] == "?status=queued&status=running&status=failed"
+
+
+def test_it_filters_by_pasted_ids(user_client, account):
+    one, two, _ = make_task(account), make_task(account), make_task(account)
+    response = user_client.get("/", {"ids": f"{one.ark_id}\n{two.ark_id}, "})
+    assert sorted(row_ids(response)) == sorted([str(one.pk), str(two.pk)])
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("status=bogus", "Status: Select a valid choice. bogus"),
+        ("ids=cgt-ok-12345%20DROP%20TABLE", "“DROP”, “TABLE” are not task ids"),
+        ("page=0", "Page numbers start at 1."),
+        ("page=abc", "Page must be a whole number."),
+        ("page_size=100000000", "Page size must be one of 10, 25, 50, 100 or 200."),
+        ("created_before=31/31/2025", "Created until: Enter a valid date/time."),
+        ("kind=audio", "Kind: Select a valid choice."),
+    ],
+)
+def test_it_explains_bad_query_parameters_with_a_400_page(user_client, account, query, expected):
+    task = make_task(account)
+    response = user_client.get(f"/?{query}")
+    assert response.status_code == 400
+    assert expected in response.content.decode().replace("&ldquo;", "“").replace("&rdquo;", "”")
+    assert row_ids(response) == [str(task.pk)]  # the rest of the page still works
+
+
+def test_it_shows_the_last_page_when_asked_for_a_page_past_the_end(user_client, account):
+    for _ in range(12):
+        make_task(account)
+    response = user_client.get("/?page=1000000000&page_size=10")
+    assert response.status_code == 200
+    assert response.context["page"].page == 2
+    assert len(row_ids(response)) == 2
+    assert "There is no page 1000000000: showing the last page, 2." in response.content.decode()
+
+
+def test_it_pages_with_the_chosen_page_size_and_keeps_the_filter_in_links(user_client, account):
+    for _ in range(25):
+        make_task(account, status=TaskStatus.FAILED)
+    make_task(account, status=TaskStatus.QUEUED)
+    response = user_client.get("/?status=failed&page_size=10&page=2")
+    assert len(row_ids(response)) == 10
+    pages = response.context["pages"]
+    assert pages["next"] == "?status=failed&page_size=10&page=3"
+    assert pages["previous"] == "?status=failed&page_size=10&page=1"
+    assert "1" not in (pages["last"] or "x").split("page=")[-1]
+    assert "11–20 of 25" in response.content.decode()
+
+
+def test_it_drops_rejected_parameters_from_the_links_it_builds(user_client, account):
+    make_task(account, status=TaskStatus.FAILED)
+    response = user_client.get("/?status=nope&kind=video&page_size=7")
+    assert response.context["chips"][0]["href"] == "?kind=video&status=queued"
+
+
+def test_it_renders_the_poller_only_while_a_row_on_screen_is_live(user_client, account):
+    make_task(account, status=TaskStatus.SUCCEEDED)
+    assert b'id="live-poller"' not in user_client.get("/").content
+    live = make_task(account, status=TaskStatus.RUNNING)
+    html = user_client.get("/").content.decode()
+    assert 'id="live-poller"' in html
+    assert re.search(rf'<tr id="task-{live.pk}"[^>]*data-live', html)
+
+
+def test_it_offers_cancel_on_queued_rows_and_delete_on_finished_rows_only(user_client, account):
+    tasks = {status: make_task(account, status=status) for status in TaskStatus.values}
+    html = user_client.get("/").content.decode()
+    for status, task in tasks.items():
+        row = re.search(rf'<tr id="task-{task.pk}".*?</tr>', html, re.S).group(0)
+        assert (f'hx-post="/tasks/{task.pk}/cancel/"' in row) == (status == "queued")
+        assert (f'hx-post="/tasks/{task.pk}/delete/"' in row) == (status in ("succeeded", "failed", "expired"))
+
+
+def test_it_counts_queued_tasks_of_the_filter_for_the_bulk_cancel(user_client, account):
+    for _ in range(3):
+        make_task(account, status=TaskStatus.QUEUED, kind=TaskKind.VIDEO)
+    make_task(account, status=TaskStatus.QUEUED, kind=TaskKind.MODEL_3D)
+    html = user_client.get("/?kind=video").content.decode()
+    assert "Cancel all 3 queued tasks matching this filter?" in html
+    assert "Cancel all" not in user_client.get("/?status=failed").content.decode()
+
+
+def test_it_shows_copy_progress_for_rows_being_archived(user_client, account):
+    task = make_task(account, status=TaskStatus.SUCCEEDED, archive_state=ArchiveState.COPYING)
+    Artifact.objects.create(task=task, output=ArtifactOutput.VIDEO, state=ArtifactState.COPYING,
+                            size=1000, bytes_copied=250)
+    Artifact.objects.create(task=task, output=ArtifactOutput.LAST_FRAME, state=ArtifactState.ARCHIVED,
+                            size=1000, bytes_copied=1000)
+    assert '<progress max="100" value="62"' in user_client.get("/").content.decode()
+
+
+def test_it_shows_times_in_the_zone_the_browser_reported(user_client, account):
+    make_task(account, created=datetime(2025, 3, 31, 9, 50, 19, tzinfo=UTC))
+    user_client.cookies["arkdash_tz"] = "Asia/Shanghai"
+    assert 'title="2025-03-31 17:50:19 CST"' in user_client.get("/").content.decode()
+    user_client.cookies["arkdash_tz"] = "../../etc/passwd"
+    assert 'title="2025-03-31 09:50:19 UTC"' in user_client.get("/").content.decode()
+
+
+def test_it_says_when_ark_is_unreachable(user_client, account):
+    account.failing_since = datetime(2025, 3, 31, 4, 4, tzinfo=UTC)
+    account.last_sync_error = "Ark HTTP 500 InternalServiceError"
+    account.save()
+    html = user_client.get("/").content.decode()
+    assert "Ark unreachable" in html and "since 2025-03-31 04:04:00" in html
+    assert "InternalServiceError" in html
+
+
+def test_it_says_how_long_ago_the_last_sync_was(user_client, account):
+    account.last_sync_ok_at = timezone.now() - timedelta(seconds=7)
+    account.save()
+    html = user_client.get("/").content.decode()
+    assert f'data-synced-at="{int(account.last_sync_ok_at.timestamp())}"' in html
