@@ -118,6 +118,7 @@ def test_it_masks_bearer_tokens_even_without_knowing_the_key():
 
     assert "abc.def-ghi" not in str(error)
     assert redact("Bearer xyz and sk-1", "sk-1") == "Bearer *** and ***"
+    assert redact("a kind kettle", "k") == "a kind kettle"  # too short to be a key
 
 
 @pytest.mark.parametrize(

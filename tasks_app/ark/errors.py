@@ -20,6 +20,7 @@ _REQUEST_ID_IN_MESSAGE = re.compile(r"request\s*id\s*[:=]\s*([A-Za-z0-9._-]+)", 
 # Anything that looks like a bearer credential is masked even if we were not told the key.
 _BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
 _MAX_MESSAGE_CHARS = 500
+_MIN_SECRET_CHARS = 4
 
 
 class ArkError(Exception):
@@ -118,7 +119,8 @@ class ArkProtocolError(ArkError):
 
 def redact(text: str, secret: str | None) -> str:
     """Remove a secret (and any bearer token) from text meant for logs or exceptions."""
-    if secret:
+    # A real key is long; masking a 1-3 character "key" would garble every message.
+    if secret and len(secret) >= _MIN_SECRET_CHARS:
         text = text.replace(secret, "***")
     return _BEARER.sub(r"\1***", text)
 
