@@ -276,3 +276,38 @@ def test_it_times_out_on_a_slow_answer(sim):
     ) as client:
         with pytest.raises(ArkTimeoutError):
             client.get_task(task_id)
+
+
+@pytest.fixture
+def served(monkeypatch):
+    """The simulator as a real HTTP server on 127.0.0.1: real sockets, real drops."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    sim = Simulator(api_keys=("served-key",), list_rate_per_second=None)
+    handle = sim.serve(host="127.0.0.1", port=0, realtime=False)
+    try:
+        yield handle
+    finally:
+        handle.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["drop", "truncate", "bad_length"])
+def test_it_survives_real_dropped_and_mangled_connections(served, kind):
+    task_id = served.sim.add_task(status="queued")
+    served.sim.faults.inject("get", kind)
+
+    with ArkClient(served.base_url, "served-key", timeout=5.0, sleep=lambda s: None) as client:
+        assert client.get_task(task_id).id == task_id
+
+    assert served.sim.stats()["get"] == 2
+
+
+def test_it_resolves_a_really_dropped_delete_by_re_reading(served):
+    task_id = served.sim.add_task(status="queued")
+    served.sim.faults.inject("delete", "drop")
+
+    with ArkClient(served.base_url, "served-key", timeout=5.0, sleep=lambda s: None) as client:
+        result = client.delete_task(task_id)
+
+    assert result is not None and result.status == "cancelled"
+    assert served.sim.stats()["delete"] == 2
