@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.utils import timezone
 
 from tasks_app.ark import ArkError
-from tasks_app.models import Account, Task
+from tasks_app.models import Account, Artifact, ArtifactState, Task
+from tasks_app.services import archive as archive_service
 from tasks_app.services import sync as sync_service
 from tasks_app.services.accounts import account_ensure_default
 
@@ -65,3 +67,32 @@ def refresh_ark_task(account_id: int, ark_id: str) -> None:
 def archive_handoff_sweep() -> int:
     """Hand to the archive every succeeded task whose hand-off a crash interrupted."""
     return sync_service.archive_handoff_sweep()
+
+
+# --- Archive ------------------------------------------------------------------------------
+
+
+# Late ack + reject on worker loss: a copy whose worker is killed goes back to the queue;
+# the artifact's claim makes a redelivered or duplicated message harmless.
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def archive_artifact(artifact_id: int) -> str:
+    """Copy one output to archive storage; schedules its own retry after a failure."""
+    try:
+        artifact = archive_service.artifact_archive(artifact_id=artifact_id)
+    except Artifact.DoesNotExist:
+        return "gone"  # its task was deleted meanwhile
+    if artifact.state == ArtifactState.FAILED and artifact.next_attempt_at is not None:
+        # Eager mode (tests) would run the retry at once, recursively: the sweeper covers it.
+        if not archive_artifact.request.is_eager:
+            countdown = max(0.0, (artifact.next_attempt_at - timezone.now()).total_seconds())
+            archive_artifact.apply_async((artifact_id,), countdown=countdown)
+    return artifact.state
+
+
+@shared_task(ignore_result=True)
+def archive_sweep() -> int:
+    """Beat: queue every output not archived yet, earliest deadline first."""
+    report = archive_service.artifacts_sweep()
+    if report.lag_seconds > 3600:
+        logger.warning("archive lag is %.0f s", report.lag_seconds)
+    return len(report.queued)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_hooks
+from . import views, views_download, views_hooks
 
 app_name = "tasks_app"
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("tasks/<int:pk>/", views.task_detail, name="task_detail"),
     path("tasks/<int:pk>/cancel/", views.task_cancel, name="task_cancel"),
     path("tasks/<int:pk>/delete/", views.task_delete, name="task_delete"),
+    path("outputs/<int:artifact_id>/download/", views_download.artifact_download, name="artifact_download"),
 ]

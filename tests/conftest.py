@@ -126,10 +126,8 @@ def archive_storage_settings(backend: ArchiveBackend) -> dict:
     }
 
 
-@pytest.fixture(params=["local", "s3"])
-def archive_backend(request, settings, tmp_path):
-    """STORAGES["archive"] on local disk, then on the moto S3 server (an empty bucket each)."""
-    if request.param == "local":
+def _use_archive_backend(request, settings, tmp_path, kind: str) -> ArchiveBackend:
+    if kind == "local":
         backend = ArchiveBackend("local", root=tmp_path / "archive")
     else:
         endpoint = request.getfixturevalue("s3_endpoint")
@@ -138,3 +136,51 @@ def archive_backend(request, settings, tmp_path):
     # Assigning settings.STORAGES fires setting_changed, which resets Django's storages cache.
     settings.STORAGES = {**settings.STORAGES, "archive": archive_storage_settings(backend)}
     return backend
+
+
+@pytest.fixture(params=["local", "s3"])
+def archive_backend(request, settings, tmp_path):
+    """STORAGES["archive"] on local disk, then on the moto S3 server (an empty bucket each)."""
+    return _use_archive_backend(request, settings, tmp_path, request.param)
+
+
+@pytest.fixture
+def local_archive(request, settings, tmp_path):
+    return _use_archive_backend(request, settings, tmp_path, "local")
+
+
+@pytest.fixture
+def s3_archive(request, settings, tmp_path):
+    return _use_archive_backend(request, settings, tmp_path, "s3")
+
+
+@pytest.fixture
+def mirror(sim, account):
+    """mirror(sim_task_id) -> the Task row for a simulator task, as the sync would write it."""
+    from datetime import UTC, datetime
+
+    from tasks_app.models import Task
+
+    def make(sim_task_id: str, **overrides):
+        body = sim.task_json(sim_task_id)
+        content = body.get("content") or {}
+        updated = datetime.fromtimestamp(int(body["updated_at"]), tz=UTC)
+        values = {
+            "account": account,
+            "ark_id": body["id"],
+            "kind": "3d" if "file_url" in content or body.get("fileformat") else "video",
+            "model": body.get("model", ""),
+            "status": body["status"],
+            "ark_created_at": datetime.fromtimestamp(int(body["created_at"]), tz=UTC),
+            "ark_updated_at": updated,
+            "finished_at": updated if body["status"] in ("succeeded", "failed", "expired") else None,
+            "file_format": body.get("fileformat", "") or "",
+            "video_url": content.get("video_url", ""),
+            "last_frame_url": content.get("last_frame_url", ""),
+            "file_url": content.get("file_url", ""),
+            "raw": body,
+        }
+        values.update(overrides)
+        return Task.objects.create(**values)
+
+    return make

@@ -1,0 +1,569 @@
+"""Archive: copy every output of a succeeded task to archive storage before its URL dies.
+
+The verbs:
+- `artifacts_create_for_task`: one Artifact per output URL (idempotent), queued.
+- `artifact_archive`: one copy attempt. A conditional UPDATE claims the artifact so
+  only one worker copies it; the copy streams (constant memory), hashes, checks the
+  length against Content-Length and, for 3D zips, the zip itself, then publishes
+  atomically (see tasks_app/storage.py). Every later write checks the claim token,
+  so a worker that lost its claim (it stalled and was taken over) changes nothing.
+- `artifacts_sweep`: re-queues what is not archived yet, earliest deadline first.
+- `archive_lag_seconds` / `archive_health`: how far behind the archive is.
+
+States: pending → copying → archived | failed (retried with backoff) | lost (the
+source said 403/404/410, or an attempt failed after the deadline).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import secrets
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import parse_qs, urlsplit
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, Min, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from tasks_app import fetch, storage, zipsafe
+from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_URL_LIFETIME = timedelta(hours=24)
+PROGRESS_EVERY_BYTES = 8 * 1024 * 1024
+PROGRESS_EVERY_SECONDS = 2.0
+BASE_BACKOFF_SECONDS = 5.0
+SPOOL_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    url_field: str
+    stem: str  # file name part: <ark_id>-<stem>.<ext>
+    extension: str
+    content_type: str
+
+
+SOURCE_OUTPUTS: dict[str, OutputSpec] = {
+    ArtifactOutput.VIDEO: OutputSpec("video_url", "video", "mp4", "video/mp4"),
+    ArtifactOutput.LAST_FRAME: OutputSpec("last_frame_url", "last-frame", "png", "image/png"),
+    ArtifactOutput.MODEL_ZIP: OutputSpec("file_url", "model", "zip", "application/zip"),
+}
+MODEL_CONTENT_TYPES = {
+    "glb": "model/gltf-binary",
+    "gltf": "model/gltf+json",
+    "obj": "model/obj",
+    "usdz": "model/vnd.usdz+zip",
+}
+UNFINISHED = (ArtifactState.PENDING, ArtifactState.COPYING, ArtifactState.FAILED)
+
+
+class ArchiveError(Exception):
+    """A copy attempt that did not work; the message is shown on the page."""
+
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ClaimLost(Exception):
+    """Another worker took this artifact over: stop without writing anything."""
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+# --- Creating artifacts ---------------------------------------------------------
+
+
+def output_deadline(*, task: Task, url: str) -> datetime:
+    """When an output URL dies: the earliest of what the task and the URL say.
+
+    Ark URLs live 24 h after success; presigned URLs also carry their own expiry
+    (TOS `X-Tos-Date`+`X-Tos-Expires`, S3 `X-Amz-*`, the simulator's `expires`).
+    """
+    candidates = [d for d in (task.outputs_expire_at, _expiry_from_url(url)) if d is not None]
+    if candidates:
+        return min(candidates)
+    succeeded_at = task.ark_updated_at or task.finished_at or timezone.now()
+    return succeeded_at + OUTPUT_URL_LIFETIME
+
+
+def _expiry_from_url(url: str) -> datetime | None:
+    try:
+        query = {k.lower(): v[0] for k, v in parse_qs(urlsplit(url).query).items() if v}
+    except ValueError:
+        return None
+    try:
+        for prefix in ("x-tos-", "x-amz-"):
+            if f"{prefix}date" in query and f"{prefix}expires" in query:
+                signed = datetime.strptime(query[f"{prefix}date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+                return signed + timedelta(seconds=int(query[f"{prefix}expires"]))
+        if "expires" in query:
+            return datetime.fromtimestamp(int(float(query["expires"])), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None
+
+
+def artifacts_create_for_task(*, task: Task) -> list[Artifact]:
+    """One Artifact per output URL of a succeeded task, queued for copying. Idempotent.
+
+    A re-read task may carry freshly signed URLs: an artifact not copied yet takes
+    the new URL (and its deadline); archived and lost ones are left alone.
+    """
+    if task.status != TaskStatus.SUCCEEDED:
+        return list(task.artifacts.order_by("pk"))
+    to_queue: list[int] = []
+    with transaction.atomic():
+        for output, spec in SOURCE_OUTPUTS.items():
+            url = getattr(task, spec.url_field) or ""
+            if not url:
+                continue
+            deadline = output_deadline(task=task, url=url)
+            artifact, created = Artifact.objects.get_or_create(
+                task=task,
+                output=output,
+                defaults={
+                    "source_url": url,
+                    "deadline": deadline,
+                    "filename": f"{storage.safe_key_part(task.ark_id)}-{spec.stem}.{spec.extension}",
+                    "content_type": spec.content_type,
+                    "storage_key": storage.artifact_key(
+                        account_id=task.account_id,
+                        ark_id=task.ark_id,
+                        filename=f"{spec.stem}.{spec.extension}",
+                    ),
+                },
+            )
+            if created:
+                to_queue.append(artifact.pk)
+            elif (
+                artifact.state in (ArtifactState.PENDING, ArtifactState.FAILED) and artifact.source_url != url
+            ):
+                Artifact.objects.filter(
+                    pk=artifact.pk, state__in=[ArtifactState.PENDING, ArtifactState.FAILED]
+                ).update(source_url=url, deadline=deadline)
+        task_archive_state_refresh(task_id=task.pk)
+        _enqueue(to_queue)
+    return list(Artifact.objects.filter(task=task).order_by("pk"))
+
+
+def _enqueue(artifact_ids: Iterable[int], *, countdown: float | None = None) -> None:
+    """Queue copies once the surrounding transaction commits (the rows must be visible)."""
+    ids = list(artifact_ids)
+    if not ids:
+        return
+    Artifact.objects.filter(pk__in=ids).update(enqueued_at=timezone.now())
+
+    def send() -> None:
+        from tasks_app.tasks import archive_artifact
+
+        for artifact_id in ids:
+            try:
+                archive_artifact.apply_async((artifact_id,), countdown=countdown)
+            except Exception:  # noqa: BLE001 - a broker hiccup: the sweeper queues it again
+                logger.warning(
+                    "could not queue archive of artifact %s; the sweeper will", artifact_id, exc_info=True
+                )
+
+    transaction.on_commit(send)
+
+
+# --- Task summary ---------------------------------------------------------------
+
+# The worst state wins: a lost output matters more than one still copying.
+_SUMMARY_ORDER = [
+    (ArtifactState.LOST, ArchiveState.LOST),
+    (ArtifactState.FAILED, ArchiveState.FAILED),
+    (ArtifactState.COPYING, ArchiveState.COPYING),
+    (ArtifactState.PENDING, ArchiveState.PENDING),
+    (ArtifactState.ARCHIVED, ArchiveState.ARCHIVED),
+]
+
+
+def task_archive_state_refresh(*, task_id: int) -> str:
+    """Recompute Task.archive_state from its outputs; writes (and bumps changed_at) only on change.
+
+    The extracted 3D preview is a convenience derived from the archived zip: it does
+    not count, so a task whose zip is safe reads "archived" even if no preview exists.
+    """
+    states = set(
+        Artifact.objects.filter(task_id=task_id)
+        .exclude(output=ArtifactOutput.MODEL_FILE)
+        .values_list("state", flat=True)
+    )
+    summary = next((summary for state, summary in _SUMMARY_ORDER if state in states), ArchiveState.NONE)
+    Task.objects.filter(pk=task_id).exclude(archive_state=summary).update(
+        archive_state=summary, changed_at=timezone.now()
+    )
+    return summary
+
+
+# --- Copying --------------------------------------------------------------------
+
+
+def _claim(artifact_id: int, *, force: bool) -> str | None:
+    """Take the artifact for this worker, or None when it is not ours to copy.
+
+    Pending ones, failed ones whose retry is due (any failed one with force), and
+    copies whose worker stopped reporting progress (it died) can be taken.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=_setting("ARKDASH_ARCHIVE_CLAIM_TIMEOUT_SECONDS", 300))
+    failed_due = Q(state=ArtifactState.FAILED)
+    if not force:
+        failed_due &= Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    takeable = (
+        Q(state=ArtifactState.PENDING) | failed_due | Q(state=ArtifactState.COPYING, claimed_at__lt=stale)
+    )
+    token = secrets.token_hex(16)
+    claimed = (
+        Artifact.objects.filter(pk=artifact_id)
+        .filter(takeable)
+        .update(
+            state=ArtifactState.COPYING,
+            claim_token=token,
+            claimed_at=now,
+            attempts=F("attempts") + 1,
+            bytes_copied=0,
+        )
+    )
+    return token if claimed else None
+
+
+class _Progress:
+    """Writes bytes_copied now and then; doubles as the claim's heartbeat."""
+
+    def __init__(self, artifact_id: int, token: str) -> None:
+        self.artifact_id, self.token = artifact_id, token
+        self.reported_bytes = 0
+        self.reported_at = time.monotonic()
+
+    def update(self, copied: int, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and (
+            copied - self.reported_bytes < PROGRESS_EVERY_BYTES
+            and now - self.reported_at < PROGRESS_EVERY_SECONDS
+        ):
+            return
+        still_ours = Artifact.objects.filter(pk=self.artifact_id, claim_token=self.token).update(
+            bytes_copied=copied, claimed_at=timezone.now()
+        )
+        if not still_ours:
+            raise ClaimLost
+        self.reported_bytes, self.reported_at = copied, now
+
+
+@dataclass
+class _Copied:
+    size: int
+    sha256: str
+
+
+def _spool_dir() -> str:
+    path = Path(settings.DATA_DIR) / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+def _zip_limits() -> zipsafe.ZipLimits:
+    return zipsafe.ZipLimits(
+        max_total_bytes=int(_setting("ARKDASH_ARCHIVE_ZIP_MAX_BYTES", 2 * 1024**3)),
+        max_ratio=_setting("ARKDASH_ARCHIVE_ZIP_MAX_RATIO", 200),
+    )
+
+
+def _copy_source(artifact: Artifact, token: str) -> _Copied:
+    """Stream the output URL into archive storage; publish only what was verified."""
+    spec = SOURCE_OUTPUTS[artifact.output]
+    is_zip = artifact.output == ArtifactOutput.MODEL_ZIP
+    zip_cap = int(_setting("ARKDASH_ARCHIVE_ZIP_MAX_BYTES", 2 * 1024**3))
+    progress = _Progress(artifact.pk, token)
+    with fetch.open_source(artifact.source_url) as source:
+        expected = source.content_length
+        if is_zip and expected is not None and expected > zip_cap:
+            raise ArchiveError(
+                f"the zip is {expected} bytes, over ARKDASH_ARCHIVE_ZIP_MAX_BYTES", retryable=False
+            )
+        Artifact.objects.filter(pk=artifact.pk, claim_token=token).update(size=expected)
+        # 3D zips (a few MB) are checked before anything is uploaded: spool them locally.
+        sink: BinaryIO | storage.ArchiveWriter
+        sink = (
+            tempfile.TemporaryFile(dir=_spool_dir())
+            if is_zip
+            else storage.open_writer(artifact.storage_key, content_type=spec.content_type)
+        )
+        try:
+            digest = hashlib.sha256()
+            copied = 0
+            for chunk in source.iter_chunks():
+                copied += len(chunk)
+                if expected is not None and copied > expected:
+                    raise ArchiveError(f"the source sent more than its Content-Length of {expected} bytes")
+                if is_zip and copied > zip_cap:
+                    raise ArchiveError("the zip is over ARKDASH_ARCHIVE_ZIP_MAX_BYTES", retryable=False)
+                digest.update(chunk)
+                sink.write(chunk)
+                progress.update(copied)
+            if expected is not None and copied != expected:
+                raise ArchiveError(f"the download stopped at {copied} of {expected} bytes")
+            if is_zip:
+                _publish_zip(sink, artifact=artifact, token=token, progress=progress, copied=copied)
+            else:
+                progress.update(copied, force=True)  # last claim check before the object appears
+                sink.publish()
+        finally:
+            if is_zip:
+                sink.close()
+            else:
+                sink.discard()  # no-op after publish
+    return _Copied(size=copied, sha256=digest.hexdigest())
+
+
+def _publish_zip(
+    spool: BinaryIO, *, artifact: Artifact, token: str, progress: _Progress, copied: int
+) -> None:
+    spool.seek(0)
+    try:
+        zipsafe.verify_zip(spool, limits=_zip_limits())
+    except zipsafe.ZipError as exc:
+        raise ArchiveError(f"the downloaded zip is broken: {exc}") from None
+    spool.seek(0)
+    writer = storage.open_writer(artifact.storage_key, content_type="application/zip")
+    try:
+        while chunk := spool.read(SPOOL_CHUNK):
+            writer.write(chunk)
+        progress.update(copied, force=True)
+        writer.publish()
+    finally:
+        writer.discard()
+
+
+def _extract_model_file(artifact: Artifact, token: str) -> _Copied:
+    """Take the model out of the task's archived zip, into its own object for preview."""
+    zip_artifact = Artifact.objects.filter(
+        task_id=artifact.task_id, output=ArtifactOutput.MODEL_ZIP, state=ArtifactState.ARCHIVED
+    ).first()
+    if zip_artifact is None:
+        raise ArchiveError("the model zip is not archived yet")
+    with tempfile.TemporaryFile(dir=_spool_dir()) as spool:
+        with storage.open_read(zip_artifact.storage_key) as archived:
+            while chunk := archived.read(SPOOL_CHUNK):
+                spool.write(chunk)
+        spool.seek(0)
+        writer = storage.open_writer(artifact.storage_key, content_type=artifact.content_type)
+        try:
+            member = zipsafe.extract_model(
+                spool, file_format=artifact.task.file_format, write=writer.write, limits=_zip_limits()
+            )
+            _Progress(artifact.pk, token).update(member.size, force=True)
+            writer.publish()
+        except zipsafe.ZipError as exc:
+            raise ArchiveError(f"no preview: {exc}", retryable=False) from None
+        finally:
+            writer.discard()
+    return _Copied(size=member.size, sha256=member.sha256)
+
+
+def artifact_archive(*, artifact_id: int, force: bool = False) -> Artifact:
+    """One copy attempt of one artifact; returns it as it stands afterwards.
+
+    Archived and lost artifacts, and ones another worker holds, are left alone.
+    `force` retries a failed artifact before its backoff is over (the CLI).
+    Raises Artifact.DoesNotExist for an unknown id (its task was deleted).
+    """
+    artifact = Artifact.objects.select_related("task").get(pk=artifact_id)
+    if artifact.state in (ArtifactState.ARCHIVED, ArtifactState.LOST):
+        return artifact
+    token = _claim(artifact_id, force=force)
+    if token is None:
+        artifact.refresh_from_db()
+        return artifact
+    artifact.refresh_from_db()
+    task_archive_state_refresh(task_id=artifact.task_id)
+    try:
+        if artifact.output == ArtifactOutput.MODEL_FILE:
+            copied = _extract_model_file(artifact, token)
+        else:
+            copied = _copy_source(artifact, token)
+    except ClaimLost:
+        logger.warning("archive of artifact %s was taken over by another worker", artifact_id)
+    except fetch.SourceGone as exc:
+        _record_outcome(artifact, token, lost=f"Lost: {exc.message}")
+    except (fetch.FetchError, ArchiveError, storage.StorageError) as exc:
+        _record_failure(artifact, token, exc)
+    except Exception as exc:  # noqa: BLE001 - a bug or a dependency failure must not kill the worker silently
+        logger.exception("archive of artifact %s failed unexpectedly", artifact_id)
+        _record_failure(artifact, token, ArchiveError(f"unexpected error ({type(exc).__name__})"))
+    else:
+        _record_outcome(artifact, token, copied=copied)
+        if artifact.output == ArtifactOutput.MODEL_ZIP:
+            preview = _model_file_artifact(artifact)
+            if preview is not None:
+                artifact_archive(artifact_id=preview.pk)
+    task_archive_state_refresh(task_id=artifact.task_id)
+    artifact.refresh_from_db()
+    return artifact
+
+
+def _model_file_artifact(zip_artifact: Artifact) -> Artifact | None:
+    task = zip_artifact.task
+    extension = (task.file_format or "glb").lower()
+    if extension not in zipsafe.MODEL_EXTENSIONS:
+        extension = "glb"
+    artifact, _created = Artifact.objects.get_or_create(
+        task=task,
+        output=ArtifactOutput.MODEL_FILE,
+        defaults={
+            "filename": f"{storage.safe_key_part(task.ark_id)}-model.{extension}",
+            "content_type": MODEL_CONTENT_TYPES.get(extension, "application/octet-stream"),
+            "storage_key": storage.artifact_key(
+                account_id=task.account_id, ark_id=task.ark_id, filename=f"model.{extension}"
+            ),
+        },
+    )
+    return artifact if artifact.state != ArtifactState.ARCHIVED else None
+
+
+def _record_outcome(artifact: Artifact, token: str, *, copied: _Copied | None = None, lost: str = "") -> None:
+    now = timezone.now()
+    if copied is not None:
+        values = {
+            "state": ArtifactState.ARCHIVED,
+            "size": copied.size,
+            "bytes_copied": copied.size,
+            "sha256": copied.sha256,
+            "archived_at": now,
+            "last_error": "",
+            "next_attempt_at": None,
+        }
+    else:
+        values = {"state": ArtifactState.LOST, "last_error": lost[:2000], "next_attempt_at": None}
+    Artifact.objects.filter(pk=artifact.pk, claim_token=token).update(
+        claim_token="", claimed_at=None, **values
+    )
+
+
+def retry_delay(*, attempts: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter, capped; never sooner than the source asked."""
+    cap = _setting("ARKDASH_ARCHIVE_MAX_BACKOFF_SECONDS", 900)
+    ceiling = min(cap, BASE_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0))
+    delay = random.uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, cap))
+    return delay
+
+
+def _record_failure(artifact: Artifact, token: str, exc: Exception) -> None:
+    message = getattr(exc, "message", str(exc))
+    retryable = getattr(exc, "retryable", True)
+    now = timezone.now()
+    attempts = Artifact.objects.filter(pk=artifact.pk).values_list("attempts", flat=True).first() or 1
+    max_attempts = int(_setting("ARKDASH_ARCHIVE_MAX_ATTEMPTS", 100))
+    is_source = artifact.output != ArtifactOutput.MODEL_FILE
+    if not retryable:
+        lost = f"Lost: {message}"
+    elif is_source and artifact.deadline is not None and now >= artifact.deadline:
+        lost = f"Lost: the output URL expired before a copy succeeded (last error: {message})"
+    elif attempts >= max_attempts:
+        lost = f"Lost: gave up after {attempts} attempts (last error: {message})"
+    else:
+        lost = ""
+    if lost:
+        _record_outcome(artifact, token, lost=lost)
+        return
+    next_at = now + timedelta(
+        seconds=retry_delay(attempts=attempts, retry_after=getattr(exc, "retry_after", None))
+    )
+    if is_source and artifact.deadline is not None and now < artifact.deadline < next_at:
+        next_at = artifact.deadline  # one last try as the URL dies, rather than none
+    Artifact.objects.filter(pk=artifact.pk, claim_token=token).update(
+        state=ArtifactState.FAILED,
+        last_error=message[:2000],
+        next_attempt_at=next_at,
+        enqueued_at=next_at,  # the retry is queued for then; the sweeper waits past it
+        claim_token="",
+        claimed_at=None,
+        bytes_copied=0,
+    )
+
+
+# --- Sweeping and health --------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    queued: list[int] = field(default_factory=list)
+    lag_seconds: float = 0.0
+
+
+def _due_for_queue(now: datetime) -> Q:
+    requeue_before = now - timedelta(seconds=_setting("ARKDASH_ARCHIVE_REQUEUE_AFTER_SECONDS", 300))
+    stale = now - timedelta(seconds=_setting("ARKDASH_ARCHIVE_CLAIM_TIMEOUT_SECONDS", 300))
+    not_recently_queued = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=requeue_before)
+    failed_due = Q(state=ArtifactState.FAILED) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+    return not_recently_queued & (
+        Q(state=ArtifactState.PENDING) | failed_due | Q(state=ArtifactState.COPYING, claimed_at__lt=stale)
+    )
+
+
+def artifacts_sweep(*, limit: int = 1000) -> SweepReport:
+    """Queue every artifact that should be copying and is not, earliest deadline first.
+
+    Covers lost broker messages, workers killed mid-copy (their claim goes stale) and
+    retries whose countdown message vanished.
+    """
+    now = timezone.now()
+    due = list(
+        Artifact.objects.filter(_due_for_queue(now))
+        .order_by(F("deadline").asc(nulls_last=True), "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    with transaction.atomic():
+        _enqueue(due)
+    return SweepReport(queued=due, lag_seconds=archive_lag_seconds(now=now))
+
+
+def archive_lag_seconds(*, now: datetime | None = None) -> float:
+    """Seconds since the oldest success whose outputs are not archived yet (0 when none)."""
+    now = now or timezone.now()
+    oldest = (
+        Artifact.objects.filter(state__in=UNFINISHED)
+        .exclude(output=ArtifactOutput.MODEL_FILE)
+        .aggregate(oldest=Min(Coalesce("task__ark_updated_at", "task__finished_at", "created")))["oldest"]
+    )
+    return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+
+
+@dataclass(frozen=True)
+class ArchiveHealth:
+    lag_seconds: float
+    counts: dict[str, int]
+    next_deadline: datetime | None
+
+
+def archive_health() -> ArchiveHealth:
+    """Counts per state, the lag and the nearest deadline: for the page, metrics, the CLI."""
+    counts = {state: 0 for state in ArtifactState.values}
+    sources = Artifact.objects.exclude(output=ArtifactOutput.MODEL_FILE)
+    for row in sources.order_by().values("state").annotate(n=Count("id")):
+        counts[row["state"]] = row["n"]
+    next_deadline = sources.filter(state__in=UNFINISHED).aggregate(d=Min("deadline"))["d"]
+    return ArchiveHealth(lag_seconds=archive_lag_seconds(), counts=counts, next_deadline=next_deadline)

@@ -1,0 +1,48 @@
+"""Download of an archived output: permission check, then storage answers (Range or presigned)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.views.decorators.http import require_safe
+
+from . import storage
+from .models import Artifact, ArtifactState
+from .selectors import User, tasks_visible_to
+
+logger = logging.getLogger(__name__)
+
+
+def artifact_for_user(*, user: User, pk: int) -> Artifact:
+    """An artifact of a task the user may see, or Http404 (the task rule is the only rule)."""
+    try:
+        return Artifact.objects.select_related("task").get(pk=pk, task__in=tasks_visible_to(user))
+    except Artifact.DoesNotExist:
+        raise Http404("No such output") from None
+
+
+@login_required
+@require_safe
+def artifact_download(request: HttpRequest, artifact_id: int) -> HttpResponseBase:
+    artifact = artifact_for_user(user=request.user, pk=artifact_id)
+    if artifact.state != ArtifactState.ARCHIVED:
+        raise Http404("This output is not archived (yet)")
+    try:
+        return storage.download_response(
+            request,
+            key=artifact.storage_key,
+            filename=artifact.filename or artifact.storage_key.rsplit("/", 1)[-1],
+            content_type=artifact.content_type,
+            etag=artifact.sha256,
+            last_modified=artifact.archived_at,
+            # ?inline=1 for <video src> and the 3D viewer; a download otherwise.
+            inline=request.GET.get("inline") == "1",
+        )
+    except storage.StorageError as exc:
+        logger.error("download of artifact %s failed: %s", artifact.pk, exc)
+        return HttpResponse(
+            "The archived file cannot be read from storage right now.", status=503, content_type="text/plain"
+        )

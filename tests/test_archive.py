@@ -1,0 +1,422 @@
+"""The copy itself: verified, atomic, one worker at a time, against local disk and a real S3 server."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tracemalloc
+import zipfile
+from datetime import timedelta
+
+import httpx
+import pytest
+from django.utils import timezone
+
+from tasks_app import outbound, storage
+from tasks_app.models import ArchiveState, Artifact, ArtifactState, Task
+from tasks_app.services import archive
+from tasks_app.services.archive import artifact_archive, artifacts_create_for_task
+
+pytestmark = pytest.mark.django_db
+MiB = 1024 * 1024
+BIG = 20 * MiB  # several S3 parts, so multipart uploads are exercised
+
+
+@pytest.fixture(autouse=True)
+def small_parts(settings):
+    settings.ARKDASH_ARCHIVE_S3_PART_MB = 5
+
+
+def video_task(sim, mirror, **kwargs) -> Task:
+    return mirror(sim.add_task(kind="video", status="succeeded", **kwargs))
+
+
+def artifact_of(task: Task, output: str = "video") -> Artifact:
+    return Artifact.objects.get(task=task, output=output)
+
+
+def assert_nothing_visible(backend) -> None:
+    assert backend.visible_keys() == []
+    assert backend.uploads_in_progress() == []
+
+
+def test_it_creates_one_artifact_per_output_once(sim, mirror, local_archive):
+    task = video_task(sim, mirror)
+
+    first = artifacts_create_for_task(task=task)
+    again = artifacts_create_for_task(task=task)
+
+    assert [a.output for a in first] == ["video", "last_frame"]
+    assert [a.pk for a in again] == [a.pk for a in first]
+    video = first[0]
+    assert video.state == ArtifactState.PENDING
+    assert video.filename == f"{task.ark_id}-video.mp4"
+    # The deadline is when the presigned URL dies: 24 h after success.
+    assert video.deadline == task.ark_updated_at + timedelta(hours=24)
+    task.refresh_from_db()
+    assert task.archive_state == ArchiveState.PENDING
+
+
+def test_it_creates_nothing_for_a_task_that_did_not_succeed(sim, mirror, local_archive):
+    task = mirror(sim.add_task(kind="video", status="failed"))
+
+    assert artifacts_create_for_task(task=task) == []
+    task.refresh_from_db()
+    assert task.archive_state == ArchiveState.NONE
+
+
+def test_it_takes_a_freshly_signed_url_for_an_output_not_copied_yet(sim, mirror, local_archive):
+    task = video_task(sim, mirror)
+    artifacts_create_for_task(task=task)
+    task.video_url = task.video_url.replace("sig=", "sig=fresh")
+    task.save()
+
+    artifacts_create_for_task(task=task)
+
+    assert "sig=fresh" in artifact_of(task).source_url
+
+
+def test_it_archives_a_video_and_its_last_frame_byte_for_byte(sim, mirror, archive_backend):
+    task = video_task(sim, mirror, output_bytes=BIG)
+    artifacts_create_for_task(task=task)
+
+    for artifact in Artifact.objects.filter(task=task):
+        done = artifact_archive(artifact_id=artifact.pk)
+        assert done.state == ArtifactState.ARCHIVED
+        assert done.sha256 == sim.output_sha256(task.ark_id, artifact.output)
+        assert done.size == done.bytes_copied == sim.output_size(task.ark_id, artifact.output)
+        assert done.attempts == 1 and done.archived_at is not None and done.claim_token == ""
+        stored = archive_backend.read(done.storage_key)
+        assert hashlib.sha256(stored).hexdigest() == done.sha256
+
+    assert archive_backend.visible_keys() == sorted(
+        [
+            f"outputs/{task.account_id}/{task.ark_id}/video.mp4",
+            f"outputs/{task.account_id}/{task.ark_id}/last-frame.png",
+        ]
+    )
+    assert archive_backend.uploads_in_progress() == []
+    task.refresh_from_db()
+    assert task.archive_state == ArchiveState.ARCHIVED
+
+
+def test_it_does_nothing_when_asked_to_copy_an_archived_artifact_again(sim, mirror, local_archive):
+    task = video_task(sim, mirror)
+    artifact = artifacts_create_for_task(task=task)[0]
+    artifact_archive(artifact_id=artifact.pk)
+    sim.reset_stats()
+
+    again = artifact_archive(artifact_id=artifact.pk, force=True)
+
+    assert again.state == ArtifactState.ARCHIVED
+    assert again.attempts == 1
+    assert sim.stats().get("output", 0) == 0
+
+
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        ("truncate", "stopped at"),
+        ("bad_length", "stopped at"),
+        ("drop", "could not connect"),
+        ("500", "answered 500"),
+        ("429", "rate limiting"),
+    ],
+)
+def test_it_leaves_no_partial_object_after_a_fault_and_retries_later(
+    sim, mirror, archive_backend, fault, message
+):
+    task = video_task(sim, mirror, output_bytes=BIG)
+    artifact = artifacts_create_for_task(task=task)[0]
+    sim.faults.inject("output", fault)
+    before = timezone.now()
+
+    failed = artifact_archive(artifact_id=artifact.pk)
+
+    assert failed.state == ArtifactState.FAILED
+    assert message in failed.last_error
+    assert failed.attempts == 1
+    assert failed.next_attempt_at > before
+    assert failed.claim_token == ""
+    assert_nothing_visible(archive_backend)
+    task.refresh_from_db()
+    assert task.archive_state == ArchiveState.FAILED
+
+    # Not before its backoff is over...
+    assert artifact_archive(artifact_id=artifact.pk).state == ArtifactState.FAILED
+    # ...and then the retry produces exactly one correct object.
+    Artifact.objects.filter(pk=artifact.pk).update(next_attempt_at=timezone.now())
+    done = artifact_archive(artifact_id=artifact.pk)
+    assert done.state == ArtifactState.ARCHIVED
+    assert done.attempts == 2 and done.last_error == ""
+    assert archive_backend.visible_keys() == [done.storage_key]
+    assert hashlib.sha256(archive_backend.read(done.storage_key)).hexdigest() == sim.output_sha256(
+        task.ark_id, "video"
+    )
+    assert archive_backend.uploads_in_progress() == []
+
+
+def test_it_waits_at_least_as_long_as_retry_after_says(sim, mirror, local_archive):
+    task = video_task(sim, mirror)
+    artifact = artifacts_create_for_task(task=task)[0]
+    sim.faults.inject("output", "429", retry_after=600)
+    before = timezone.now()
+
+    failed = artifact_archive(artifact_id=artifact.pk)
+
+    assert failed.next_attempt_at >= before + timedelta(seconds=600)
+
+
+def test_it_backs_off_exponentially_with_jitter_up_to_a_cap(settings):
+    settings.ARKDASH_ARCHIVE_MAX_BACKOFF_SECONDS = 300
+    delays = [archive.retry_delay(attempts=n) for n in range(1, 12)]
+
+    assert 2.5 <= delays[0] <= 5
+    assert 20 <= delays[3] <= 40
+    assert all(delay <= 300 for delay in delays)
+    assert len({round(archive.retry_delay(attempts=4), 6) for _ in range(10)}) > 1  # jitter
+
+
+def test_it_marks_an_expired_url_lost_with_the_reason(sim, mirror, archive_backend):
+    task = video_task(sim, mirror)
+    artifact = artifacts_create_for_task(task=task)[0]
+    sim.advance(25 * 3600)
+
+    lost = artifact_archive(artifact_id=artifact.pk)
+
+    assert lost.state == ArtifactState.LOST
+    assert lost.last_error.startswith("Lost: the output URL answered 403")
+    assert "sig=" not in lost.last_error  # the presigned signature stays secret
+    assert_nothing_visible(archive_backend)
+    task.refresh_from_db()
+    assert task.archive_state == ArchiveState.LOST
+    # Lost is final: it is not retried.
+    assert artifact_archive(artifact_id=artifact.pk, force=True).attempts == 1
+
+
+def test_it_marks_an_output_lost_when_a_copy_fails_after_its_deadline(sim, mirror, local_archive):
+    task = video_task(sim, mirror)
+    artifact = artifacts_create_for_task(task=task)[0]
+    Artifact.objects.filter(pk=artifact.pk).update(deadline=timezone.now() - timedelta(seconds=1))
+    sim.faults.inject("output", "500")
+
+    lost = artifact_archive(artifact_id=artifact.pk)
+
+    assert lost.state == ArtifactState.LOST
+    assert "expired before a copy succeeded" in lost.last_error
+    assert "500" in lost.last_error
+
+
+def test_it_schedules_the_last_retry_no_later_than_the_deadline(sim, mirror, local_archive):
+    task = video_task(sim, mirror)
+    artifact = artifacts_create_for_task(task=task)[0]
+    deadline = timezone.now() + timedelta(seconds=30)
+    Artifact.objects.filter(pk=artifact.pk).update(deadline=deadline)
+    sim.faults.inject("output", "429", retry_after=3600)
+
+    failed = artifact_archive(artifact_id=artifact.pk)
+
+    assert failed.state == ArtifactState.FAILED
+    assert failed.next_attempt_at == deadline
+
+
+def test_it_refuses_a_url_from_a_host_that_is_not_allowed(sim, mirror, local_archive, settings):
+    settings.ARKDASH_ARCHIVE_ALLOWED_HOSTS = ["*.volces.com"]
+    task = video_task(sim, mirror)
+    artifact = artifacts_create_for_task(task=task)[0]
+    sim.reset_stats()
+
+    failed = artifact_archive(artifact_id=artifact.pk)
+
+    assert failed.state == ArtifactState.FAILED
+    assert "not in ARKDASH_ARCHIVE_ALLOWED_HOSTS" in failed.last_error
+    assert sim.stats().get("output", 0) == 0
+
+
+def test_it_does_not_copy_an_artifact_another_worker_holds(sim, mirror, local_archive):
+    task = video_task(sim, mirror)
+    artifact = artifacts_create_for_task(task=task)[0]
+    Artifact.objects.filter(pk=artifact.pk).update(
+        state=ArtifactState.COPYING, claim_token="other", claimed_at=timezone.now()
+    )
+    sim.reset_stats()
+
+    result = artifact_archive(artifact_id=artifact.pk, force=True)
+
+    assert result.state == ArtifactState.COPYING and result.claim_token == "other"
+    assert sim.stats().get("output", 0) == 0
+
+
+def test_it_takes_over_a_copy_whose_worker_stopped_reporting(sim, mirror, local_archive, settings):
+    settings.ARKDASH_ARCHIVE_CLAIM_TIMEOUT_SECONDS = 60
+    task = video_task(sim, mirror)
+    artifact = artifacts_create_for_task(task=task)[0]
+    Artifact.objects.filter(pk=artifact.pk).update(
+        state=ArtifactState.COPYING,
+        claim_token="dead",
+        claimed_at=timezone.now() - timedelta(seconds=61),
+        attempts=1,
+    )
+
+    done = artifact_archive(artifact_id=artifact.pk)
+
+    assert done.state == ArtifactState.ARCHIVED
+    assert done.attempts == 2
+
+
+def test_it_publishes_nothing_when_its_claim_is_taken_over_mid_copy(
+    sim, mirror, archive_backend, monkeypatch
+):
+    task = video_task(sim, mirror, output_bytes=BIG)
+    artifact = artifacts_create_for_task(task=task)[0]
+    real_write = (
+        storage.LocalWriter.write if archive_backend.kind == "local" else storage.S3MultipartWriter.write
+    )
+
+    def write_then_lose_claim(self, chunk):
+        # Another worker decides this one is dead and takes the artifact over.
+        Artifact.objects.filter(pk=artifact.pk).update(claim_token="usurper", claimed_at=timezone.now())
+        real_write(self, chunk)
+
+    target = storage.LocalWriter if archive_backend.kind == "local" else storage.S3MultipartWriter
+    monkeypatch.setattr(target, "write", write_then_lose_claim)
+
+    result = artifact_archive(artifact_id=artifact.pk)
+
+    assert result.state == ArtifactState.COPYING
+    assert result.claim_token == "usurper"  # the loser wrote nothing to the row...
+    assert result.sha256 == ""
+    assert_nothing_visible(archive_backend)  # ...nor to storage
+
+
+def test_it_reports_progress_while_copying(sim, mirror, local_archive, monkeypatch):
+    task = video_task(sim, mirror, output_bytes=BIG)
+    artifact = artifacts_create_for_task(task=task)[0]
+    seen: list[tuple[int, int | None]] = []
+    real_write = storage.LocalWriter.write
+
+    def spy(self, chunk):
+        row = Artifact.objects.values_list("bytes_copied", "size").get(pk=artifact.pk)
+        seen.append(row)
+        real_write(self, chunk)
+
+    monkeypatch.setattr(storage.LocalWriter, "write", spy)
+
+    artifact_archive(artifact_id=artifact.pk)
+
+    assert all(size == BIG for _, size in seen)  # the size is known from the start
+    progress = sorted({copied for copied, _ in seen})
+    assert progress[0] == 0 and len(progress) >= 2 and progress[-1] < BIG
+
+
+def test_it_copies_in_constant_memory(sim, mirror, local_archive):
+    task = video_task(sim, mirror, output_bytes=96 * MiB)
+    artifact = artifacts_create_for_task(task=task)[0]
+
+    tracemalloc.start()
+    try:
+        done = artifact_archive(artifact_id=artifact.pk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert done.state == ArtifactState.ARCHIVED
+    assert peak < 12 * MiB, f"peak Python allocation {peak / MiB:.1f} MiB for a 96 MiB copy"
+
+
+def test_it_refuses_a_body_longer_than_its_content_length(account, local_archive):
+    task = Task.objects.create(
+        account=account,
+        ark_id="cgt-1",
+        kind="video",
+        status="succeeded",
+        ark_created_at=timezone.now(),
+        video_url="http://arksim.test/v.mp4",
+    )
+    artifact = artifacts_create_for_task(task=task)[0]
+
+    def liar(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Length": "4"}, content=iter([b"abcd", b"efgh"]))
+
+    with outbound.routed_to(httpx.MockTransport(liar)):
+        failed = artifact_archive(artifact_id=artifact.pk)
+
+    assert failed.state == ArtifactState.FAILED
+    assert "more than its Content-Length" in failed.last_error
+    assert local_archive.visible_keys() == []
+
+
+def test_it_refuses_a_corrupt_zip_and_publishes_nothing(account, archive_backend):
+    task = Task.objects.create(
+        account=account,
+        ark_id="cgt-3d",
+        kind="3d",
+        status="succeeded",
+        file_format="glb",
+        ark_created_at=timezone.now(),
+        file_url="http://arksim.test/model.zip",
+    )
+    good = io.BytesIO()
+    with zipfile.ZipFile(good, "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr("model.glb", b"glTF" + b"x" * 5000)
+    broken = bytearray(good.getvalue())
+    broken[100] ^= 0xFF  # right length, wrong bytes: only the zip check can tell
+    artifact = artifacts_create_for_task(task=task)[0]
+
+    with outbound.routed_to(httpx.MockTransport(lambda request: httpx.Response(200, content=bytes(broken)))):
+        failed = artifact_archive(artifact_id=artifact.pk)
+
+    assert failed.state == ArtifactState.FAILED
+    assert "zip is broken" in failed.last_error
+    assert_nothing_visible(archive_backend)
+
+
+def test_it_archives_a_3d_zip_and_extracts_its_model_for_preview(sim, mirror, archive_backend):
+    task = mirror(sim.add_task(kind="3d", status="succeeded", file_format="glb"))
+    artifact = artifacts_create_for_task(task=task)[0]
+
+    done = artifact_archive(artifact_id=artifact.pk)
+
+    assert done.state == ArtifactState.ARCHIVED
+    assert done.sha256 == sim.output_sha256(task.ark_id, "model_zip")
+    preview = artifact_of(task, "model_file")
+    assert preview.state == ArtifactState.ARCHIVED
+    assert preview.filename == f"{task.ark_id}-model.glb"
+    with zipfile.ZipFile(io.BytesIO(archive_backend.read(done.storage_key))) as z:
+        glb_name = next(name for name in z.namelist() if name.endswith(".glb"))
+        expected = z.read(glb_name)
+    assert archive_backend.read(preview.storage_key) == expected
+    assert preview.sha256 == hashlib.sha256(expected).hexdigest()
+    assert expected[:4] == b"glTF"
+    assert archive_backend.uploads_in_progress() == []
+    task.refresh_from_db()
+    assert task.archive_state == ArchiveState.ARCHIVED
+
+
+def test_it_keeps_the_zip_when_its_model_cannot_be_extracted(account, local_archive):
+    task = Task.objects.create(
+        account=account,
+        ark_id="cgt-3d",
+        kind="3d",
+        status="succeeded",
+        file_format="glb",
+        ark_created_at=timezone.now(),
+        file_url="http://arksim.test/model.zip",
+    )
+    evil = io.BytesIO()
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("../../model.glb", b"glTF" + b"x" * 100)
+    artifact = artifacts_create_for_task(task=task)[0]
+
+    with outbound.routed_to(
+        httpx.MockTransport(lambda request: httpx.Response(200, content=evil.getvalue()))
+    ):
+        done = artifact_archive(artifact_id=artifact.pk)
+
+    assert done.state == ArtifactState.ARCHIVED  # Ark's output itself is safe in the archive
+    preview = artifact_of(task, "model_file")
+    assert preview.state == ArtifactState.LOST
+    assert "'..' in path" in preview.last_error
+    assert local_archive.visible_keys() == [done.storage_key]
+    task.refresh_from_db()
+    assert task.archive_state == ArchiveState.ARCHIVED
