@@ -219,15 +219,19 @@ def _outputs(task: Task, artifacts: list[Artifact], now) -> dict:
     by_output = {artifact.output: artifact for artifact in artifacts}
     source_alive = task.gone_upstream_at is None and (task.outputs_expire_at is None or task.outputs_expire_at > now)
 
+    def inline(artifact: Artifact | None) -> str | None:
+        # ?inline=1: served for <video>/<img>/the viewer rather than as an attachment.
+        url = _download_url(artifact) if artifact else None
+        return f"{url}?inline=1" if url else None
+
     def source(output: str, upstream_url: str) -> str | None:
-        artifact = by_output.get(output)
-        archived = _download_url(artifact) if artifact else None
+        archived = inline(by_output.get(output))
         if archived:
             return archived
         return upstream_url if upstream_url and source_alive else None
 
     model_file = by_output.get(ArtifactOutput.MODEL_FILE)
-    model_url = _download_url(model_file) if model_file else None
+    model_url = inline(model_file)
     model_name = (model_file.filename or model_file.storage_key).lower() if model_file else ""
     return {
         "video": source(ArtifactOutput.VIDEO, task.video_url),

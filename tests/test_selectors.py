@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.http import Http404
+from django.utils import timezone
+
+from tasks_app import selectors
+from tasks_app.models import Account, ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
+
+from .dashboard_helpers import make_task
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("ana", password="pw")
+
+
+def test_it_shows_nothing_to_anonymous_users(account):
+    make_task(account)
+    assert selectors.tasks_visible_to(AnonymousUser()).count() == 0
+    with pytest.raises(Http404):
+        selectors.task_for_user(user=AnonymousUser(), pk=Task.objects.get().pk)
+
+
+def test_it_finds_a_visible_task_or_raises_404(account, user):
+    task = make_task(account)
+    assert selectors.task_for_user(user=user, pk=task.pk) == task
+    with pytest.raises(Http404):
+        selectors.task_for_user(user=user, pk=task.pk + 1000)
+
+
+def test_it_versions_rows_by_the_exact_microsecond(account):
+    task = make_task(account)
+    task.changed_at = datetime(2025, 3, 31, 9, 50, 19, 123457, tzinfo=UTC)
+    assert selectors.row_version(task) == 1743414619123457
+
+
+def test_it_counts_every_status_including_empty_ones(account):
+    make_task(account, status=TaskStatus.FAILED)
+    make_task(account, status=TaskStatus.FAILED)
+    counts = selectors.status_counts(queryset=Task.objects.all())
+    assert counts == {"queued": 0, "running": 0, "succeeded": 0, "failed": 2, "expired": 0, "cancelled": 0}
+
+
+def test_it_clamps_a_page_past_the_end_to_the_last_page(account):
+    for _ in range(7):
+        make_task(account)
+    page = selectors.task_list_page(queryset=Task.objects.all(), total=7, page=99, page_size=5)
+    assert (page.page, page.num_pages, len(page.tasks), page.first_index, page.last_index) == (2, 2, 2, 6, 7)
+    empty = selectors.task_list_page(queryset=Task.objects.none(), total=0, page=3, page_size=5)
+    assert (empty.page, empty.num_pages, empty.tasks, empty.first_index) == (1, 1, [], 0)
+
+
+def test_it_reports_only_rows_whose_version_differs(account, user):
+    same, changed = make_task(account, status=TaskStatus.RUNNING), make_task(account, status=TaskStatus.RUNNING)
+    versions = {same.pk: selectors.row_version(same), changed.pk: selectors.row_version(changed)}
+    changed.status = TaskStatus.SUCCEEDED
+    changed.save()
+    assert [task.pk for task in selectors.rows_changed(user=user, versions=versions)] == [changed.pk]
+    assert selectors.rows_changed(user=AnonymousUser(), versions=versions) == []
+
+
+def test_it_computes_copy_progress_only_when_every_size_is_known(account):
+    task = make_task(account, status=TaskStatus.SUCCEEDED, archive_state=ArchiveState.COPYING)
+    Artifact.objects.create(task=task, output=ArtifactOutput.VIDEO, state=ArtifactState.COPYING, size=100,
+                            bytes_copied=40)
+    selectors.attach_archive_progress([task])
+    assert task.archive_percent == 40
+    Artifact.objects.create(task=task, output=ArtifactOutput.LAST_FRAME, state=ArtifactState.PENDING)
+    selectors.attach_archive_progress([task])
+    assert task.archive_percent is None
+
+
+def test_it_lists_known_models_for_suggestions(account, user):
+    make_task(account, model="b-model")
+    make_task(account, model="a-model")
+    make_task(account, model="a-model")
+    assert selectors.known_models(user=user) == ["a-model", "b-model"]
+
+
+def test_it_summarises_sync_health_across_accounts(account, user):
+    assert selectors.sync_health(user=user).state == "never"
+    now = timezone.now()
+    account.last_sync_ok_at = now - timedelta(seconds=5)
+    account.save()
+    other = Account(name="other", base_url="http://arksim.test/api/v3", last_sync_ok_at=now - timedelta(seconds=50))
+    other.set_api_key("k")
+    other.save()
+    health = selectors.sync_health(user=user)
+    assert (health.state, health.synced_at) == ("ok", other.last_sync_ok_at)  # the oldest sync, not the best
+    other.failing_since = now - timedelta(minutes=2)
+    other.last_sync_error = "Ark HTTP 401 AuthenticationError"
+    other.save()
+    health = selectors.sync_health(user=user)
+    assert (health.state, health.failing_accounts, health.failing_since) == ("failing", ("other",), other.failing_since)
+    assert selectors.sync_health(user=AnonymousUser()).state == "none"
+
+
+def test_it_builds_the_timeline_with_unseen_steps_empty(account):
+    task = make_task(account, status=TaskStatus.QUEUED)
+    assert [when for _, when in selectors.task_timeline(task=task)][1:] == [None, None, None]
+    done = make_task(account, status=TaskStatus.FAILED)
+    steps = dict(selectors.task_timeline(task=done))
+    assert steps["finished"] == done.ark_updated_at and steps["archived"] is None
