@@ -1,0 +1,95 @@
+"""A task that turns succeeded reaches the archive, even if the process dies in between."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks_app import tasks as celery_tasks
+from tasks_app.models import Artifact, Task
+from tasks_app.services import archive
+from tasks_app.services.sync import archive_handoff_sweep, sync_account
+
+
+@pytest.fixture(autouse=True)
+def unthrottled(settings):
+    settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
+    settings.ARK_GET_RATE_PER_SECOND = 10_000.0
+
+
+@pytest.fixture
+def no_copies(monkeypatch):
+    """Count queued copies instead of running them: these tests are about the hand-off."""
+    queued: list[int] = []
+    monkeypatch.setattr(
+        celery_tasks.archive_artifact, "apply_async", lambda args, **kw: queued.append(args[0])
+    )
+    return queued
+
+
+def test_it_hands_a_succeeded_task_to_the_archive_once_committed(
+    sim, account, no_copies, django_capture_on_commit_callbacks
+):
+    ark_id = sim.add_task(kind="video", status="running", run_seconds=10, return_last_frame=True)
+    assert sync_account(account=account).ok
+    sim.advance(30)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sync_account(account=account).ok
+    task = Task.objects.get(ark_id=ark_id)
+    assert not task.archive_handoff_pending
+    outputs = set(Artifact.objects.filter(task=task).values_list("output", flat=True))
+    assert outputs == {"video", "last_frame"}
+    assert sorted(no_copies) == sorted(Artifact.objects.filter(task=task).values_list("pk", flat=True))
+
+
+def test_it_redoes_a_hand_off_lost_in_a_crash(sim, account, no_copies, django_capture_on_commit_callbacks):
+    ark_id = sim.add_task(kind="3d", status="succeeded")
+    # The status change commits, then the process "dies": the after-commit hand-off never runs.
+    with django_capture_on_commit_callbacks(execute=False) as pending_callbacks:
+        assert sync_account(account=account).ok
+    assert pending_callbacks  # there was a hand-off to do
+    task = Task.objects.get(ark_id=ark_id)
+    assert task.status == "succeeded" and task.archive_handoff_pending
+    assert not Artifact.objects.filter(task=task).exists()
+
+    # The periodic sweep (Celery beat) finds the flag and finishes the job.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert celery_tasks.archive_handoff_sweep.delay() is not None
+    task.refresh_from_db()
+    assert not task.archive_handoff_pending
+    assert list(Artifact.objects.filter(task=task).values_list("output", flat=True)) == ["model_zip"]
+    assert len(no_copies) == 1
+
+
+def test_it_keeps_the_flag_while_the_archive_fails(sim, account, no_copies, monkeypatch):
+    ark_id = sim.add_task(kind="video", status="succeeded")
+    assert sync_account(account=account).ok
+
+    def broken(*, task):
+        raise RuntimeError("storage unavailable")
+
+    monkeypatch.setattr(archive, "artifacts_create_for_task", broken)
+    assert archive_handoff_sweep() == 0
+    assert Task.objects.get(ark_id=ark_id).archive_handoff_pending
+
+    monkeypatch.undo()
+    assert archive_handoff_sweep() == 1
+    assert not Task.objects.get(ark_id=ark_id).archive_handoff_pending
+
+
+def test_it_hands_off_once_however_often_it_is_retried(sim, account, no_copies):
+    ark_id = sim.add_task(kind="video", status="succeeded")
+    assert sync_account(account=account).ok
+    Task.objects.filter(ark_id=ark_id).update(archive_handoff_pending=True)
+    archive_handoff_sweep()
+    Task.objects.filter(ark_id=ark_id).update(archive_handoff_pending=True)
+    archive_handoff_sweep()
+    assert Artifact.objects.filter(task__ark_id=ark_id).count() == 2  # video and last frame, once each
+
+
+def test_it_does_not_hand_off_failed_tasks(sim, account, django_capture_on_commit_callbacks):
+    sim.add_task(kind="video", status="failed")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert sync_account(account=account).ok
+    assert not callbacks
+    assert not Task.objects.filter(archive_handoff_pending=True).exists()
+    assert not Artifact.objects.exists()
