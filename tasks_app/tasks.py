@@ -8,6 +8,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from tasks_app.ark import ArkError
+from tasks_app.crypto import SecretDecryptError
 from tasks_app.models import Account, Artifact, ArtifactState, Task
 from tasks_app.services import archive as archive_service
 from tasks_app.services import sync as sync_service
@@ -38,29 +39,40 @@ def sync_account(account_id: int) -> None:
     sync_service.sync_account(account=account)
 
 
-# Ark being unreachable is retried with backoff; a 404 is not an error (marked gone).
-_REFRESH_RETRY = {
-    "autoretry_for": (ArkError,),
-    "retry_backoff": 2,
-    "retry_backoff_max": 120,
-    "max_retries": 5,
-}
+# Ark failing transiently is retried with backoff; a refusal (bad key) is not; a 404
+# is no error at all (the task is marked gone).
+_REFRESH_MAX_RETRIES = 5
 
 
-@shared_task(ignore_result=True, **_REFRESH_RETRY)
-def refresh_task(task_id: int) -> None:
+def _retry_refresh(task, error: ArkError | SecretDecryptError) -> None:
+    if not getattr(error, "retryable", False):
+        logger.warning("refresh %s: Ark refused: %s", task.request.args, error)
+        return
+    raise task.retry(exc=error, countdown=min(120, 2 ** (task.request.retries + 1)))
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=_REFRESH_MAX_RETRIES)
+def refresh_task(self, task_id: int) -> None:
     """Re-read one mirrored task from Ark (for example after a user action)."""
     task = Task.objects.select_related("account").filter(pk=task_id).first()
-    if task is not None:
+    if task is None:
+        return
+    try:
         sync_service.task_refresh(task=task)
+    except (ArkError, SecretDecryptError) as error:
+        _retry_refresh(self, error)
 
 
-@shared_task(ignore_result=True, **_REFRESH_RETRY)
-def refresh_ark_task(account_id: int, ark_id: str) -> None:
+@shared_task(bind=True, ignore_result=True, max_retries=_REFRESH_MAX_RETRIES)
+def refresh_ark_task(self, account_id: int, ark_id: str) -> None:
     """Re-read a task by its Ark id, creating it in the mirror if new (Ark callbacks)."""
     account = Account.objects.filter(pk=account_id).first()
-    if account is not None:
+    if account is None:
+        return
+    try:
         sync_service.task_refresh_by_ark_id(account=account, ark_id=ark_id)
+    except (ArkError, SecretDecryptError) as error:
+        _retry_refresh(self, error)
 
 
 @shared_task(ignore_result=True)

@@ -72,10 +72,17 @@ def callback_receive(*, account: Account, body: bytes) -> CallbackOutcome:
     try:
         with client:
             task = task_refresh_by_ark_id(account=account, ark_id=ark_id, client=client)
-    except (ArkError, RateLimitWaitTooLong) as error:
-        # Ark is slow or the budget is spent: acknowledge, and let a worker re-read it.
+    except RateLimitWaitTooLong as error:
         logger.info("callback for %s: re-read deferred to a worker (%s)", ark_id, error)
         return _defer(account, ark_id)
+    except ArkError as error:
+        if error.retryable:
+            # Ark is slow or failing: acknowledge, and let a worker re-read it later.
+            logger.info("callback for %s: re-read deferred to a worker (%s)", ark_id, error)
+            return _defer(account, ark_id)
+        # Ark refused the re-read (key revoked, access denied): retrying will not help.
+        logger.warning("callback for %s: Ark refused the re-read: %s", ark_id, error)
+        return CallbackOutcome(502, "Ark refused the re-read")
     if task is None:
         logger.info("callback for account %s named a task Ark does not know: %s", account.name, ark_id)
         return CallbackOutcome(404, "unknown task")

@@ -1,0 +1,205 @@
+"""POST /hooks/ark/<secret>/: Ark's callbacks only name a task to re-read."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+from django.test import Client
+
+from arksim import Simulator
+from tasks_app import outbound
+from tasks_app import tasks as celery_tasks
+from tasks_app.models import Account, Task, TaskStatus
+
+
+@pytest.fixture(autouse=True)
+def unthrottled(settings):
+    settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
+    settings.ARK_GET_RATE_PER_SECOND = 10_000.0
+    settings.ARK_RETRY_BACKOFF_SECONDS = 0.001
+
+
+def _hook(account: Account) -> str:
+    return f"/hooks/ark/{account.callback_secret}/"
+
+
+def _post(client: Client, url: str, body: object) -> object:
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    return client.post(url, data=data, content_type="application/json")
+
+
+def _upstream_calls(sim: Simulator) -> int:
+    stats = sim.stats()
+    return sum(stats[name] for name in ("list", "get", "create", "delete"))
+
+
+def test_it_rereads_the_named_task_and_mirrors_it(sim, account, client):
+    ark_id = sim.add_task(kind="video", status="running")
+    response = _post(client, _hook(account), {"id": ark_id, "status": "running"})
+    assert response.status_code == 200
+    assert response.json() == {"status": "refreshed"}
+    task = Task.objects.get(account=account, ark_id=ark_id)
+    assert task.status == TaskStatus.RUNNING
+    assert sim.stats()["get"] == 1
+
+
+def test_it_believes_ark_not_the_body(sim, account, client):
+    ark_id = sim.add_task(kind="video", status="queued")
+    forged = {
+        "id": ark_id,
+        "status": "succeeded",
+        "content": {"video_url": "https://evil.example/x.mp4"},
+        "error": None,
+    }
+    response = _post(client, _hook(account), forged)
+    assert response.status_code == 200
+    task = Task.objects.get(ark_id=ark_id)
+    assert task.status == TaskStatus.QUEUED
+    assert task.video_url == "" and not task.archive_handoff_pending
+
+
+def test_it_answers_404_for_an_unknown_secret(sim, account, client):
+    ark_id = sim.add_task(kind="video", status="running")
+    response = _post(client, "/hooks/ark/not-the-secret/", {"id": ark_id})
+    assert response.status_code == 404
+    assert not Task.objects.exists()
+    assert _upstream_calls(sim) == 0
+
+
+def test_it_answers_404_for_a_task_ark_does_not_know(sim, account, client):
+    response = _post(client, _hook(account), {"id": "cgt-20250101000000-forge"})
+    assert response.status_code == 404
+    assert not Task.objects.exists()
+
+
+def test_it_does_not_mirror_a_task_of_another_account(account, client):
+    sim = Simulator(api_keys=("test-key", "key-b"), list_rate_per_second=None)
+    other = Account(name="other", base_url="http://arksim.test/api/v3")
+    other.set_api_key("key-b")
+    other.save()
+    with outbound.routed_to(sim.transport()):
+        not_theirs = sim.add_task(kind="video", status="running", api_key="test-key")
+        response = _post(client, _hook(other), {"id": not_theirs})
+    assert response.status_code == 404  # Ark answers per key: key-b has no such task
+    assert not Task.objects.exists()
+
+
+def test_it_answers_502_when_ark_refuses_the_accounts_key(sim, client, db):
+    revoked = Account(name="revoked", base_url="http://arksim.test/api/v3")
+    revoked.set_api_key("revoked-key")
+    revoked.save()
+    response = _post(client, _hook(revoked), {"id": sim.add_task(kind="video", status="running")})
+    assert response.status_code == 502
+    assert not Task.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"\xff\xfe",
+        b"[1, 2]",
+        b"{}",
+        {"id": 5},
+        {"id": ""},
+        {"id": "../../admin"},
+        {"id": "cgt-1 2"},
+        {"task_id": "cgt-20250101000000-abcde"},
+        b"[" * 100_000,
+    ],
+)
+def test_it_rejects_malformed_bodies_without_calling_ark(sim, account, client, body):
+    response = _post(client, _hook(account), body)
+    assert response.status_code == 400
+    assert "error" in response.json()
+    assert _upstream_calls(sim) == 0
+    assert not Task.objects.exists()
+
+
+def test_it_accepts_only_post(sim, account, client):
+    assert client.get(_hook(account)).status_code == 405
+    assert client.put(_hook(account), data="{}", content_type="application/json").status_code == 405
+
+
+def test_it_refuses_a_huge_body(sim, account, client):
+    body = json.dumps({"id": "cgt-20250101000000-abcde", "padding": "x" * 400_000})
+    assert _post(client, _hook(account), body.encode()).status_code == 413
+    assert _upstream_calls(sim) == 0
+
+
+def test_it_needs_no_csrf_token(sim, account):
+    ark_id = sim.add_task(kind="video", status="queued")
+    strict = Client(enforce_csrf_checks=True)
+    assert _post(strict, _hook(account), {"id": ark_id}).status_code == 200
+
+
+def test_it_hands_the_re_read_to_a_worker_when_ark_fails(sim, account, client):
+    ark_id = sim.add_task(kind="video", status="running")
+    sim.faults.inject("get", "500", times=1)
+    # Celery runs eagerly in tests: the deferred re-read happens right away (and succeeds).
+    response = _post(client, _hook(account), {"id": ark_id})
+    assert response.status_code == 202
+    assert Task.objects.get(ark_id=ark_id).status == TaskStatus.RUNNING
+
+
+def test_it_answers_503_when_it_can_neither_read_nor_queue(sim, account, client, monkeypatch):
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(celery_tasks.refresh_ark_task, "delay", broker_down)
+    sim.faults.inject("get", "500", times=1)
+    response = _post(client, _hook(account), {"id": sim.add_task(kind="video", status="running")})
+    assert response.status_code == 503
+
+
+def test_it_answers_within_arks_deadline_when_ark_is_slow(db, client, settings, monkeypatch):
+    settings.ARKDASH_CALLBACK_TIMEOUT_SECONDS = 0.5
+    deferred = []
+    monkeypatch.setattr(celery_tasks.refresh_ark_task, "delay", lambda *args: deferred.append(args))
+    sim = Simulator(api_keys=("slow-key",), list_rate_per_second=None)
+    with sim.serve() as server:
+        account = Account(name="slow", base_url=server.base_url)
+        account.set_api_key("slow-key")
+        account.save()
+        ark_id = sim.add_task(kind="video", status="running")
+        sim.faults.inject("get", "latency", latency=5.0)
+        started = time.monotonic()
+        response = _post(client, _hook(account), {"id": ark_id})
+        elapsed = time.monotonic() - started
+    assert response.status_code == 202
+    assert elapsed < 2.0
+    assert deferred == [(account.pk, ark_id)]
+
+
+def test_it_never_echoes_secrets(sim, account, client):
+    for body in ({"id": sim.add_task(kind="video", status="queued")}, b"junk"):
+        text = _post(client, _hook(account), body).content.decode()
+        assert account.callback_secret not in text and "test-key" not in text
+
+
+def test_it_mirrors_a_task_the_moment_ark_calls_back(db, account):
+    """End to end: the simulator calls our endpoint on each status change; no sync runs."""
+    django_client = Client()
+
+    def deliver(request: httpx.Request) -> httpx.Response:
+        response = django_client.post(request.url.path, data=request.content, content_type="application/json")
+        return httpx.Response(response.status_code, content=response.content)
+
+    sim = Simulator(
+        api_keys=("test-key",), list_rate_per_second=None, callback_transport=httpx.MockTransport(deliver)
+    )
+    with outbound.routed_to(sim.transport()):
+        callback_url = f"http://testserver{_hook(account)}"
+        ark_id = sim.add_task(
+            kind="video", status="queued", queue_seconds=5, run_seconds=10, callback_url=callback_url
+        )
+        sim.advance(6)
+        assert Task.objects.get(ark_id=ark_id).status == TaskStatus.RUNNING
+        sim.advance(10)
+        task = Task.objects.get(ark_id=ark_id)
+    assert task.status == TaskStatus.SUCCEEDED and task.archive_handoff_pending
+    stats = sim.stats()
+    assert stats["list"] == 0 and stats["callbacks"] == 2 and stats["callback_failures"] == 0
