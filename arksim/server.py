@@ -30,7 +30,7 @@ class ServerHandle:
         self._server = server
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                              name="arksim-http", daemon=True),
             threading.Thread(target=self._tick_forever, name="arksim-ticker", daemon=True),
         ]  # fmt: skip

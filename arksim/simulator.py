@@ -41,6 +41,12 @@ if TYPE_CHECKING:
 API_ENDPOINTS = ("create", "get", "list", "delete", "output")
 CALLBACK_STATUSES = ("queued", "running", "succeeded", "failed", "expired")
 ACTIVE_STATUSES = ("queued", "running", "cancelled")  # statuses that still change by themselves
+# Options add_task accepts as **params: the create-body options that shape a task object.
+TASK_OPTIONS = {
+    "resolution", "ratio", "duration", "frames", "seed", "service_tier", "execution_expires_after",
+    "generate_audio", "draft", "priority", "tools", "safety_identifier", "camera_fixed", "watermark",
+    "subdivisionlevel",
+}  # fmt: skip
 
 
 class Simulator:
@@ -295,6 +301,9 @@ class Simulator:
         api_key = api_key or self.default_key
         if api_key not in self.api_keys:
             raise ValueError("api_key is not one of the simulator's keys")
+        unknown = set(params) - TASK_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown task option(s): {', '.join(sorted(unknown))}")
         options = {name: value for name, value in params.items() if value is not None}
         if kind == "3d":
             options["fileformat"] = file_format
