@@ -50,6 +50,8 @@ ARK_GET_RATE_PER_SECOND = envfloat("ARK_GET_RATE_PER_SECOND", 20.0)
 ARK_DELETE_RATE_PER_SECOND = envfloat("ARK_DELETE_RATE_PER_SECOND", 20.0)
 # Requests an account may make back to back before the steady rate applies (1 = evenly spaced).
 ARK_RATE_BURST = envint("ARK_RATE_BURST", 1)
+# Names the shared budgets in Redis: ArkDash installs sharing one Redis need distinct ones.
+ARK_RATE_LIMIT_KEY_PREFIX = envstr("ARK_RATE_LIMIT_KEY_PREFIX", "arkdash:ratelimit")
 
 # --- Sync (tasks_app/services/sync.py) ----------------------------------------------
 # Every cycle refreshes active tasks and looks for new ones; a full sweep of Ark's

@@ -281,7 +281,7 @@ def limiter_for_account(account_id: int) -> SharedRateLimiter:
     """The budget of one Account, shared with every other process using it."""
     from django.conf import settings
 
-    prefix = getattr(settings, "ARK_RATE_LIMIT_KEY_PREFIX", "arkdash:ratelimit")
+    prefix = settings.ARK_RATE_LIMIT_KEY_PREFIX
     return SharedRateLimiter(
         store=store_from_settings(), scope=f"{prefix}:account:{account_id}", rates=rates_from_settings()
     )
