@@ -89,7 +89,7 @@ class SimApp:
         except HTTPException as error:
             response = self._http_error(error, rid, "InvalidRequest", error.description or "Bad request.")
         except Exception:  # a bug in the simulator must still answer with the envelope
-            log.exception("arksim: unhandled error on %s %s", request.method, request.path)
+            log.exception("unhandled error on %s %s", request.method, request.path)
             internal = ArkHttpError(500, "InternalServiceError", "The simulator hit an internal error.")
             response = json_response(internal.body(rid), 500)
 

@@ -159,6 +159,6 @@ class Trickle:
         while not self._stop.wait(self._every):
             try:
                 task_id = self._sim.create_task(random_create_body(self._rng))
-                log.info("arksim: demo trickle created %s", task_id)
+                log.info("demo trickle created %s", task_id)
             except ArkHttpError as error:  # e.g. the queued-task quota is full
-                log.info("arksim: demo trickle skipped: %s", error.message)
+                log.info("demo trickle skipped: %s", error.message)

@@ -42,7 +42,7 @@ class ServerHandle:
             try:
                 self.sim.tick()
             except Exception:  # the ticker must outlive any bug in one tick
-                log.exception("arksim: tick failed")
+                log.exception("tick failed")
 
     def shutdown(self) -> None:
         if self._stop.is_set():
