@@ -23,6 +23,7 @@ from .outputs import OutputSpec
 from .ratelimit import RateLimiter
 from .tasks import (
     CANCELLED_TTL,
+    DAY,
     FAILURE_MESSAGES,
     STATUSES,
     THREE_D_FAILURE,
@@ -42,6 +43,8 @@ API_ENDPOINTS = ("create", "get", "list", "delete", "output")
 CALLBACK_STATUSES = ("queued", "running", "succeeded", "failed", "expired")
 ACTIVE_STATUSES = ("queued", "running", "cancelled")  # statuses that still change by themselves
 # Options add_task accepts as **params: the create-body options that shape a task object.
+# Records this much older than now are forgotten (invisible anyway after 7 days).
+PURGE_AFTER, PURGE_EVERY = 30 * DAY, 3600.0
 TASK_OPTIONS = {
     "resolution", "ratio", "duration", "frames", "seed", "service_tier", "execution_expires_after",
     "generate_audio", "draft", "priority", "tools", "safety_identifier", "camera_fixed", "watermark",
@@ -98,6 +101,7 @@ class Simulator:
         self._changing: set[str] = set()  # ids whose status still changes by itself
         self._outputs: dict[str, OutputSpec] = {}  # survive the record's deletion, like presigned URLs
         self._stats: Counter[str] = Counter()
+        self._last_purge = self.clock.now()
 
         from .app import SimApp  # the app needs the class defined first
 
@@ -120,8 +124,21 @@ class Simulator:
     def tick(self) -> None:
         """Apply every status change that is due and deliver the callbacks they cause."""
         with self._lock:
-            events = self._apply_due_transitions(self.clock.now())
+            now = self.clock.now()
+            events = self._apply_due_transitions(now)
+            if now - self._last_purge >= PURGE_EVERY:
+                self._purge(now)
         self._callbacks.deliver(events)
+
+    def _purge(self, now: float) -> None:
+        """Drop records long past the 7-day window so a demo running for weeks stays fast."""
+        self._last_purge = now
+        cutoff = now - PURGE_AFTER
+        for task_id in [task_id for task_id, task in self._tasks.items() if task.created_at < cutoff]:
+            del self._tasks[task_id]
+            self._changing.discard(task_id)
+        for task_id in [task_id for task_id, spec in self._outputs.items() if spec.expires_at < cutoff]:
+            del self._outputs[task_id]
 
     def _apply_due_transitions(self, now: float) -> list[CallbackEvent]:
         events: list[CallbackEvent] = []
@@ -197,9 +214,9 @@ class Simulator:
         """Create a task exactly like POST /contents/generations/tasks. Raises ArkHttpError."""
         api_key = api_key or self.default_key
         request = parse_create(body, endpoints=self.endpoints)
+        self.tick()  # the queued-task quota counts current states
         with self._lock:
             now = self.clock.now()
-            self._apply_due_transitions(now)
             if self.max_queued_per_key is not None:
                 queued = sum(1 for t in self._tasks.values() if t.api_key == api_key and t.status == "queued")
                 if queued >= self.max_queued_per_key:
@@ -375,6 +392,7 @@ class Simulator:
         return task
 
     def get_task(self, api_key: str, task_id: str) -> dict[str, Any]:
+        self.tick()
         with self._lock:
             return self._task_object(self._visible_task(api_key, task_id))
 
@@ -389,6 +407,7 @@ class Simulator:
         model: str | None = None,
         service_tier: str | None = None,
     ) -> dict[str, Any]:
+        self.tick()
         with self._lock:
             now = self.clock.now()
             wanted = set(task_ids) if task_ids else None
@@ -409,6 +428,7 @@ class Simulator:
 
     def delete_task(self, api_key: str, task_id: str) -> None:
         """Ark's DELETE state table: cancel queued, delete finished, refuse running/cancelled."""
+        self.tick()
         with self._lock:
             task = self._visible_task(api_key, task_id)
             if task.status == "queued":
@@ -435,6 +455,7 @@ class Simulator:
 
     def task_json(self, task_id: str) -> dict[str, Any] | None:
         """The task object as its owner would GET it now (ignores the 7-day window), or None."""
+        self.tick()
         with self._lock:
             task = self._tasks.get(task_id)
             return self._task_object(task) if task else None

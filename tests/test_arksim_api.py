@@ -221,3 +221,19 @@ def test_it_answers_an_internal_bug_with_a_500_envelope(
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "InternalServiceError"
     assert "boom" not in response.text and "Traceback" not in response.text
+
+
+def test_it_brings_states_up_to_date_for_python_callers_too(ark: Simulator) -> None:
+    task_id = ark.add_task(status="queued")
+    ark.clock.advance(100)  # no tick
+    assert ark.list_tasks(KEY)["items"][0]["status"] == "succeeded"
+    assert ark.get_task(KEY, task_id)["status"] == "succeeded"
+
+
+def test_it_forgets_records_a_month_old_so_long_demos_stay_fast(ark: Simulator) -> None:
+    ancient = ark.add_task(status="succeeded", created_at=START - 31 * DAY)
+    recent = ark.add_task(status="succeeded", created_at=START - 8 * DAY)
+    assert ark.task_json(ancient) is not None
+    ark.advance(3600)
+    assert ark.task_json(ancient) is None
+    assert ark.task_json(recent) is not None

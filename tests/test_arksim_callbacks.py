@@ -138,3 +138,12 @@ def test_it_lets_a_receiver_read_the_task_back_from_the_simulator() -> None:
     _create(ark)
     ark.advance(25)
     assert statuses_read == ["queued", "succeeded", "succeeded"]
+
+
+def test_it_delivers_changes_that_fell_due_before_a_create() -> None:
+    receiver = Receiver()
+    ark = _sim(receiver)
+    ark.add_task(status="queued", callback_url=HOOK)
+    ark.clock.advance(5)  # no tick: the create below applies the change
+    _create(ark)
+    assert receiver.seen == ["running", "queued"]
