@@ -92,9 +92,13 @@ class SimTask:
             self.succeeded_at = at
 
     def visible_at(self, now: float) -> bool:
-        """Ark shows tasks created in the last 7 days: 7d - 1s old is visible, exactly 7d is not."""
+        """Ark shows tasks created in [T - 7 days, T): exactly 7 days old is visible, 7 d + 1 s is not.
+
+        The upper bound is open in real time; a task created earlier in the same second
+        is already in the past, so age 0 is visible (get right after create works).
+        """
         age = int(now) - self.created_at
-        return 0 <= age < WINDOW_SECONDS
+        return 0 <= age <= WINDOW_SECONDS
 
 
 def video_fields(options: dict[str, Any], *, default_resolution: str, rng: random.Random) -> dict[str, Any]:

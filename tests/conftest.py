@@ -41,7 +41,14 @@ def sim():
     from arksim import Simulator
     from tasks_app import outbound
 
-    simulator = Simulator(api_keys=(SIM_API_KEY,), public_base_url=SIM_BASE_URL, list_rate_per_second=None)
+    # Rate limits off: the sim's clock stands still unless a test advances it.
+    simulator = Simulator(
+        api_keys=(SIM_API_KEY,),
+        public_base_url=SIM_BASE_URL,
+        list_rate_per_second=None,
+        get_rate_per_second=None,
+        delete_rate_per_second=None,
+    )
     with outbound.routed_to(simulator.transport()):
         yield simulator
 

@@ -189,11 +189,11 @@ def test_it_can_quote_timestamps_like_some_docs_show() -> None:
     assert task["created_at"] == str(START) and task["updated_at"] == str(START)
 
 
-def test_it_hides_tasks_exactly_seven_days_old_and_shows_younger_ones(
+def test_it_shows_tasks_created_in_the_closed_seven_day_window_only(
     ark: Simulator, api: httpx.Client
 ) -> None:
-    old = ark.add_task(status="succeeded", created_at=START - 7 * DAY)
-    young = ark.add_task(status="succeeded", created_at=START - 7 * DAY + 1)
+    old = ark.add_task(status="succeeded", created_at=START - 7 * DAY - 1)
+    young = ark.add_task(status="succeeded", created_at=START - 7 * DAY)
     assert api.get(f"{TASKS}/{old}").status_code == 404
     assert api.get(f"{TASKS}/{young}").status_code == 200
     assert [item["id"] for item in api.get(TASKS).json()["items"]] == [young]

@@ -77,7 +77,7 @@ def test_it_answers_404_for_an_unknown_task(api: httpx.Client) -> None:
 
 
 def test_it_answers_404_for_a_task_older_than_the_window(ark: Simulator, api: httpx.Client) -> None:
-    task_id = ark.add_task(status="succeeded", created_at=START - 7 * DAY)
+    task_id = ark.add_task(status="succeeded", created_at=START - 7 * DAY - 1)
     assert api.delete(f"{TASKS}/{task_id}").status_code == 404
 
 
