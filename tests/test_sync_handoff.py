@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from tasks_app import tasks as celery_tasks
 from tasks_app.models import Artifact, Task
@@ -14,6 +17,13 @@ from tasks_app.services.sync import archive_handoff_sweep, sync_account
 def unthrottled(settings):
     settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
     settings.ARK_GET_RATE_PER_SECOND = 10_000.0
+
+
+def _flagged_minutes_ago(minutes: int) -> None:
+    """As if the status change had committed that long ago (the sweep leaves fresh flags alone)."""
+    Task.objects.filter(archive_handoff_pending=True).update(
+        changed_at=timezone.now() - timedelta(minutes=minutes)
+    )
 
 
 @pytest.fixture
@@ -51,7 +61,8 @@ def test_it_redoes_a_hand_off_lost_in_a_crash(sim, account, no_copies, django_ca
     assert task.status == "succeeded" and task.archive_handoff_pending
     assert not Artifact.objects.filter(task=task).exists()
 
-    # The periodic sweep (Celery beat) finds the flag and finishes the job.
+    # Minutes later, the periodic sweep (Celery beat) finds the flag and finishes the job.
+    _flagged_minutes_ago(5)
     with django_capture_on_commit_callbacks(execute=True):
         assert celery_tasks.archive_handoff_sweep.delay() is not None
     task.refresh_from_db()
@@ -68,6 +79,7 @@ def test_it_keeps_the_flag_while_the_archive_fails(sim, account, no_copies, monk
         raise RuntimeError("storage unavailable")
 
     monkeypatch.setattr(archive, "artifacts_create_for_task", broken)
+    _flagged_minutes_ago(5)
     assert archive_handoff_sweep() == 0
     assert Task.objects.get(ark_id=ark_id).archive_handoff_pending
 
@@ -79,10 +91,10 @@ def test_it_keeps_the_flag_while_the_archive_fails(sim, account, no_copies, monk
 def test_it_hands_off_once_however_often_it_is_retried(sim, account, no_copies):
     ark_id = sim.add_task(kind="video", status="succeeded")
     assert sync_account(account=account).ok
-    Task.objects.filter(ark_id=ark_id).update(archive_handoff_pending=True)
-    archive_handoff_sweep()
-    Task.objects.filter(ark_id=ark_id).update(archive_handoff_pending=True)
-    archive_handoff_sweep()
+    for _ in range(2):
+        Task.objects.filter(ark_id=ark_id).update(archive_handoff_pending=True)
+        _flagged_minutes_ago(5)
+        assert archive_handoff_sweep() == 1
     assert Artifact.objects.filter(task__ark_id=ark_id).count() == 2  # video and last frame, once each
 
 
@@ -93,3 +105,34 @@ def test_it_does_not_hand_off_failed_tasks(sim, account, django_capture_on_commi
     assert not callbacks
     assert not Task.objects.filter(archive_handoff_pending=True).exists()
     assert not Artifact.objects.exists()
+
+
+def test_it_leaves_fresh_flags_to_the_queued_hand_off(sim, account, no_copies):
+    sim.add_task(kind="video", status="succeeded")
+    assert sync_account(account=account).ok
+    assert archive_handoff_sweep() == 0
+    assert not Artifact.objects.exists()
+
+
+def test_it_queues_one_hand_off_per_batch(sim, account, monkeypatch, django_capture_on_commit_callbacks):
+    for _ in range(600):
+        sim.add_task(kind="video", status="succeeded")
+    queued = []
+    monkeypatch.setattr(celery_tasks.archive_handoff, "delay", lambda *args: queued.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sync_account(account=account).ok
+    assert [len(ark_ids) for _, ark_ids in queued] == [500, 100]
+    assert Task.objects.filter(archive_handoff_pending=True).count() == 600  # until the worker runs
+
+
+def test_it_leaves_the_flag_for_the_sweep_when_the_broker_is_down(
+    sim, account, monkeypatch, django_capture_on_commit_callbacks
+):
+    def broker_down(*args):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(celery_tasks.archive_handoff, "delay", broker_down)
+    sim.add_task(kind="video", status="succeeded")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sync_account(account=account).ok  # the sync itself is not failed by it
+    assert Task.objects.get().archive_handoff_pending

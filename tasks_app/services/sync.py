@@ -52,6 +52,9 @@ OUTPUT_URL_LIFETIME = timedelta(hours=24)
 MAX_DISCOVERY_PAGES = 10
 # Confirming "gone" costs one get per task: cap it per cycle, the rest waits a cycle.
 MAX_GONE_CHECKS_PER_CYCLE = 200
+# A hand-off normally follows its commit within seconds: the sweep leaves younger flags
+# to the queued message instead of doing the same work twice.
+HANDOFF_SWEEP_MIN_AGE = timedelta(minutes=2)
 # A task created this long before our clock says so is out of Ark's window for sure
 # (the margin covers clock skew), so no get is spent on confirming it.
 _SURELY_OUT_OF_WINDOW = ARK_WINDOW + timedelta(hours=1)
@@ -251,9 +254,7 @@ def tasks_upsert_from_ark(*, account: Account, ark_tasks: Iterable[ArkTask]) -> 
         result.updated += len(to_update)
         if handoff_ids:
             account_id = account.pk
-            transaction.on_commit(
-                lambda: archive_handoff_by_ark_ids(account_id=account_id, ark_ids=handoff_ids)
-            )
+            transaction.on_commit(lambda: _enqueue_handoff(account_id=account_id, ark_ids=handoff_ids))
     return result
 
 
@@ -312,15 +313,13 @@ def full_sweep_due(account: Account, *, now: datetime | None = None) -> bool:
 def archive_handoff(*, task: Task) -> bool:
     """Give a succeeded task's outputs to the archive, then clear its pending flag.
 
-    Idempotent (the archive creates one Artifact per output). Returns False, leaving the
-    flag for `archive_handoff_sweep`, when the archive is unavailable or fails.
+    Idempotent (the archive creates one Artifact per output and queues its copy).
+    Returns False, leaving the flag for `archive_handoff_sweep`, when the archive fails.
     """
-    create_artifacts = _archive_create_function()
-    if create_artifacts is None:
-        logger.warning("archive hand-off of %s postponed: the archive service is not installed", task.ark_id)
-        return False
+    from tasks_app.services import archive  # lazily: syncing must not depend on storage setup
+
     try:
-        create_artifacts(task=task)
+        archive.artifacts_create_for_task(task=task)
     except Exception:
         logger.exception("archive hand-off of %s failed; the sweep will retry it", task.ark_id)
         return False
@@ -333,19 +332,27 @@ def archive_handoff_by_ark_ids(*, account_id: int, ark_ids: Iterable[str]) -> in
     return sum(archive_handoff(task=task) for task in tasks)
 
 
-def archive_handoff_sweep(*, limit: int = 1000) -> int:
-    """Redo every hand-off still pending (the process died between commit and hand-off)."""
-    pending = Task.objects.filter(archive_handoff_pending=True).order_by("ark_updated_at", "pk")[:limit]
+def archive_handoff_sweep(*, min_age: timedelta = HANDOFF_SWEEP_MIN_AGE, limit: int = 1000) -> int:
+    """Redo every hand-off still pending `min_age` after the task turned succeeded (the
+    process died between commit and hand-off, or the broker lost the message)."""
+    flagged_before = timezone.now() - min_age
+    pending = Task.objects.filter(archive_handoff_pending=True, changed_at__lt=flagged_before).order_by(
+        "ark_updated_at", "pk"
+    )[:limit]
     return sum(archive_handoff(task=task) for task in pending)
 
 
-def _archive_create_function() -> Callable[..., Any] | None:
-    # Imported lazily: the archive is its own module and must not be needed to sync.
+def _enqueue_handoff(*, account_id: int, ark_ids: list[str]) -> None:
+    """After commit: one Celery message per batch, so archive work never slows a sync cycle."""
+    from tasks_app.tasks import archive_handoff as archive_handoff_task
+
     try:
-        from tasks_app.services import archive
-    except ImportError:
-        return None
-    return getattr(archive, "artifacts_create_for_task", None)
+        archive_handoff_task.delay(account_id, ark_ids)
+    except Exception:
+        # The flags are committed: the periodic sweep hands these tasks off instead.
+        logger.warning(
+            "could not queue the archive hand-off of %d tasks; the sweep will", len(ark_ids), exc_info=True
+        )
 
 
 # --- One cycle ----------------------------------------------------------------------------
