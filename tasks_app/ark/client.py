@@ -23,6 +23,7 @@ from urllib.parse import quote
 import httpx
 import tenacity
 
+from . import observe
 from .errors import (
     ArkBadRequestError,
     ArkConnectionError,
@@ -346,8 +347,32 @@ class ArkClient:
         params: list[tuple[str, str | int]] | None,
         body: dict[str, Any] | None,
     ) -> Any:
+        """One attempt, reported to the call observers (see observe.py) whatever its outcome."""
+        asked_at = time.monotonic()
         if self._rate_limiter is not None:
-            self._rate_limiter.acquire(endpoint=endpoint)
+            try:
+                self._rate_limiter.acquire(endpoint=endpoint)
+            except Exception:
+                _observe(endpoint, method, observe.LIMITER_REFUSED, asked_at=asked_at, sent_at=None)
+                raise
+        sent_at = time.monotonic()
+        try:
+            result = self._send(method, path, endpoint=endpoint, params=params, body=body)
+        except ArkError as error:
+            _observe(endpoint, method, observe.outcome_of(error), asked_at=asked_at, sent_at=sent_at)
+            raise
+        _observe(endpoint, method, observe.OK, asked_at=asked_at, sent_at=sent_at)
+        return result
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        endpoint: str,
+        params: list[tuple[str, str | int]] | None,
+        body: dict[str, Any] | None,
+    ) -> Any:
         client_request_id = uuid.uuid4().hex
         request = self._http.build_request(
             method,
@@ -440,6 +465,20 @@ class ArkClient:
         ):
             return ArkProtocolError(f"answer cut off: {detail}")
         return ArkConnectionError(f"connection failed: {detail}", request_sent=not never_sent)
+
+
+def _observe(endpoint: str, method: str, outcome: str, *, asked_at: float, sent_at: float | None) -> None:
+    now = time.monotonic()
+    sent = now if sent_at is None else sent_at
+    observe.notify(
+        observe.CallEvent(
+            endpoint=endpoint,
+            method=method,
+            outcome=outcome,
+            seconds=now - sent,
+            rate_wait_seconds=sent - asked_at,
+        )
+    )
 
 
 # --- input validation -------------------------------------------------------------------
