@@ -125,7 +125,10 @@ class LocalWriter:
     def write(self, chunk: bytes) -> None:
         if self._file is None:
             raise StorageError("write after publish or discard")
-        self._file.write(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            raise StorageError(f"could not write {self.key} ({exc.strerror or exc})") from None
         self.bytes_written += len(chunk)
 
     def publish(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import tracemalloc
@@ -12,7 +13,7 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from tasks_app import outbound, storage
+from tasks_app import fetch, outbound, storage
 from tasks_app.models import ArchiveState, Artifact, ArtifactState, Task
 from tasks_app.services import archive
 from tasks_app.services.archive import artifact_archive, artifacts_create_for_task
@@ -269,17 +270,18 @@ def test_it_publishes_nothing_when_its_claim_is_taken_over_mid_copy(
 ):
     task = video_task(sim, mirror, output_bytes=BIG)
     artifact = artifacts_create_for_task(task=task)[0]
-    real_write = (
-        storage.LocalWriter.write if archive_backend.kind == "local" else storage.S3MultipartWriter.write
-    )
+    real_chunks = fetch.Source.iter_chunks
 
-    def write_then_lose_claim(self, chunk):
-        # Another worker decides this one is dead and takes the artifact over.
-        Artifact.objects.filter(pk=artifact.pk).update(claim_token="usurper", claimed_at=timezone.now())
-        real_write(self, chunk)
+    def chunks_then_lose_claim(self):
+        for number, chunk in enumerate(real_chunks(self)):
+            if number == 3:
+                # Another worker decides this one is dead and takes the artifact over.
+                Artifact.objects.filter(pk=artifact.pk).update(
+                    claim_token="usurper", claimed_at=timezone.now()
+                )
+            yield chunk
 
-    target = storage.LocalWriter if archive_backend.kind == "local" else storage.S3MultipartWriter
-    monkeypatch.setattr(target, "write", write_then_lose_claim)
+    monkeypatch.setattr(fetch.Source, "iter_chunks", chunks_then_lose_claim)
 
     result = artifact_archive(artifact_id=artifact.pk)
 
@@ -289,18 +291,41 @@ def test_it_publishes_nothing_when_its_claim_is_taken_over_mid_copy(
     assert_nothing_visible(archive_backend)  # ...nor to storage
 
 
+def test_it_fails_cleanly_when_the_disk_fills_up(sim, mirror, local_archive, monkeypatch):
+    task = video_task(sim, mirror, output_bytes=BIG)
+    artifact = artifacts_create_for_task(task=task)[0]
+    real_write = storage.LocalWriter.write
+    calls = {"n": 0}
+
+    def fill_up(self, chunk):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            self._file.write = lambda data: (_ for _ in ()).throw(
+                OSError(errno.ENOSPC, "No space left on device")
+            )
+        real_write(self, chunk)
+
+    monkeypatch.setattr(storage.LocalWriter, "write", fill_up)
+
+    failed = artifact_archive(artifact_id=artifact.pk)
+
+    assert failed.state == ArtifactState.FAILED
+    assert "No space left on device" in failed.last_error
+    assert_nothing_visible(local_archive)
+
+
 def test_it_reports_progress_while_copying(sim, mirror, local_archive, monkeypatch):
     task = video_task(sim, mirror, output_bytes=BIG)
     artifact = artifacts_create_for_task(task=task)[0]
     seen: list[tuple[int, int | None]] = []
-    real_write = storage.LocalWriter.write
+    real_chunks = fetch.Source.iter_chunks
 
-    def spy(self, chunk):
-        row = Artifact.objects.values_list("bytes_copied", "size").get(pk=artifact.pk)
-        seen.append(row)
-        real_write(self, chunk)
+    def spy(self):
+        for chunk in real_chunks(self):
+            seen.append(Artifact.objects.values_list("bytes_copied", "size").get(pk=artifact.pk))
+            yield chunk
 
-    monkeypatch.setattr(storage.LocalWriter, "write", spy)
+    monkeypatch.setattr(fetch.Source, "iter_chunks", spy)
 
     artifact_archive(artifact_id=artifact.pk)
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import random
 import secrets
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -288,6 +290,79 @@ def _zip_limits() -> zipsafe.ZipLimits:
     )
 
 
+class _HashingWriter:
+    """Hashes and writes on a second thread while the caller keeps reading the network.
+
+    Parsing HTTP holds the GIL; sha256 and file/S3 writes release it. Overlapping them
+    is what lets one Python worker keep up with curl. The queue is short (a few 1 MiB
+    blocks), so memory stays flat; an error on the writer side surfaces on the next
+    write() or in finish().
+    """
+
+    BLOCK = 1024 * 1024
+    DEPTH = 4
+
+    def __init__(self, sink: BinaryIO | storage.ArchiveWriter) -> None:
+        self._sink = sink
+        self._digest = hashlib.sha256()
+        self._pending = bytearray()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self.DEPTH)
+        self._error: BaseException | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (block := self._queue.get()) is not None and not self._stopping:
+                self._digest.update(block)
+                self._sink.write(block)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+            self._error = exc
+
+    def _put(self, block: bytes | None) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            if not self._thread.is_alive() and block is not None:
+                raise ArchiveError("the archive writer stopped unexpectedly")
+            try:
+                self._queue.put(block, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def write(self, chunk: bytes) -> None:
+        self._pending += chunk
+        if len(self._pending) >= self.BLOCK:
+            self._put(bytes(self._pending))
+            self._pending.clear()
+
+    def finish(self) -> str:
+        """Write what is left, wait for the writer; the sha256 of everything written."""
+        if self._pending:
+            self._put(bytes(self._pending))
+            self._pending.clear()
+        self._put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._digest.hexdigest()
+
+    def abort(self) -> None:
+        """Stop the writer without finishing (safe after finish)."""
+        self._stopping = True
+        while self._thread.is_alive():
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()  # make room; the data is being thrown away
+                except queue.Empty:
+                    pass
+            self._thread.join(0.1)
+
+
 def _copy_source(artifact: Artifact, token: str) -> _Copied:
     """Stream the output URL into archive storage; publish only what was verified."""
     spec = SOURCE_OUTPUTS[artifact.output]
@@ -308,8 +383,8 @@ def _copy_source(artifact: Artifact, token: str) -> _Copied:
             if is_zip
             else storage.open_writer(artifact.storage_key, content_type=spec.content_type)
         )
+        writer = _HashingWriter(sink)
         try:
-            digest = hashlib.sha256()
             copied = 0
             for chunk in source.iter_chunks():
                 copied += len(chunk)
@@ -317,22 +392,23 @@ def _copy_source(artifact: Artifact, token: str) -> _Copied:
                     raise ArchiveError(f"the source sent more than its Content-Length of {expected} bytes")
                 if is_zip and copied > zip_cap:
                     raise ArchiveError("the zip is over ARKDASH_ARCHIVE_ZIP_MAX_BYTES", retryable=False)
-                digest.update(chunk)
-                sink.write(chunk)
+                writer.write(chunk)
                 progress.update(copied)
             if expected is not None and copied != expected:
                 raise ArchiveError(f"the download stopped at {copied} of {expected} bytes")
+            sha256 = writer.finish()
             if is_zip:
                 _publish_zip(sink, artifact=artifact, token=token, progress=progress, copied=copied)
             else:
                 progress.update(copied, force=True)  # last claim check before the object appears
                 sink.publish()
         finally:
+            writer.abort()  # before closing the sink under its feet; no-op after finish
             if is_zip:
                 sink.close()
             else:
                 sink.discard()  # no-op after publish
-    return _Copied(size=copied, sha256=digest.hexdigest())
+    return _Copied(size=copied, sha256=sha256)
 
 
 def _publish_zip(
