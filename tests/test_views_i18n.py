@@ -13,6 +13,14 @@ from tasks_app.models import TaskStatus
 from .dashboard_helpers import make_task
 
 
+@pytest.fixture(autouse=True)
+def _english_afterwards():
+    # LocaleMiddleware leaves the request's language active in this thread: reset it so
+    # later tests calling services directly are not in Chinese.
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def user_client(client, django_user_model):
     client.force_login(django_user_model.objects.create_user("ana", password="pw"))

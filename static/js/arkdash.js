@@ -128,12 +128,13 @@
     var button = event.target.closest("button.copy[data-copy]");
     if (!button) return;
     copyText(button.dataset.copy).then(function () {
+      // The icon turns green for a moment; the live region tells screen readers.
       button.classList.add("copied");
-      button.dataset.label = button.textContent;
-      button.textContent = "✓";
+      var status = document.getElementById("copy-status");
+      if (status) status.textContent = status.dataset.copied || "";
       setTimeout(function () {
         button.classList.remove("copied");
-        button.textContent = button.dataset.label;
+        if (status) status.textContent = "";
       }, 1200);
     });
   });

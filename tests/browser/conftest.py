@@ -1,0 +1,81 @@
+"""Browser tests: Debian's chromium driven by Playwright against pytest-django's live_server.
+
+The simulator is routed in-process (tasks_app.outbound is a module global, so the
+live_server thread sees it too); the tests move its clock and run the real sync.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ..services import IN_CI
+
+# Playwright's sync API keeps an asyncio loop in this thread; Django's ORM guard would
+# then refuse every query the test makes. Only the test process is concerned.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+    # Software WebGL for the 3D viewer once the GPU is off (Chromium wants this said explicitly).
+    "--enable-unsafe-swiftshader",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PASSWORD = "a-long-test-password-9"
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium"
+        if IN_CI:
+            pytest.fail(message)  # a browser test must never pass by skipping in CI
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def dashboard_user(django_user_model):
+    return django_user_model.objects.create_user("ana", password=PASSWORD)
+
+
+def open_context(chromium, *, locale: str = "en-US", timezone_id: str = "Asia/Shanghai"):
+    return chromium.new_context(
+        locale=locale, timezone_id=timezone_id, viewport={"width": 1400, "height": 900}, accept_downloads=True
+    )
+
+
+@pytest.fixture
+def page(chromium, live_server) -> Iterator:
+    context = open_context(chromium)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def log_in(page, live_server, username: str = "ana", password: str = PASSWORD) -> None:
+    page.goto(f"{live_server.url}/")
+    page.wait_for_url("**/accounts/login/**")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_load_state("networkidle")
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
