@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from .env import envbool, envfloat, envint, envlist, envstr
@@ -77,9 +78,12 @@ INSTALLED_APPS = [
     "template_partials",
     "django_filters",
     "tasks_app",
+    "tasks_app.observability",
 ]
 
 MIDDLEWARE = [
+    # Outermost, so it also counts the 500s Django makes of exceptions (/metrics).
+    "tasks_app.observability.middleware.ResponseCountingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -257,11 +261,28 @@ CELERY_BEAT_SCHEDULE["archive-sweep"] = {
     "options": {"expires": 60.0},
 }
 
+# --- Logs and metrics (tasks_app/observability) ----------------------------------------
+# plain on a laptop; json (one object per line, for log shippers) in docker-compose.
+ARKDASH_LOG_FORMAT = envstr("ARKDASH_LOG_FORMAT", "plain").strip().lower()
+if ARKDASH_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"ARKDASH_LOG_FORMAT must be plain or json, not {ARKDASH_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Stamps task id / account (tasks_app.observability.logging.log_context) on every record.
+    "filters": {"context": {"()": "tasks_app.observability.logging.ContextFilter"}},
+    "formatters": {
+        "plain": {"()": "tasks_app.observability.logging.PlainFormatter"},
+        "json": {"()": "tasks_app.observability.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": ARKDASH_LOG_FORMAT, "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": envstr("ARKDASH_LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+# /metrics: loopback only when unset; with a token, any client sending `Authorization: Bearer <token>`.
+ARKDASH_METRICS_TOKEN = envstr("ARKDASH_METRICS_TOKEN")
+# Where the cross-process counters live: this Redis hash when REDIS_URL is set, else a SQLite file.
+ARKDASH_METRICS_REDIS_KEY = envstr("ARKDASH_METRICS_REDIS_KEY", "arkdash:metrics")
+ARKDASH_METRICS_SQLITE_PATH = envstr("ARKDASH_METRICS_SQLITE_PATH", str(DATA_DIR / "metrics.sqlite3"))

@@ -10,6 +10,8 @@ from django.utils import timezone
 from tasks_app.ark import ArkError
 from tasks_app.crypto import SecretDecryptError
 from tasks_app.models import Account, Artifact, ArtifactState, Task
+from tasks_app.observability import metrics
+from tasks_app.observability.logging import log_context
 from tasks_app.services import archive as archive_service
 from tasks_app.services import sync as sync_service
 from tasks_app.services.accounts import account_ensure_default
@@ -36,7 +38,8 @@ def sync_account(account_id: int) -> None:
     if account is None:
         return
     # Another worker holding this account's lease makes this run a no-op (lease_wait=0).
-    sync_service.sync_account(account=account)
+    with log_context(account=account.name):
+        sync_service.sync_account(account=account)
 
 
 # Ark failing transiently is retried with backoff; a refusal (bad key) is not; a 404
@@ -57,10 +60,11 @@ def refresh_task(self, task_id: int) -> None:
     task = Task.objects.select_related("account").filter(pk=task_id).first()
     if task is None:
         return
-    try:
-        sync_service.task_refresh(task=task)
-    except (ArkError, SecretDecryptError) as error:
-        _retry_refresh(self, error)
+    with log_context(task=task.ark_id, account=task.account.name):
+        try:
+            sync_service.task_refresh(task=task)
+        except (ArkError, SecretDecryptError) as error:
+            _retry_refresh(self, error)
 
 
 @shared_task(bind=True, ignore_result=True, max_retries=_REFRESH_MAX_RETRIES)
@@ -69,10 +73,11 @@ def refresh_ark_task(self, account_id: int, ark_id: str) -> None:
     account = Account.objects.filter(pk=account_id).first()
     if account is None:
         return
-    try:
-        sync_service.task_refresh_by_ark_id(account=account, ark_id=ark_id)
-    except (ArkError, SecretDecryptError) as error:
-        _retry_refresh(self, error)
+    with log_context(task=ark_id, account=account.name):
+        try:
+            sync_service.task_refresh_by_ark_id(account=account, ark_id=ark_id)
+        except (ArkError, SecretDecryptError) as error:
+            _retry_refresh(self, error)
 
 
 @shared_task(ignore_result=True)
@@ -95,10 +100,23 @@ def archive_handoff_sweep() -> int:
 @shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def archive_artifact(artifact_id: int) -> str:
     """Copy one output to archive storage; schedules its own retry after a failure."""
-    try:
-        artifact = archive_service.artifact_archive(artifact_id=artifact_id)
-    except Artifact.DoesNotExist:
+    before = (
+        Artifact.objects.filter(pk=artifact_id)
+        .values("attempts", "task__ark_id", "task__account__name")
+        .first()
+    )
+    if before is None:
         return "gone"  # its task was deleted meanwhile
+    with log_context(task=before["task__ark_id"], account=before["task__account__name"], artifact=artifact_id):
+        try:
+            artifact = archive_service.artifact_archive(artifact_id=artifact_id)
+        except Artifact.DoesNotExist:
+            return "gone"
+    if artifact.attempts > before["attempts"] and artifact.state != ArtifactState.COPYING:
+        # This run made an attempt (not a no-op on an archived or claimed artifact): count it.
+        metrics.record_archive_attempt(
+            output=artifact.output, state=artifact.state, size=artifact.size, last_error=artifact.last_error
+        )
     if artifact.state == ArtifactState.FAILED and artifact.next_attempt_at is not None:
         # Eager mode (tests) would run the retry at once, recursively: the sweeper covers it.
         if not archive_artifact.request.is_eager:

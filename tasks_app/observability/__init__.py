@@ -1,0 +1,1 @@
+"""Health, metrics and structured logs (see metrics.py, counters.py, logging.py, health.py)."""

@@ -1,0 +1,56 @@
+"""/healthz (for load balancers and docker) and /metrics (for Prometheus).
+
+/healthz needs no login and reveals no secret: 200 when the database, the broker and
+archive storage all answer, 503 otherwise, with the details as JSON.
+
+/metrics is open to loopback only, unless ARKDASH_METRICS_TOKEN is set: then any
+client presenting `Authorization: Bearer <token>` may scrape it, and nobody else.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from .observability import metrics
+from .observability.health import health_report
+
+
+@never_cache
+@require_safe
+def healthz(request: HttpRequest) -> HttpResponse:
+    report = health_report()
+    return JsonResponse(report.as_json(), status=200 if report.healthy else 503)
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _plain(text: str, status: int) -> HttpResponse:
+    return HttpResponse(text + "\n", status=status, content_type="text/plain; charset=utf-8")
+
+
+@never_cache
+@require_safe
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    token = getattr(settings, "ARKDASH_METRICS_TOKEN", "")
+    if token:
+        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
+            response = _plain("A valid bearer token (ARKDASH_METRICS_TOKEN) is required.", 401)
+            response["WWW-Authenticate"] = 'Bearer realm="arkdash-metrics"'
+            return response
+    elif not _is_loopback(request.META.get("REMOTE_ADDR", "")):
+        return _plain(
+            "Metrics are served to localhost only; set ARKDASH_METRICS_TOKEN to scrape remotely.", 403
+        )
+    return HttpResponse(metrics.render(), content_type=metrics.CONTENT_TYPE)
