@@ -11,8 +11,9 @@ One cycle of `sync_account`:
 
 Only rows whose mirrored fields changed are written, one transaction per batch, so a
 cycle that fails half-way leaves a consistent mirror. A task that turns succeeded is
-flagged for the archive in the same transaction; the hand-off runs after commit and a
-periodic sweep redoes it if the process died in between.
+flagged for the archive in the same transaction; after commit one Celery message per
+batch hands the flagged tasks to the archive, and a periodic sweep redoes any hand-off
+still flagged later (the process died in between, or the message was lost).
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ def tasks_upsert_from_ark(*, account: Account, ark_tasks: Iterable[ArkTask]) -> 
     """Mirror a batch of tasks in one transaction, writing only rows that changed.
 
     A task that turns succeeded gets `archive_handoff_pending` in the same transaction;
-    its hand-off to the archive runs once the transaction commits.
+    its hand-off to the archive is queued once the transaction commits.
     """
     latest: dict[str, ArkTask] = {}
     for ark_task in ark_tasks:
