@@ -120,7 +120,8 @@ def test_it_rejects_malformed_bodies_without_calling_ark(sim, account, client, b
 
 
 def test_it_accepts_only_post(sim, account, client):
-    assert client.get(_hook(account)).status_code == 405
+    response = client.get(_hook(account))
+    assert response.status_code == 405 and response["Allow"] == "POST"
     assert client.put(_hook(account), data="{}", content_type="application/json").status_code == 405
 
 
@@ -172,6 +173,17 @@ def test_it_answers_within_arks_deadline_when_ark_is_slow(db, client, settings, 
     assert response.status_code == 202
     assert elapsed < 2.0
     assert deferred == [(account.pk, ark_id)]
+
+
+def test_it_keeps_the_secret_out_of_the_logs(sim, account, client, caplog):
+    sim.faults.inject("get", "500", times=1)
+    with caplog.at_level("DEBUG"):
+        client.get(_hook(account))
+        _post(client, _hook(account), b"junk")
+        _post(client, _hook(account), {"id": "cgt-20250101000000-forge"})
+        _post(client, _hook(account), {"id": sim.add_task(kind="video", status="running")})
+    assert caplog.records  # something was logged (the outcomes, by task id)
+    assert account.callback_secret not in caplog.text and "test-key" not in caplog.text
 
 
 def test_it_never_echoes_secrets(sim, account, client):
