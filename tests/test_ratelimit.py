@@ -198,8 +198,9 @@ def _max_in_any_second(grants: list[float]) -> int:
 
 
 def _assert_within_budget(grants: list[float]) -> None:
-    # GCRA without burst: in any one-second window at most RATE grants (+1 for timing jitter).
-    assert _max_in_any_second(grants) <= RATE + 1
+    # GCRA without burst: in any one-second window at most RATE grants (+2 for the jitter of
+    # recording the time after the grant on a loaded machine; a broken limiter gives hundreds).
+    assert _max_in_any_second(grants) <= RATE + 2
     # ...and the budget is used, not starved by the contention.
     assert len(grants) >= RATE * HAMMER_SECONDS * 0.7
 
