@@ -24,3 +24,4 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 ARK_BASE_URL = "http://arksim.test/api/v3"
 ARK_API_KEY = ""
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing folder  # noqa: F405
