@@ -24,4 +24,7 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 ARK_BASE_URL = "http://arksim.test/api/v3"
 ARK_API_KEY = ""
+# The in-process simulator has no rate limit unless a test asks: the shared limiter must
+# not make unrelated tests wait. Tests of the budget set their own rates.
+ARK_LIST_RATE_PER_SECOND = ARK_GET_RATE_PER_SECOND = ARK_DELETE_RATE_PER_SECOND = 10_000.0
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing folder  # noqa: F405
