@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 
 from .models import ACTIVE_STATUSES, Account, ArchiveState, Artifact, ArtifactState, Task, TaskStatus
@@ -173,27 +173,26 @@ class SyncHealth:
 
 
 def sync_health(*, user: User) -> SyncHealth:
-    accounts = accounts_visible_to(user)
-    # The oldest successful sync among accounts: "synced N s ago" must not flatter.
-    summary = accounts.aggregate(synced_at=Min("last_sync_ok_at"), newest=Max("last_sync_ok_at"), n=Count("id"))
-    failing = list(
-        accounts.filter(failing_since__isnull=False)
-        .order_by("failing_since")
-        .values_list("name", "failing_since", "last_sync_error")
+    """One small query: there are a handful of accounts, not thousands."""
+    accounts = list(
+        accounts_visible_to(user).order_by().values_list("name", "last_sync_ok_at", "failing_since", "last_sync_error")
     )
-    if not summary["n"]:
+    failing = sorted((since, name, error) for name, _, since, error in accounts if since is not None)
+    synced = [synced_at for _, synced_at, _, _ in accounts if synced_at is not None]
+    if not accounts:
         state = "none"
     elif failing:
         state = "failing"
-    elif summary["newest"] is None:
+    elif not synced:
         state = "never"
     else:
         state = "ok"
     return SyncHealth(
         state=state,
-        synced_at=summary["synced_at"] or summary["newest"],
-        failing_since=failing[0][1] if failing else None,
-        failing_accounts=tuple(name for name, _, _ in failing),
+        # The oldest successful sync among accounts: "synced N s ago" must not flatter.
+        synced_at=min(synced) if synced else None,
+        failing_since=failing[0][0] if failing else None,
+        failing_accounts=tuple(name for _, name, _ in failing),
         last_error=(failing[0][2] or "")[:300] if failing else "",
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import quote
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,6 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from . import rows as row_views
 from . import selectors
 from .filters import PAGE_SIZES, TaskFilter, parse_paging
 from .models import Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
@@ -66,10 +68,12 @@ def _list_context(request: HttpRequest) -> dict:
             % {"asked": paging.page, "last": page.num_pages}
         )
     queued_in_filter = counts[TaskStatus.QUEUED] if (not selected or TaskStatus.QUEUED in selected) else 0
+    now = timezone.now()
+    rows = row_views.present(page.tasks, now=now)
     return {
+        **_rows_context(rows, return_to=request.get_full_path(), now=now),
         "filter": filterset,
         "page": page,
-        "tasks": page.tasks,
         "errors": errors,
         "notices": notices,
         "chips": _status_chips(params, counts, selected),
@@ -77,12 +81,21 @@ def _list_context(request: HttpRequest) -> dict:
         "queued_in_filter": queued_in_filter,
         "known_models": selectors.known_models(user=user),
         "health": selectors.sync_health(user=user),
-        "has_live_rows": any(selectors.is_live(task) for task in page.tasks),
+        "has_live_rows": any(row["live"] for row in rows),
         "page_sizes": PAGE_SIZES,
         "pages": _page_links(params, page),
         "query_string": request.GET.urlencode(),
-        "return_to": request.get_full_path(),
-        "now": timezone.now(),
+    }
+
+
+def _rows_context(rows: list[row_views.Row], *, return_to: str, now) -> dict:
+    """What the row partial needs, wherever it is rendered (page, poll, action answer)."""
+    return {
+        "rows": rows,
+        "texts": row_views.row_texts_for_templates(),
+        "return_to": return_to,
+        "return_to_quoted": quote(return_to, safe="/"),
+        "now": now,
     }
 
 
@@ -153,11 +166,15 @@ def task_rows(request: HttpRequest) -> HttpResponse:
     if not tasks and not health_changed:
         response = HttpResponse(status=204)
     else:
+        now = timezone.now()
         response = render(
             request,
             f"{LIST_TEMPLATE}#poll-answer",
-            {"tasks": tasks, "health": health, "send_health": health_changed, "now": timezone.now(),
-             "return_to": _htmx_page(request)},
+            {
+                **_rows_context(row_views.present(tasks, now=now), return_to=_htmx_page(request), now=now),
+                "health": health,
+                "send_health": health_changed,
+            },
         )
     response["X-Ark-Synced-At"] = str(health.synced_epoch or "")
     response["Cache-Control"] = "no-store"
@@ -293,14 +310,19 @@ def _action_response(request: HttpRequest, result: actions.ActionResult) -> Http
     if request.htmx:
         if result.task is None:  # removed locally: the row disappears
             return HttpResponse("")
-        task = result.task
-        selectors.attach_archive_progress([task])
+        selectors.attach_archive_progress([result.task])
+        now = timezone.now()
+        [row] = row_views.present([result.task], now=now)
         return render(
             request,
             f"{LIST_TEMPLATE}#task-row",
-            {"task": task, "row_message": result.message, "row_message_ok": result.ok,
-             "needs_confirmation": result.code == "needs_confirmation", "now": timezone.now(),
-             "return_to": _htmx_page(request)},
+            {
+                **_rows_context([row], return_to=_htmx_page(request), now=now),
+                "row": row,
+                "row_message": result.message,
+                "row_message_ok": result.ok,
+                "needs_confirmation": result.code == "needs_confirmation",
+            },
         )
     level = messages.SUCCESS if result.ok else messages.ERROR
     messages.add_message(request, level, result.message)
