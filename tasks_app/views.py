@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from urllib.parse import quote
 
 from django.contrib import messages
@@ -25,6 +26,7 @@ from . import selectors
 from .filters import PAGE_SIZES, TaskFilter, parse_paging
 from .models import Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
 from .services import actions
+from .services.archive import archive_lag_seconds
 
 LIST_TEMPLATE = "tasks_app/task_list.html"
 DETAIL_TEMPLATE = "tasks_app/task_detail.html"
@@ -32,6 +34,9 @@ CONFIRM_TEMPLATE = "tasks_app/task_confirm.html"
 # rows=<pk>.<version>,... as sent by the poller; a page holds at most 200 rows.
 ROW_VERSION = re.compile(r"^(\d{1,18})\.(\d{1,20})$")
 MAX_POLLED_ROWS = 200
+# Output URLs die 24 h after success: a lag of hours is a warning long before that.
+ARCHIVE_LAG_SHOWN_AFTER = 60
+ARCHIVE_LAG_ALARM_AFTER = 3600
 
 
 # --- the list ------------------------------------------------------------------------
@@ -81,6 +86,7 @@ def _list_context(request: HttpRequest) -> dict:
         "queued_in_filter": queued_in_filter,
         "known_models": selectors.known_models(user=user),
         "health": selectors.sync_health(user=user),
+        "archive_lag": _archive_lag(),
         "has_live_rows": any(row["live"] for row in rows),
         "page_sizes": PAGE_SIZES,
         "pages": _page_links(params, page),
@@ -97,6 +103,14 @@ def _rows_context(rows: list[row_views.Row], *, return_to: str, now) -> dict:
         "return_to_quoted": quote(return_to, safe="/"),
         "now": now,
     }
+
+
+def _archive_lag() -> dict | None:
+    """The archive lag for the page header, once it is worth a look (over a minute)."""
+    seconds = archive_lag_seconds()
+    if seconds < ARCHIVE_LAG_SHOWN_AFTER:
+        return None
+    return {"duration": timedelta(seconds=seconds), "alarming": seconds >= ARCHIVE_LAG_ALARM_AFTER}
 
 
 def _with_params(params: QueryDict, **changes: str | list[str] | None) -> str:

@@ -4,7 +4,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.http import QueryDict
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, TaskKind, TaskStatus
 
@@ -172,3 +175,37 @@ def test_it_says_how_long_ago_the_last_sync_was(user_client, account):
     account.save()
     html = user_client.get("/").content.decode()
     assert f'data-synced-at="{int(account.last_sync_ok_at.timestamp())}"' in html
+
+
+def test_it_shows_the_archive_lag_once_outputs_wait_for_long(user_client, account):
+    task = make_task(account, status=TaskStatus.SUCCEEDED, archive_state=ArchiveState.PENDING,
+                     ark_updated_at=timezone.now() - timedelta(hours=2))
+    assert "Archive lag" not in user_client.get("/").content.decode()
+    Artifact.objects.create(task=task, output=ArtifactOutput.VIDEO, state=ArtifactState.PENDING)
+    html = user_client.get("/").content.decode()
+    assert "Archive lag: 2 h 00 m" in html and "banner-failing" in html
+
+
+_PARAMS = ["status", "kind", "model", "ids", "created_after", "created_before", "archive", "sort", "page", "page_size"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.lists(st.tuples(st.sampled_from(_PARAMS), st.text(max_size=40)), max_size=6))
+def test_it_never_fails_on_any_query_string(user_client, account, query):
+    response = user_client.get("/", query_dict(query))
+    assert response.status_code in (200, 400)
+    assert b"Traceback" not in response.content
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.text(max_size=60), health=st.text(max_size=10))
+def test_it_never_fails_on_any_poll_parameter(user_client, account, rows, health):
+    response = user_client.get("/tasks/rows/", {"rows": rows, "health": health})
+    assert response.status_code in (200, 204, 400)
+
+
+def query_dict(pairs):
+    query = QueryDict(mutable=True)
+    for key, value in pairs:
+        query.appendlist(key, value)
+    return query
