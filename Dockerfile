@@ -1,7 +1,10 @@
 # One image for web, worker and beat (docker-compose.yml chooses the command).
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ARKDASH_DATA_DIR=/data
+# Static files live in the image, not in the /data volume: a volume keeps the first
+# image's copy forever and would serve stale CSS/JS after an upgrade.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ARKDASH_DATA_DIR=/data \
+    ARKDASH_STATIC_ROOT=/app/staticfiles ARKDASH_LOG_FORMAT=json
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
@@ -16,4 +19,6 @@ RUN DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput -v 0 \
 USER arkdash
 
 EXPOSE 8000
-CMD ["gunicorn", "arkdash.wsgi", "-b", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-"]
+# --limit-request-line: the live poll of a 200-row page carries ~5 KB of row versions.
+CMD ["gunicorn", "arkdash.wsgi", "-b", "0.0.0.0:8000", "--workers", "3", "--threads", "4", \
+     "--access-logfile", "-", "--limit-request-line", "8190", "--graceful-timeout", "20"]
