@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.http import Http404
 
 from .models import ACTIVE_STATUSES, Account, ArchiveState, Artifact, ArtifactState, Task, TaskStatus
@@ -16,6 +17,8 @@ from .models import ACTIVE_STATUSES, Account, ArchiveState, Artifact, ArtifactSt
 User = AbstractBaseUser | AnonymousUser
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+STATUS_COUNTS_CACHE_SECONDS = 60
+_COUNTS_GENERATION_KEY = "arkdash:status-counts-generation"
 # Rows the live poll watches: still moving upstream, or their outputs are being copied.
 LIVE_ARCHIVE_STATES = (ArchiveState.PENDING, ArchiveState.COPYING)
 # The columns a list row shows; the raw JSON and output URLs stay in the database.
@@ -60,11 +63,33 @@ def is_live(task: Task) -> bool:
 
 
 def status_counts(*, queryset: QuerySet[Task]) -> dict[str, int]:
-    """Tasks per status in `queryset`, with a zero for every status."""
-    counts = {status: 0 for status in TaskStatus.values}
-    for row in queryset.order_by().values("status").annotate(n=Count("id")):
-        counts[row["status"]] = row["n"]
+    """Tasks per status in `queryset`, with a zero for every status.
+
+    Counting scans every matching row (an index-only scan, ~10-20 ms at 100k tasks), so
+    the answer is cached under the query and the mirror's version: the newest changed_at
+    (every write bumps it; one index probe) plus a generation bumped when rows are
+    removed. A change anywhere means a fresh count; an idle mirror is counted once.
+    """
+    grouped = queryset.order_by().values("status").annotate(n=Count("id"))
+    sql, params = grouped.query.sql_with_params()
+    newest = Task.objects.aggregate(newest=Max("changed_at"))["newest"]
+    generation = cache.get(_COUNTS_GENERATION_KEY, 0)
+    key = "arkdash:status-counts:" + hashlib.sha256(f"{newest}|{generation}|{sql}|{params!r}".encode()).hexdigest()
+    counts = cache.get(key)
+    if counts is None:
+        counts = {status: 0 for status in TaskStatus.values}
+        for row in grouped:
+            counts[row["status"]] = row["n"]
+        cache.set(key, counts, STATUS_COUNTS_CACHE_SECONDS)
     return counts
+
+
+def status_counts_invalidate() -> None:
+    """Call after deleting Task rows: deletions leave the newest changed_at as it was."""
+    try:
+        cache.incr(_COUNTS_GENERATION_KEY)
+    except ValueError:  # not set yet
+        cache.set(_COUNTS_GENERATION_KEY, 1, None)
 
 
 @dataclass

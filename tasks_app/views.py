@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
@@ -37,6 +38,7 @@ MAX_POLLED_ROWS = 200
 # Output URLs die 24 h after success: a lag of hours is a warning long before that.
 ARCHIVE_LAG_SHOWN_AFTER = 60
 ARCHIVE_LAG_ALARM_AFTER = 3600
+ARCHIVE_LAG_CACHE_SECONDS = 15
 
 
 # --- the list ------------------------------------------------------------------------
@@ -107,7 +109,9 @@ def _rows_context(rows: list[row_views.Row], *, return_to: str, now) -> dict:
 
 def _archive_lag() -> dict | None:
     """The archive lag for the page header, once it is worth a look (over a minute)."""
-    seconds = archive_lag_seconds()
+    # Cached briefly: the figure joins artifacts to tasks, and a minute-scale number
+    # does not need recomputing for every page view.
+    seconds = cache.get_or_set("arkdash:archive-lag-seconds", archive_lag_seconds, ARCHIVE_LAG_CACHE_SECONDS)
     if seconds < ARCHIVE_LAG_SHOWN_AFTER:
         return None
     return {"duration": timedelta(seconds=seconds), "alarming": seconds >= ARCHIVE_LAG_ALARM_AFTER}

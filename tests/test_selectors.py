@@ -105,3 +105,20 @@ def test_it_builds_the_timeline_with_unseen_steps_empty(account):
     done = make_task(account, status=TaskStatus.FAILED)
     steps = dict(selectors.task_timeline(task=done))
     assert steps["finished"] == done.ark_updated_at and steps["archived"] is None
+
+
+def test_it_recounts_statuses_only_when_the_mirror_changed(account, django_assert_num_queries):
+    task = make_task(account, status=TaskStatus.QUEUED)
+    assert selectors.status_counts(queryset=Task.objects.all())["queued"] == 1
+    with django_assert_num_queries(1):  # only the version probe: the counts come from the cache
+        assert selectors.status_counts(queryset=Task.objects.all())["queued"] == 1
+    task.status = TaskStatus.RUNNING
+    task.save()
+    counts = selectors.status_counts(queryset=Task.objects.all())
+    assert (counts["queued"], counts["running"]) == (0, 1)
+    make_task(account, status=TaskStatus.FAILED)
+    assert selectors.status_counts(queryset=Task.objects.all())["failed"] == 1
+    Task.objects.filter(pk=task.pk).delete()  # the newest row stays: the version alone misses this
+    assert selectors.status_counts(queryset=Task.objects.all())["running"] == 1
+    selectors.status_counts_invalidate()
+    assert selectors.status_counts(queryset=Task.objects.all())["running"] == 0
