@@ -204,7 +204,9 @@ ARKDASH_ARCHIVE_MAX_BACKOFF_SECONDS = envint("ARKDASH_ARCHIVE_MAX_BACKOFF_SECOND
 # 3D zips are spooled to local disk to be verified before upload: cap their size.
 ARKDASH_ARCHIVE_ZIP_MAX_BYTES = envint("ARKDASH_ARCHIVE_ZIP_MAX_BYTES", 2 * 1024**3)
 ARKDASH_ARCHIVE_ZIP_MAX_RATIO = envint("ARKDASH_ARCHIVE_ZIP_MAX_RATIO", 200)
-ARKDASH_ARCHIVE_S3_PART_MB = envint("ARKDASH_ARCHIVE_S3_PART_MB", 8)
+# S3 multipart: at most CONCURRENCY parts of PART_MB are in memory per copy (one being
+# gathered while the others upload), so a worker's memory is flat whatever the file size.
+ARKDASH_ARCHIVE_S3_PART_MB = envint("ARKDASH_ARCHIVE_S3_PART_MB", 5)
 ARKDASH_ARCHIVE_S3_CONCURRENCY = envint("ARKDASH_ARCHIVE_S3_CONCURRENCY", 2)
 
 STORAGES = {

@@ -19,6 +19,9 @@ multipart uploads).
 
 from __future__ import annotations
 
+import bisect
+import io
+import itertools
 import logging
 import mimetypes
 import os
@@ -48,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 PARTIAL_MARK = ".partial-"
 LOCAL_BUFFER = 1024 * 1024
+WRITEBACK_EVERY = 16 * 1024 * 1024
 STREAM_CHUNK = 512 * 1024
 MIN_S3_PART = 5 * 1024 * 1024  # S3's minimum for every part but the last
 
@@ -102,7 +106,12 @@ def open_writer(key: str, *, content_type: str = "", storage: Storage | None = N
 
 
 class LocalWriter:
-    """Writes `<final>.partial-<token>`; publish() fsyncs and renames it to the final name."""
+    """Writes `<final>.partial-<token>`; publish() fsyncs and renames it to the final name.
+
+    Every few MiB the written range is handed to the kernel for write-back
+    (POSIX_FADV_DONTNEED starts it without waiting), so the fsync before the rename
+    has little left to do, and archived videos do not crowd the page cache.
+    """
 
     def __init__(self, storage: FileSystemStorage, key: str) -> None:
         self.key = key
@@ -121,6 +130,7 @@ class LocalWriter:
         )
         self._file: BinaryIO | None = os.fdopen(fd, "wb", buffering=LOCAL_BUFFER)
         self._done = False
+        self._written_back = 0
 
     def write(self, chunk: bytes) -> None:
         if self._file is None:
@@ -130,6 +140,15 @@ class LocalWriter:
         except OSError as exc:
             raise StorageError(f"could not write {self.key} ({exc.strerror or exc})") from None
         self.bytes_written += len(chunk)
+        if self.bytes_written - self._written_back >= WRITEBACK_EVERY and hasattr(os, "posix_fadvise"):
+            self._file.flush()
+            os.posix_fadvise(
+                self._file.fileno(),
+                self._written_back,
+                self.bytes_written - self._written_back,
+                os.POSIX_FADV_DONTNEED,
+            )
+            self._written_back = self.bytes_written
 
     def publish(self) -> None:
         if self._file is None:
@@ -183,7 +202,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _s3_settings() -> tuple[int, int]:
-    part_mb = int(getattr(settings, "ARKDASH_ARCHIVE_S3_PART_MB", 8))
+    part_mb = int(getattr(settings, "ARKDASH_ARCHIVE_S3_PART_MB", 5))
     concurrency = int(getattr(settings, "ARKDASH_ARCHIVE_S3_CONCURRENCY", 2))
     return max(part_mb * 1024 * 1024, MIN_S3_PART), max(concurrency, 1)
 
@@ -210,7 +229,9 @@ class S3MultipartWriter:
         if getattr(storage, "default_acl", None) and "ACL" not in params:
             params["ACL"] = storage.default_acl
         self._params = params
-        self._buffer = bytearray()
+        # Pieces of the next part, sent as they are (a _PartBody), never joined into a copy.
+        self._pieces: list[bytes] = []
+        self._pending_bytes = 0
         self._upload_id: str | None = None
         self._parts: list[Future] = []
         self._slots = threading.BoundedSemaphore(self.concurrency)
@@ -235,30 +256,42 @@ class S3MultipartWriter:
     def write(self, chunk: bytes) -> None:
         if self._closed:
             raise StorageError("write after publish or discard")
-        self._buffer += chunk
+        if not self._pieces and self._upload_id is not None:
+            self._wait_for_slot()
+        self._pieces.append(bytes(chunk))
+        self._pending_bytes += len(chunk)
         self.bytes_written += len(chunk)
-        while len(self._buffer) >= self.part_size:
-            part = bytes(self._buffer[: self.part_size])
-            del self._buffer[: self.part_size]
-            self._send_part(part)
+        if self._pending_bytes >= self.part_size:
+            self._send_part(self._take_pieces())
 
-    def _send_part(self, body: bytes) -> None:
+    def _take_pieces(self) -> _PartBody:
+        # Parts need not be exactly part_size: at least 5 MiB except the last is all S3 asks.
+        body = _PartBody(self._pieces)
+        self._pieces, self._pending_bytes = [], 0
+        return body
+
+    def _send_part(self, body: _PartBody) -> None:
         if self._upload_id is None:
             created = self._call(
                 self.client.create_multipart_upload, Bucket=self.bucket, Key=self.object_key, **self._params
             )
             self._upload_id = created["UploadId"]
             self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s3-part")
+            self._wait_for_slot()  # the first part was gathered before the upload existed
         self._raise_failed_part()
-        # At most `concurrency` parts in flight: memory stays bounded however big the file.
-        self._slots.acquire()
         number = len(self._parts) + 1
         assert self._pool is not None
         future = self._pool.submit(self._upload_part, number, body)
         future.add_done_callback(lambda _f: self._slots.release())
         self._parts.append(future)
 
-    def _upload_part(self, number: int, body: bytes) -> dict:
+    def _wait_for_slot(self) -> None:
+        # A slot is taken when a part starts gathering and freed when its upload ends:
+        # at most `concurrency` parts are in memory, however big the file.
+        while not self._slots.acquire(timeout=0.5):
+            self._raise_failed_part()
+
+    def _upload_part(self, number: int, body: _PartBody) -> dict:
         response = self._call(
             self.client.upload_part,
             Bucket=self.bucket,
@@ -284,12 +317,12 @@ class S3MultipartWriter:
                     self.client.put_object,
                     Bucket=self.bucket,
                     Key=self.object_key,
-                    Body=bytes(self._buffer),
+                    Body=self._take_pieces(),
                     **self._params,
                 )
             else:
-                if self._buffer:
-                    self._send_part(bytes(self._buffer))
+                if self._pieces:
+                    self._send_part(self._take_pieces())
                 parts = [future.result() for future in self._parts]
                 self._call(
                     self.client.complete_multipart_upload,
@@ -298,7 +331,6 @@ class S3MultipartWriter:
                     UploadId=self._upload_id,
                     MultipartUpload={"Parts": parts},
                 )
-            self._buffer = bytearray()
             head = self._call(self.client.head_object, Bucket=self.bucket, Key=self.object_key)
             if int(head["ContentLength"]) != self.bytes_written:
                 self._call(self.client.delete_object, Bucket=self.bucket, Key=self.object_key)
@@ -315,7 +347,7 @@ class S3MultipartWriter:
 
     def discard(self) -> None:
         self._closed = True
-        self._buffer = bytearray()
+        self._pieces, self._pending_bytes = [], 0
         for future in self._parts:
             future.cancel()
         self._shutdown_pool()
@@ -333,6 +365,50 @@ class S3MultipartWriter:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+class _PartBody(io.RawIOBase):
+    """A part's pieces as one seekable file, so sending a part never copies it whole.
+
+    botocore reads the body to sign it, seeks back and reads it again to send it.
+    """
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        super().__init__()
+        self._pieces = pieces
+        self._starts = list(itertools.accumulate((len(p) for p in pieces), initial=0))
+        self._size = self._starts[-1]
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = min(max(base + offset, 0), self._size)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view) and self._pos < self._size:
+            index = bisect.bisect_right(self._starts, self._pos) - 1
+            piece = self._pieces[index]
+            offset = self._pos - self._starts[index]
+            count = min(len(view) - filled, len(piece) - offset)
+            view[filled : filled + count] = memoryview(piece)[offset : offset + count]
+            filled += count
+            self._pos += count
+        return filled
 
 
 def open_read(key: str, *, storage: Storage | None = None) -> BinaryIO:

@@ -152,6 +152,18 @@ def test_it_refuses_an_unsupported_storage(settings):
         open_writer("outputs/1/t/a.bin")
 
 
+def test_it_reads_a_part_made_of_pieces_like_one_file():
+    body = storage._PartBody([b"abc", b"", b"defgh", b"ij"])
+
+    assert len(body) == 10
+    assert body.read(4) == b"abcd"
+    assert body.read() == b"efghij"
+    body.seek(0)
+    assert body.read() == b"abcdefghij"  # botocore reads once to sign and again to send
+    assert body.seek(-3, os.SEEK_END) == 7 and body.read(2) == b"hi"
+    assert body.seek(100) == 10 and body.read() == b""
+
+
 @pytest.mark.parametrize(
     "header, expected",
     [
