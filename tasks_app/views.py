@@ -90,6 +90,7 @@ def _list_context(request: HttpRequest) -> dict:
         "health": selectors.sync_health(user=user),
         "archive_lag": _archive_lag(),
         "has_live_rows": any(row["live"] for row in rows),
+        "has_cancellable_rows": any(row["can_cancel"] for row in rows),
         "page_sizes": PAGE_SIZES,
         "pages": _page_links(params, page),
         "query_string": request.GET.urlencode(),
