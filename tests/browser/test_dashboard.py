@@ -103,6 +103,7 @@ def test_it_cancels_a_queued_task_with_a_confirmation(sim, account, dashboard_us
     row(page, task).get_by_role("link", name="Cancel").click()
     expect(row(page, task).locator(".busy-cancel")).to_be_visible()
     expect(row(page, task).locator(".row-message")).to_have_text("Cancelled.")
+    expect(row(page, task).locator(".row-message")).to_be_focused()  # keyboard users land on the outcome
     expect(row(page, task).locator(".badge")).to_have_text("cancelled")
     assert dialogs and task.ark_id in dialogs[0]
     assert Task.objects.get(pk=task.pk).status == TaskStatus.CANCELLED
