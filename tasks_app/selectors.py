@@ -70,9 +70,10 @@ def status_counts(*, queryset: QuerySet[Task]) -> dict[str, int]:
     (every write bumps it; one index probe) plus a generation bumped when rows are
     removed. A change anywhere means a fresh count; an idle mirror is counted once.
     """
-    # Grouped by account too: that is the covering index's order, so PostgreSQL can count
-    # with a streaming aggregate over an index-only scan instead of hashing every row.
-    grouped = queryset.order_by().values("account_id", "status").annotate(n=Count("id"))
+    # COUNT(*), not COUNT(id): the id is not in the covering index, and asking for it
+    # forces a read of every row (4x slower). Grouped by account too, the index's order,
+    # so the aggregate can stream over an index-only scan.
+    grouped = queryset.order_by().values("account_id", "status").annotate(n=Count("*"))
     sql, params = grouped.query.sql_with_params()
     newest = Task.objects.aggregate(newest=Max("changed_at"))["newest"]
     generation = cache.get(_COUNTS_GENERATION_KEY, 0)
