@@ -248,19 +248,22 @@ CELERY_BEAT_SCHEDULE["sync-all-accounts"] = {
     "schedule": ARKDASH_SYNC_INTERVAL_SECONDS,
     "options": {"expires": max(ARKDASH_SYNC_INTERVAL_SECONDS, 5.0)},
 }
+# How often beat runs the two safety nets below (the chaos run shortens them).
+ARKDASH_HANDOFF_SWEEP_SECONDS = envfloat("ARKDASH_HANDOFF_SWEEP_SECONDS", 60.0)
+ARKDASH_ARCHIVE_SWEEP_SECONDS = envfloat("ARKDASH_ARCHIVE_SWEEP_SECONDS", 60.0)
 # Tasks that turned succeeded but whose archive hand-off did not happen (a crash).
 CELERY_BEAT_SCHEDULE["archive-handoff-sweep"] = {
     "task": "tasks_app.tasks.archive_handoff_sweep",
-    "schedule": 60.0,
-    "options": {"expires": 60.0},
+    "schedule": ARKDASH_HANDOFF_SWEEP_SECONDS,
+    "options": {"expires": ARKDASH_HANDOFF_SWEEP_SECONDS},
 }
 
 # Re-queues every output not archived yet, earliest deadline first (lost messages,
 # dead workers), and marks the ones whose URL died as lost.
 CELERY_BEAT_SCHEDULE["archive-sweep"] = {
     "task": "tasks_app.tasks.archive_sweep",
-    "schedule": 60.0,
-    "options": {"expires": 60.0},
+    "schedule": ARKDASH_ARCHIVE_SWEEP_SECONDS,
+    "options": {"expires": ARKDASH_ARCHIVE_SWEEP_SECONDS},
 }
 
 # --- Logs and metrics (tasks_app/observability) ----------------------------------------

@@ -157,17 +157,24 @@ class SimControl:
         return answer.json()
 
     # Ark's API, as a team's own script would call it: it shares the account's rate
-    # budget with ArkDash, so it waits out a 429 like a polite script does.
+    # budget with ArkDash, so it waits out a 429 like a polite script does, and a read
+    # is simply repeated after a 5xx or a broken connection.
     def _ark(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.api_key}"}
+        url = f"/api/v3/contents/generations/tasks{path}"
         for _attempt in range(20):
-            answer = self.http.request(
-                method, f"/api/v3/contents/generations/tasks{path}", headers=headers, **kwargs
-            )
-            if answer.status_code != 429:
-                return self._json(answer)
-            time.sleep(float(answer.headers.get("Retry-After", "1") or 1))
-        return self._json(answer)
+            try:
+                answer = self.http.request(method, url, headers=headers, **kwargs)
+                if answer.status_code == 429:
+                    time.sleep(float(answer.headers.get("Retry-After", "1") or 1))
+                    continue
+                if method != "GET" or answer.status_code < 500:
+                    return self._json(answer)
+            except httpx.TransportError:
+                if method != "GET":
+                    raise
+            time.sleep(0.5)
+        raise RuntimeError(f"simulator: {method} {url} kept failing")
 
     def create_task(self, *, kind: str, prompt: str = "a red panda on a bicycle") -> str:
         if kind == "3d":

@@ -58,6 +58,8 @@ class HarnessConfig:
     sim_queue_seconds: float = 5.0
     sim_run_seconds: float = 10.0
     sim_list_rate: float = 1.0
+    # Pad every video to this many bytes (copies that take a while: the chaos run kills one).
+    sim_output_bytes: int | None = None
     sync_interval_seconds: float = 2.0
     # Extra environment for every ArkDash process (e.g. faster sweeps for the chaos run).
     env: dict[str, str] = field(default_factory=dict)
@@ -244,6 +246,7 @@ class Harness:
             "--queue-seconds", str(self.config.sim_queue_seconds),
             "--run-seconds", str(self.config.sim_run_seconds),
             "--list-rate", str(self.config.sim_list_rate),
+            *(["--output-bytes", str(self.config.sim_output_bytes)] if self.config.sim_output_bytes else []),
         ]  # fmt: skip
 
     def web_command(self) -> list[str]:
@@ -322,6 +325,12 @@ class Harness:
         except ProcessLookupError:
             pass
         process.popen.wait(10)
+
+    def signal_process(self, name: str, signum: int) -> None:
+        """Send a signal to a process and its children (SIGSTOP/SIGCONT to freeze one)."""
+        process = self.processes[name]
+        if process.popen is not None and process.popen.poll() is None:
+            os.killpg(process.popen.pid, signum)
 
     def restart_worker(self, name: str) -> None:
         if self.processes[name].running:
