@@ -16,6 +16,7 @@ from .services import IN_CI, POSTGRES_URL, postgres_available  # noqa: E402
 
 if postgres_available() or IN_CI:
     DATABASES = {"default": dj_database_url.parse(POSTGRES_URL, conn_max_age=0)}
+    DATABASES["default"]["OPTIONS"] = {"options": "-c random_page_cost=1.1"}  # as production
     # One test database per run, so parallel runs on one machine never collide.
     DATABASES["default"]["TEST"] = {"NAME": f"test_arkdash_{os.getpid()}"}
 
