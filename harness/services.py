@@ -6,6 +6,7 @@ Redis database number of its own, and the two faults the chaos run injects into 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,16 @@ REDIS_SERVER_URL = os.environ.get("ARKDASH_HARNESS_REDIS_SERVER", "redis://127.0
 # Database numbers the harness may take. 0 is for `make run`, 15 for the test suite.
 REDIS_DB_CHOICES = tuple(range(2, 14))
 _CLAIM_KEY = "arkdash:harness:owner"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -55,6 +66,7 @@ class HarnessDatabase:
     def create(cls, *, prefix: str = "arkdash_harness") -> HarnessDatabase:
         database = cls(name=f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}")
         with psycopg.connect(database.admin_url, autocommit=True, connect_timeout=5) as admin:
+            _drop_abandoned(admin, prefix)
             admin.execute(f'CREATE DATABASE "{database.name}"')
         return database
 
@@ -77,6 +89,18 @@ class HarnessDatabase:
     def drop(self) -> None:
         with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def _drop_abandoned(admin: psycopg.Connection, prefix: str) -> None:
+    """Databases of harnesses whose process died without cleaning up (kill -9, CI timeout)."""
+    pattern = re.compile(rf"^{re.escape(prefix)}_(\d+)_[0-9a-f]{{6}}$")
+    names = admin.execute(
+        "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{prefix}_%",)
+    ).fetchall()
+    for (name,) in names:
+        match = pattern.match(name)
+        if match and not pid_alive(int(match[1])):
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- Redis --------------------------------------------------------------------------------
@@ -102,6 +126,9 @@ class HarnessRedis:
             candidate = cls(db=db)
             client = candidate.client()
             try:
+                owner = client.get(_CLAIM_KEY)
+                if owner is not None and owner.isdigit() and not pid_alive(int(owner)):
+                    client.flushdb()  # left behind by a harness that died: ours to reuse
                 if client.dbsize() == 0 and client.set(_CLAIM_KEY, str(os.getpid()), nx=True):
                     if client.dbsize() == 1:
                         return candidate

@@ -258,6 +258,8 @@ class Harness:
             # The live poll of a 200-row page sends ~5 KB of row versions in its URL;
             # gunicorn's default request-line limit (4094) would refuse it with a 400.
             "--limit-request-line", "8190",
+            # Longer than the page's 3 s poll, so a viewer's connection is reused, not redone.
+            "--keep-alive", "5",
         ]  # fmt: skip
 
     def worker_command(self, name: str) -> list[str]:

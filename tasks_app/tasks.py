@@ -83,7 +83,9 @@ def refresh_ark_task(self, account_id: int, ark_id: str) -> None:
 @shared_task(ignore_result=True)
 def archive_handoff(account_id: int, ark_ids: list[str]) -> int:
     """Create the Artifacts (and queue the copies) of tasks a sync saw turn succeeded."""
-    return sync_service.archive_handoff_by_ark_ids(account_id=account_id, ark_ids=ark_ids)
+    account_name = Account.objects.filter(pk=account_id).values_list("name", flat=True).first()
+    with log_context(account=account_name):
+        return sync_service.archive_handoff_by_ark_ids(account_id=account_id, ark_ids=ark_ids)
 
 
 @shared_task(ignore_result=True)
