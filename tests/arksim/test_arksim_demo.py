@@ -11,9 +11,7 @@ import httpx
 from arksim import SimClock, Simulator
 from arksim.demo import Trickle, random_create_body
 
-KEY = "sim-key"
-START = 1_760_000_000
-DAY = 86400
+from .support import DAY, KEY, START
 
 
 def _all_tasks(ark: Simulator) -> list[dict]:

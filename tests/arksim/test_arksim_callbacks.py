@@ -10,8 +10,8 @@ import pytest
 
 from arksim import SimClock, Simulator
 
-KEY = "sim-key"
-START = 1_760_000_000
+from .support import KEY, START
+
 HOOK = "https://dash.example/hooks/ark/s3cret-path/"
 
 

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from volcenginesdkarkruntime import Ark
 from volcenginesdkarkruntime._exceptions import ArkAuthenticationError, ArkBadRequestError, ArkNotFoundError
 
-from arksim import SimClock, Simulator
+from arksim import Simulator
 from arksim.server import ServerHandle
 
-KEY = "sim-key"
-START = 1_760_000_000
-
-
-@pytest.fixture
-def ark() -> Simulator:
-    return Simulator(api_keys=(KEY,), list_rate_per_second=None, clock=SimClock(START))
-
-
-@pytest.fixture
-def server(ark: Simulator) -> Iterator[ServerHandle]:
-    handle = ark.serve(realtime=False)
-    yield handle
-    handle.shutdown()
+from .support import KEY, START
 
 
 @pytest.fixture

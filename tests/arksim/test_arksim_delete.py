@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from arksim import SimClock, Simulator
+from arksim import Simulator
 
-KEY = "sim-key"
-START = 1_760_000_000
-DAY = 86400
-TASKS = "/contents/generations/tasks"
-
-
-@pytest.fixture
-def ark() -> Simulator:
-    return Simulator(api_keys=(KEY,), list_rate_per_second=None, clock=SimClock(START))
-
-
-@pytest.fixture
-def api(ark: Simulator) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        transport=ark.transport(),
-        base_url="http://arksim.test/api/v3",
-        headers={"Authorization": f"Bearer {KEY}"},
-    ) as client:
-        yield client
+from .support import DAY, START, TASKS
 
 
 def test_it_cancels_a_queued_task(ark: Simulator, api: httpx.Client) -> None:

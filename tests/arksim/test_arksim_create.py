@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,27 +11,11 @@ import pytest
 
 from arksim import ArkHttpError, SimClock, Simulator
 
-KEY = "sim-key"
-START = 1_760_000_000  # 2025-10-09 08:53:20 UTC = 16:53:20 in Beijing
-TASKS = "/contents/generations/tasks"
+from .support import KEY, START, TASKS
+
 VIDEO = "doubao-seedance-1-0-pro-250528"
 SEED3D = "doubao-seed3d-1-0-250928"
 TEXT = [{"type": "text", "text": "a cat"}]
-
-
-@pytest.fixture
-def ark() -> Simulator:
-    return Simulator(api_keys=(KEY,), list_rate_per_second=None, clock=SimClock(START))
-
-
-@pytest.fixture
-def api(ark: Simulator) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        transport=ark.transport(),
-        base_url="http://arksim.test/api/v3",
-        headers={"Authorization": f"Bearer {KEY}"},
-    ) as client:
-        yield client
 
 
 def _post(api: httpx.Client, body: Any) -> httpx.Response:

@@ -20,7 +20,7 @@ from django.core.management import call_command
 
 from arksim import cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_it_runs_as_python_m_arksim_until_sigterm() -> None:

@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from arksim import SimClock, Simulator
 
-KEY, OTHER_KEY = "sim-key", "other-key"
-START = 1_760_000_000  # 2025-10-09 08:53:20 UTC
-DAY = 86400
-TASKS = "/contents/generations/tasks"
-
-
-@pytest.fixture
-def ark() -> Simulator:
-    return Simulator(api_keys=(KEY, OTHER_KEY), list_rate_per_second=None, clock=SimClock(START))
-
-
-def _client(ark: Simulator, key: str | None = KEY) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.Client(transport=ark.transport(), base_url="http://arksim.test/api/v3", headers=headers)
-
-
-@pytest.fixture
-def api(ark: Simulator) -> Iterator[httpx.Client]:
-    with _client(ark) as client:
-        yield client
+from .support import DAY, KEY, OTHER_KEY, START, TASKS, api_client
 
 
 def _create(api: httpx.Client, **options: object) -> str:
@@ -62,7 +41,7 @@ def test_it_sends_a_request_id_on_every_response(ark: Simulator, api: httpx.Clie
         api.get(TASKS, params={"page_size": 0}),
         api.get("/nowhere"),
         api.get(ark.output_url(task_id, "video")),
-        _client(ark, key=None).get(TASKS),
+        api_client(ark, key=None).get(TASKS),
     ]
     ids = [response.headers.get("x-request-id") for response in responses]
     assert [r.status_code for r in responses] == [200, 400, 404, 200, 401]
@@ -76,7 +55,7 @@ def test_it_echoes_the_sdk_client_request_id(api: httpx.Client) -> None:
 
 def test_it_hides_one_keys_tasks_from_another(ark: Simulator, api: httpx.Client) -> None:
     task_id = _create(api)
-    with _client(ark, OTHER_KEY) as other:
+    with api_client(ark, OTHER_KEY) as other:
         assert other.get(f"{TASKS}/{task_id}").status_code == 404
         assert other.get(TASKS).json() == {"total": 0, "items": []}
         assert other.delete(f"{TASKS}/{task_id}").status_code == 404

@@ -11,23 +11,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from arksim import SimClock, Simulator
+from arksim import Simulator
 from arksim.server import ServerHandle
 
-KEY = "sim-key"
-START = 1_760_000_000
-
-
-@pytest.fixture
-def ark() -> Simulator:
-    return Simulator(api_keys=(KEY,), list_rate_per_second=None, clock=SimClock(START))
-
-
-@pytest.fixture
-def server(ark: Simulator) -> Iterator[ServerHandle]:
-    handle = ark.serve(realtime=False)  # tests move the clock through /_sim/clock
-    yield handle
-    handle.shutdown()
+from .support import KEY, START
 
 
 @pytest.fixture

@@ -17,15 +17,9 @@ import pytest
 from arksim import SimClock, Simulator
 from arksim.media import video_parts
 
-KEY = "sim-key"
-START = 1_760_000_000
-DAY = 86400
+from .support import DAY, KEY, START
+
 MiB = 1 << 20
-
-
-@pytest.fixture
-def ark() -> Simulator:
-    return Simulator(api_keys=(KEY,), list_rate_per_second=None, clock=SimClock(START))
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ import pytest
 
 from arksim import SimClock, Simulator
 
-START = 1_760_000_000
+from .support import START
+
 EXPECTED_FACES = {"low": 320, "medium": 1280, "high": 5120}
 
 

@@ -3,35 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from arksim import SimClock, Simulator
 
-KEY, OTHER_KEY = "sim-key", "other-key"
-START = 1_760_000_000
-TASKS = "/contents/generations/tasks"
-
-
-@pytest.fixture
-def ark() -> Simulator:
-    return Simulator(api_keys=(KEY, OTHER_KEY), list_rate_per_second=None, clock=SimClock(START))
-
-
-def _client(ark: Simulator, key: str = KEY) -> httpx.Client:
-    return httpx.Client(
-        transport=ark.transport(),
-        base_url="http://arksim.test/api/v3",
-        headers={"Authorization": f"Bearer {key}"},
-    )
-
-
-@pytest.fixture
-def api(ark: Simulator) -> Iterator[httpx.Client]:
-    with _client(ark) as client:
-        yield client
+from .support import KEY, OTHER_KEY, START, TASKS, api_client
 
 
 def test_it_delays_a_call_for_a_latency_fault(ark: Simulator, api: httpx.Client) -> None:
@@ -131,7 +109,7 @@ def test_it_rejects_meaningless_faults(ark: Simulator, kwargs: dict) -> None:
 
 def test_it_limits_list_calls_per_key_and_says_when_to_retry() -> None:
     ark = Simulator(api_keys=(KEY, OTHER_KEY), clock=SimClock(START), list_rate_per_second=1.0)
-    with _client(ark) as api, _client(ark, OTHER_KEY) as other:
+    with api_client(ark) as api, api_client(ark, OTHER_KEY) as other:
         assert api.get(TASKS).status_code == 200
         limited = api.get(TASKS)
         assert limited.status_code == 429
@@ -145,7 +123,7 @@ def test_it_limits_list_calls_per_key_and_says_when_to_retry() -> None:
 
 def test_it_rounds_retry_after_up_to_whole_seconds() -> None:
     ark = Simulator(api_keys=(KEY,), clock=SimClock(START), list_rate_per_second=0.4)
-    with _client(ark) as api:
+    with api_client(ark) as api:
         api.get(TASKS)
         assert api.get(TASKS).headers["Retry-After"] == "3"  # 2.5 s to the next token
 
@@ -155,7 +133,7 @@ def test_it_limits_get_and_delete_at_their_own_rates(method: str, endpoint: str)
     ark = Simulator(
         api_keys=(KEY,), clock=SimClock(START), get_rate_per_second=20.0, delete_rate_per_second=20.0
     )
-    with _client(ark) as api:
+    with api_client(ark) as api:
         statuses = [api.request(method, f"{TASKS}/cgt-20250101000000-abcde").status_code for _ in range(21)]
     assert statuses == [404] * 20 + [429]
     assert ark.stats()[f"{endpoint}_429"] == 1
