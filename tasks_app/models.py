@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .crypto import decrypt_secret, encrypt_secret
@@ -227,3 +229,70 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task.ark_id}/{self.output}"
+
+
+class MembershipRole(models.TextChoices):
+    VIEWER = "viewer", _("viewer (list, see, download)")
+    OPERATOR = "operator", _("operator (also cancel and delete)")
+
+
+class Membership(models.Model):
+    """Who may see (viewer) or also act on (operator) the tasks of an account.
+
+    Superusers see and act on every account without one (Django's convention).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ark_memberships")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(_("role"), max_length=16, choices=MembershipRole.choices, default=MembershipRole.VIEWER)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "account"], name="membership_unique_per_account")]
+        ordering = ["account__name", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.account} ({self.role})"
+
+
+class AuditAction(models.TextChoices):
+    CANCEL = "cancel", _("cancel")
+    DELETE = "delete", _("delete")
+    BULK_CANCEL = "bulk_cancel", _("bulk cancel")
+
+
+class AuditResult(models.TextChoices):
+    DONE = "done", _("done")
+    REFUSED = "refused", _("refused")
+    FAILED = "failed", _("failed")
+
+
+class AuditEntry(models.Model):
+    """One attempt to cancel or delete (refusals included), written by services/actions.py.
+
+    Snapshots (username, account name, task id) keep the entry readable after the
+    user, the account or the task row is gone.
+    """
+
+    created = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    username = models.CharField(_("user"), max_length=150, blank=True)
+    account = models.ForeignKey(Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    account_name = models.CharField(_("account"), max_length=100, blank=True)
+    # Null for a bulk action's summary entry, and once the task row is removed.
+    task = models.ForeignKey(Task, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    ark_id = models.CharField(_("task id"), max_length=64, blank=True, db_index=True)
+    action = models.CharField(_("action"), max_length=16, choices=AuditAction.choices)
+    result = models.CharField(_("result"), max_length=16, choices=AuditResult.choices)
+    # The service's own outcome (cancelled, deleted, removed, refused, forbidden, ...).
+    code = models.CharField(max_length=32, blank=True)
+    message = models.TextField(_("message"), blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name_plural = _("audit entries")
+
+    def __str__(self) -> str:
+        return f"{self.created:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.ark_id} {self.result}"

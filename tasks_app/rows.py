@@ -22,7 +22,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from .models import ArchiveState, Task, TaskKind, TaskStatus
-from .selectors import is_live, row_version
+from .selectors import Access, is_live, row_version
 from .templatetags.dashboard import human_duration, run_time
 
 _PK = 987654321  # a stand-in pk, replaced after reversing once
@@ -121,10 +121,11 @@ class Row(TypedDict):
     delete_confirm: str
 
 
-def present(tasks: list[Task], *, now: datetime) -> list[Row]:
+def present(tasks: list[Task], *, now: datetime, access: Access) -> list[Row]:
     """Rows for `tasks` in the active language and time zone.
 
     Tasks come from selectors.task_list_page/rows_changed (archive_percent attached).
+    `access` hides the cancel and delete buttons on accounts the viewer may only see.
     """
     texts = row_texts()
     zone = timezone.get_current_timezone()
@@ -152,8 +153,8 @@ def present(tasks: list[Task], *, now: datetime) -> list[Row]:
                 archive_state=task.archive_state,
                 archive_label=texts.archive.get(task.archive_state, task.archive_state),
                 archive_percent=getattr(task, "archive_percent", None),
-                can_cancel=task.can_cancel,
-                can_delete=task.can_delete,
+                can_cancel=task.can_cancel and access.can_operate(task.account_id),
+                can_delete=task.can_delete and access.can_operate(task.account_id),
                 detail_url=texts.detail_url.replace("{pk}", pk),
                 cancel_url=texts.cancel_url.replace("{pk}", pk),
                 delete_url=texts.delete_url.replace("{pk}", pk),

@@ -12,7 +12,17 @@ from django.core.cache import cache
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.http import Http404
 
-from .models import ACTIVE_STATUSES, Account, ArchiveState, Artifact, ArtifactState, Task, TaskStatus
+from .models import (
+    ACTIVE_STATUSES,
+    Account,
+    ArchiveState,
+    Artifact,
+    ArtifactState,
+    Membership,
+    MembershipRole,
+    Task,
+    TaskStatus,
+)
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -28,21 +38,82 @@ ROW_FIELDS = (
 )
 
 
+def _sees_everything(user: User) -> bool:
+    # Superusers see and act on every account (Django's convention); staff do not.
+    return bool(user.is_authenticated and user.is_active and user.is_superuser)
+
+
+def _memberships(user: User, *, operator: bool = False) -> QuerySet[Membership]:
+    memberships = Membership.objects.filter(user_id=user.pk)
+    return memberships.filter(role=MembershipRole.OPERATOR) if operator else memberships
+
+
 def tasks_visible_to(user: User) -> QuerySet[Task]:
     """THE visibility rule for tasks: every read and action starts here.
 
-    Today every signed-in person sees every task; account membership narrows this later.
+    A person sees the tasks of the accounts they are a member of (any role); a superuser
+    sees all. Anything else is invisible, so views answer 404, never 403: ids leak nothing.
     """
-    if not user.is_authenticated:
+    if not user.is_authenticated or not user.is_active:
         return Task.objects.none()
-    return Task.objects.all()
+    if _sees_everything(user):
+        return Task.objects.all()
+    # A subquery, not a list: one statement, and the membership is read at query time.
+    return Task.objects.filter(account_id__in=_memberships(user).values("account_id"))
+
+
+def tasks_operable_by(user: User) -> QuerySet[Task]:
+    """The tasks the user may also cancel and delete (operator role, or superuser)."""
+    if not user.is_authenticated or not user.is_active:
+        return Task.objects.none()
+    if _sees_everything(user):
+        return Task.objects.all()
+    return Task.objects.filter(account_id__in=_memberships(user, operator=True).values("account_id"))
 
 
 def accounts_visible_to(user: User) -> QuerySet[Account]:
     """The accounts whose sync health the user sees (same rule as tasks_visible_to)."""
-    if not user.is_authenticated:
+    if not user.is_authenticated or not user.is_active:
         return Account.objects.none()
-    return Account.objects.all()
+    if _sees_everything(user):
+        return Account.objects.all()
+    return Account.objects.filter(pk__in=_memberships(user).values("account_id"))
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one person may do, read once per request for pages that show many rows."""
+
+    everything: bool  # a superuser: every account, every action
+    visible_account_ids: frozenset[int] = frozenset()
+    operable_account_ids: frozenset[int] = frozenset()
+
+    def can_operate(self, account_id: int) -> bool:
+        return self.everything or account_id in self.operable_account_ids
+
+    @property
+    def operates_all_it_sees(self) -> bool:
+        return self.everything or self.visible_account_ids <= self.operable_account_ids
+
+
+def access_for(user: User) -> Access:
+    if not user.is_authenticated or not user.is_active:
+        return Access(everything=False)
+    if _sees_everything(user):
+        return Access(everything=True)
+    roles = list(_memberships(user).values_list("account_id", "role"))
+    return Access(
+        everything=False,
+        visible_account_ids=frozenset(account_id for account_id, _role in roles),
+        operable_account_ids=frozenset(account_id for account_id, role in roles if role == MembershipRole.OPERATOR),
+    )
+
+
+def can_operate(*, user: User, account_id: int) -> bool:
+    """May the user cancel and delete tasks of this account? (Services ask this before acting.)"""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return _sees_everything(user) or _memberships(user, operator=True).filter(account_id=account_id).exists()
 
 
 def task_for_user(*, user: User, pk: int) -> Task:
@@ -175,7 +246,11 @@ def rows_changed(*, user: User, versions: Mapping[int, int]) -> list[Task]:
 
 def known_models(*, user: User) -> list[str]:
     """Model names for the filter's suggestions; cached because DISTINCT scans every row."""
-    key = f"arkdash:known-models:{getattr(user, 'pk', None)}"
+    # Keyed by what the user sees, not only who they are: a membership change shows at once.
+    visible = "all" if _sees_everything(user) else ",".join(
+        str(pk) for pk in sorted(accounts_visible_to(user).values_list("pk", flat=True))
+    )
+    key = f"arkdash:known-models:{hashlib.sha256(visible.encode()).hexdigest()}"
     models = cache.get(key)
     if models is None:
         models = list(

@@ -74,9 +74,10 @@ def _list_context(request: HttpRequest) -> dict:
             _("There is no page %(asked)s: showing the last page, %(last)s.")
             % {"asked": paging.page, "last": page.num_pages}
         )
-    queued_in_filter = counts[TaskStatus.QUEUED] if (not selected or TaskStatus.QUEUED in selected) else 0
+    access = selectors.access_for(user)
+    queued_in_filter = _queued_operable(filterset, counts, selected, access)
     now = timezone.now()
-    rows = row_views.present(page.tasks, now=now)
+    rows = row_views.present(page.tasks, now=now, access=access)
     return {
         **_rows_context(rows, return_to=request.get_full_path(), now=now),
         "filter": filterset,
@@ -95,6 +96,18 @@ def _list_context(request: HttpRequest) -> dict:
         "pages": _page_links(params, page),
         "query_string": request.GET.urlencode(),
     }
+
+
+def _queued_operable(filterset: TaskFilter, counts: dict[str, int], selected: list[str],
+                     access: selectors.Access) -> int:
+    """Queued tasks in the filter that the user may cancel (the "cancel all matching" button)."""
+    if selected and TaskStatus.QUEUED not in selected:
+        return 0
+    if access.operates_all_it_sees:
+        return counts[TaskStatus.QUEUED]  # already counted
+    if not access.operable_account_ids:
+        return 0
+    return filterset.qs.filter(status=TaskStatus.QUEUED, account_id__in=access.operable_account_ids).count()
 
 
 def _rows_context(rows: list[row_views.Row], *, return_to: str, now) -> dict:
@@ -190,7 +203,10 @@ def task_rows(request: HttpRequest) -> HttpResponse:
             request,
             f"{LIST_TEMPLATE}#poll-answer",
             {
-                **_rows_context(row_views.present(tasks, now=now), return_to=_htmx_page(request), now=now),
+                **_rows_context(
+                    row_views.present(tasks, now=now, access=selectors.access_for(request.user)),
+                    return_to=_htmx_page(request), now=now,
+                ),
                 "health": health,
                 "send_health": health_changed,
             },
@@ -229,6 +245,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "timeline": selectors.task_timeline(task=task),
             "raw_json": json.dumps(task.raw, indent=2, ensure_ascii=False, sort_keys=True),
             "outputs_unarchived": actions.outputs_unarchived(task),
+            "can_operate": selectors.can_operate(user=request.user, account_id=task.account_id),
             "now": now,
         },
     )
@@ -282,13 +299,27 @@ def _outputs(task: Task, artifacts: list[Artifact], now) -> dict:
 # --- actions -------------------------------------------------------------------------
 
 
+def _forbidden(message: str) -> HttpResponse:
+    """For a task the user can see but not act on: saying so leaks nothing they can't see."""
+    return HttpResponse(message, status=403, content_type="text/plain; charset=utf-8")
+
+
+def _may_not_act() -> HttpResponse:
+    return _forbidden(_("You can see this account's tasks but not cancel or delete them: ask an admin for the operator role."))
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def task_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    # GET shows the confirmation page (works without JavaScript) and changes nothing.
     task = selectors.task_for_user(user=request.user, pk=pk)
-    if request.method == "GET":  # the confirmation page (works without JavaScript)
+    if request.method == "GET":
+        if not selectors.can_operate(user=request.user, account_id=task.account_id):
+            return _may_not_act()
         return render(request, CONFIRM_TEMPLATE, {"task": task, "action": "cancel", "next": _next_url(request)})
     result = actions.task_cancel(task=task, user=request.user)
+    if result.code == "forbidden":  # the service decides (and audits the refusal)
+        return _forbidden(result.message)
     return _action_response(request, result)
 
 
@@ -297,6 +328,8 @@ def task_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def task_delete(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.task_for_user(user=request.user, pk=pk)
     if request.method == "GET":
+        if not selectors.can_operate(user=request.user, account_id=task.account_id):
+            return _may_not_act()
         return render(
             request,
             CONFIRM_TEMPLATE,
@@ -313,6 +346,8 @@ def task_delete(request: HttpRequest, pk: int) -> HttpResponse:
         confirm_unarchived=request.POST.get("confirm_unarchived") == "1",
         remove_local=request.POST.get("remove_local") == "1",
     )
+    if result.code == "forbidden":
+        return _forbidden(result.message)
     if result.code == "needs_confirmation" and not request.htmx:
         return render(
             request,
@@ -331,7 +366,7 @@ def _action_response(request: HttpRequest, result: actions.ActionResult) -> Http
             return HttpResponse("")
         selectors.attach_archive_progress([result.task])
         now = timezone.now()
-        [row] = row_views.present([result.task], now=now)
+        [row] = row_views.present([result.task], now=now, access=selectors.access_for(request.user))
         return render(
             request,
             f"{LIST_TEMPLATE}#task-row",
@@ -371,9 +406,10 @@ def tasks_cancel_bulk(request: HttpRequest) -> HttpResponse:
 
     The filter travels in the query string. Without `confirmed=1` it answers with a
     confirmation page showing the count; the page's script asks in a dialog instead and
-    sets `confirmed` itself.
+    sets `confirmed` itself. "Everything matching" covers the accounts the user operates;
+    selected rows of other visible accounts are refused (and audited) by the service.
     """
-    filterset = TaskFilter(data=request.GET, queryset=selectors.tasks_visible_to(request.user))
+    filterset = TaskFilter(data=request.GET, queryset=selectors.tasks_operable_by(request.user))
     list_url = reverse("tasks_app:task_list") + (f"?{request.GET.urlencode()}" if request.GET else "")
     scope = "matching" if request.POST.get("scope") == "matching" else "selected"
     if scope == "matching":

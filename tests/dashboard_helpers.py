@@ -7,9 +7,14 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from tasks_app.models import Account, Task, TaskKind, TaskStatus
+from tasks_app.models import Account, Membership, MembershipRole, Task, TaskKind, TaskStatus
 
 _serial = itertools.count(1)
+
+
+def member_of(user, account: Account, role: str = MembershipRole.OPERATOR) -> Membership:
+    """Give `user` a role on `account`: people see only the tasks of their accounts."""
+    return Membership.objects.create(user=user, account=account, role=role)
 
 
 def ark_id_for(created: datetime, serial: int) -> str:

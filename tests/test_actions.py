@@ -6,10 +6,14 @@ from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactSta
 from tasks_app.services.actions import task_cancel, task_delete, tasks_cancel_bulk
 from tasks_app.services.sync import sync_account
 
+from .dashboard_helpers import member_of
+
 
 @pytest.fixture
-def user(django_user_model):
-    return django_user_model.objects.create_user("ana", password="pw")
+def user(django_user_model, account):
+    user = django_user_model.objects.create_user("ana", password="pw")
+    member_of(user, account)  # an operator: may cancel and delete
+    return user
 
 
 def mirrored(sim, account, **kwargs) -> Task:

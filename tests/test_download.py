@@ -9,15 +9,18 @@ import pytest
 from django.urls import reverse
 
 from tasks_app import storage
-from tasks_app.models import Artifact, ArtifactState, Task
+from tasks_app.models import Artifact, ArtifactState, MembershipRole, Task
+
+from .dashboard_helpers import member_of
 
 BODY = os.urandom(300_000)
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def user_client(client, django_user_model):
+def user_client(client, django_user_model, account):
     user = django_user_model.objects.create_user(username="viewer", password="pw")
+    member_of(user, account, MembershipRole.VIEWER)  # viewers may download
     client.force_login(user)
     return client
 

@@ -8,14 +8,25 @@ from django.http import Http404
 from django.utils import timezone
 
 from tasks_app import selectors
-from tasks_app.models import Account, ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
+from tasks_app.models import (
+    Account,
+    ArchiveState,
+    Artifact,
+    ArtifactOutput,
+    ArtifactState,
+    MembershipRole,
+    Task,
+    TaskStatus,
+)
 
-from .dashboard_helpers import make_task
+from .dashboard_helpers import make_task, member_of
 
 
 @pytest.fixture
-def user(django_user_model):
-    return django_user_model.objects.create_user("ana", password="pw")
+def user(django_user_model, account):
+    user = django_user_model.objects.create_user("ana", password="pw")
+    member_of(user, account, MembershipRole.VIEWER)
+    return user
 
 
 def test_it_shows_nothing_to_anonymous_users(account):
@@ -89,6 +100,7 @@ def test_it_summarises_sync_health_across_accounts(account, user):
     other = Account(name="other", base_url="http://arksim.test/api/v3", last_sync_ok_at=now - timedelta(seconds=50))
     other.set_api_key("k")
     other.save()
+    member_of(user, other, MembershipRole.VIEWER)
     health = selectors.sync_health(user=user)
     assert (health.state, health.synced_at) == ("ok", other.last_sync_ok_at)  # the oldest sync, not the best
     other.failing_since = now - timedelta(minutes=2)

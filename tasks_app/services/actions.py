@@ -10,6 +10,10 @@ would refuse is explained without any upstream call:
 Then it calls DELETE, records what Ark says afterwards in the mirror, and returns a
 result carrying a message written for the person who clicked.
 
+Only operators of the task's account (and superusers) may act; anyone else gets a
+"forbidden" result and no call is made. Every attempt, refusals included, leaves an
+AuditEntry: who, when, which task, the result.
+
 "Delete record" deletes the record upstream and keeps the local row, marked as gone
 upstream: history and archived outputs outlive Ark's 7-day window. `remove_local=True`
 also removes the row, its artifacts and their archived files from ArkDash.
@@ -18,7 +22,7 @@ also removes the row, its artifacts and their archived files from ArkDash.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -30,9 +34,9 @@ from django.utils.translation import ngettext
 
 from ..ark import ArkBadRequestError, ArkError, ArkNotFoundError, ArkTask
 from ..crypto import SecretDecryptError
-from ..models import FINISHED_STATUSES, ArchiveState, Task, TaskStatus
+from ..models import FINISHED_STATUSES, ArchiveState, AuditAction, AuditEntry, AuditResult, Task, TaskStatus
 from ..ratelimit import RateLimitWaitTooLong
-from ..selectors import status_counts_invalidate
+from ..selectors import can_operate, status_counts_invalidate
 from .accounts import client_for
 from .sync import task_upsert_from_ark
 
@@ -47,7 +51,7 @@ ACTION_TIMEOUT_SECONDS = 15.0
 @dataclass(frozen=True)
 class ActionResult:
     ok: bool
-    # cancelled | deleted | removed | refused | needs_confirmation | gone | error
+    # cancelled | deleted | removed | refused | forbidden | needs_confirmation | gone | error
     code: str
     message: str
     task: Task | None  # None once removed locally
@@ -105,7 +109,13 @@ def _refusal_reason(task: Task, action: str) -> str | None:
 
 
 def task_cancel(*, task: Task, user: User) -> ActionResult:
-    """Cancel a queued task on Ark and record the outcome in the mirror."""
+    """Cancel a queued task on Ark and record the outcome in the mirror (and the audit log)."""
+    return _audited(AuditAction.CANCEL, task, user, lambda: _cancel(task, user))
+
+
+def _cancel(task: Task, user: User) -> ActionResult:
+    if not can_operate(user=user, account_id=task.account_id):
+        return _forbidden(task)
     reason = _refusal_reason(task, "cancel")
     if reason:
         return ActionResult(False, "refused", _("Not cancelled: %(reason)s") % {"reason": reason}, task)
@@ -149,6 +159,14 @@ def task_delete(*, task: Task, user: User, confirm_unarchived: bool, remove_loca
     A succeeded task whose outputs are not archived needs `confirm_unarchived`: Ark's
     record may be the only way to reach those outputs.
     """
+    return _audited(
+        AuditAction.DELETE, task, user, lambda: _delete(task, user, confirm_unarchived, remove_local)
+    )
+
+
+def _delete(task: Task, user: User, confirm_unarchived: bool, remove_local: bool) -> ActionResult:
+    if not can_operate(user=user, account_id=task.account_id):
+        return _forbidden(task)
     if task.gone_upstream_at is not None and remove_local:
         return _remove_local(task, user)
     reason = _refusal_reason(task, "delete")
@@ -183,18 +201,78 @@ def task_delete(*, task: Task, user: User, confirm_unarchived: bool, remove_loca
 
 
 def tasks_cancel_bulk(*, tasks: Iterable[Task], user: User) -> BulkCancelReport:
-    """Cancel every queued task among `tasks`; the others count as refused without a call."""
+    """Cancel every queued task among `tasks`; the others count as refused without a call.
+
+    The audit log gets one entry per task and one summary entry for the whole action.
+    """
     report = BulkCancelReport()
     for task in tasks:
-        result = task_cancel(task=task, user=user)
+        result = _audited(AuditAction.BULK_CANCEL, task, user, lambda task=task: _cancel(task, user))
         report.results.append(result)
         if result.ok:
             report.cancelled += 1
-        elif result.code in ("refused", "gone"):
+        elif result.code in ("refused", "gone", "forbidden"):
             report.refused += 1
         else:
             report.failed += 1
+    if report.failed:
+        summary = AuditResult.FAILED
+    elif report.refused:
+        summary = AuditResult.REFUSED
+    else:
+        summary = AuditResult.DONE
+    _audit_write(
+        user=user, action=AuditAction.BULK_CANCEL, result=summary, code="summary", message=report.message,
+        account_id=None, account_name="", task_id=None, ark_id="",
+    )
     return report
+
+
+# --- audit -----------------------------------------------------------------------------
+
+
+def _audited(action: str, task: Task, user: User, act: Callable[[], ActionResult]) -> ActionResult:
+    """Run `act` and record the attempt, whatever its outcome (an unexpected error too)."""
+    # Snapshots taken first: a removed task has no row to point at afterwards.
+    account_id, account_name, ark_id, task_id = task.account_id, task.account.name, task.ark_id, task.pk
+    try:
+        result = act()
+    except Exception as error:
+        _audit_write(user=user, action=action, result=AuditResult.FAILED, code="error",
+                     message=f"unexpected error: {type(error).__name__}", account_id=account_id,
+                     account_name=account_name, task_id=task_id, ark_id=ark_id)
+        raise
+    _audit_write(
+        user=user, action=action, result=_audit_result(result), code=result.code, message=result.message,
+        account_id=account_id, account_name=account_name,
+        task_id=task_id if result.task is not None else None, ark_id=ark_id,
+    )
+    return result
+
+
+def _audit_result(result: ActionResult) -> str:
+    if result.ok:
+        return AuditResult.DONE
+    if result.code == "error":
+        return AuditResult.FAILED
+    return AuditResult.REFUSED  # refused, forbidden, gone, needs_confirmation
+
+
+def _audit_write(*, user: User, action: str, result: str, code: str, message: str, account_id: int | None,
+                 account_name: str, task_id: int | None, ark_id: str) -> None:
+    authenticated = bool(getattr(user, "is_authenticated", False))
+    AuditEntry.objects.create(
+        user_id=user.pk if authenticated else None,
+        username=user.get_username() if authenticated else "",
+        account_id=account_id,
+        account_name=account_name,
+        task_id=task_id,
+        ark_id=ark_id,
+        action=action,
+        result=result,
+        code=code,
+        message=message[:2000],
+    )
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -202,6 +280,14 @@ def tasks_cancel_bulk(*, tasks: Iterable[Task], user: User) -> BulkCancelReport:
 
 def _client(task: Task):
     return client_for(task.account, timeout=ACTION_TIMEOUT_SECONDS, max_rate_wait=ACTION_MAX_RATE_WAIT_SECONDS)
+
+
+def _forbidden(task: Task) -> ActionResult:
+    return ActionResult(
+        False, "forbidden",
+        _("You can see this account's tasks but not cancel or delete them: ask an admin for the operator role."),
+        task,
+    )
 
 
 def _mirror(task: Task, ark_task: ArkTask) -> Task:
