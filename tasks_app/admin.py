@@ -1,0 +1,200 @@
+"""The Django admin: accounts and who may see them, and the audit log.
+
+Staff manage accounts here. An account's API key is write-only: typed into a password
+field that never shows a value, kept as it was when left blank, and never displayed.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import Count, Q, QuerySet, Value
+from django.db.models.functions import Concat
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.timesince import timesince
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from .models import ACTIVE_STATUSES, Account, AuditEntry, Membership
+
+_SECRET_PLACEHOLDER = "secret-placeholder"
+
+
+class AccountAdminForm(forms.ModelForm):
+    base_url = forms.URLField(label=_("base URL"), max_length=300, assume_scheme="https",
+                              help_text=_("e.g. https://ark.cn-beijing.volces.com/api/v3"))
+    api_key = forms.CharField(
+        label=_("Ark API key"),
+        required=False,
+        strip=True,
+        max_length=500,
+        # render_value=False: the key is never sent back to a browser, not even after an error.
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_("Stored encrypted and never shown again. Leave blank to keep the current key."),
+    )
+
+    class Meta:
+        model = Account
+        fields = ["name", "base_url"]
+
+    def clean_api_key(self) -> str:
+        key = self.cleaned_data["api_key"]
+        if not key and self.instance.pk is None:
+            raise forms.ValidationError(_("A new account needs its Ark API key."))
+        if any(ch.isspace() or not ch.isprintable() for ch in key):
+            # The message must not repeat the key: it is shown next to the field.
+            raise forms.ValidationError(_("An API key has no spaces or control characters: check what was pasted."))
+        return key
+
+    def clean_base_url(self) -> str:
+        return self.cleaned_data["base_url"].strip().rstrip("/")
+
+    def save(self, commit: bool = True) -> Account:
+        account = super().save(commit=False)
+        if self.cleaned_data.get("api_key"):
+            account.set_api_key(self.cleaned_data["api_key"])
+        if commit:
+            account.save()
+        return account
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
+def _callback_url_prefix(request: HttpRequest) -> str:
+    """https://host/hooks/ark/ as this request reached us (Ark must reach the same host)."""
+    path = reverse("tasks_app:ark_callback", args=[_SECRET_PLACEHOLDER])
+    return request.build_absolute_uri(path.removesuffix(f"{_SECRET_PLACEHOLDER}/"))
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    form = AccountAdminForm
+    inlines = [MembershipInline]
+    list_display = ["name", "base_url", "sync_health", "task_count", "active_task_count", "callback_url"]
+    search_fields = ["name"]
+    readonly_fields = ["callback_url", "sync_health", "last_sync_error", "last_full_sweep_at", "is_default",
+                       "created"]
+    fieldsets = [
+        (None, {"fields": ["name", "base_url", "api_key", "is_default"]}),
+        (_("Callbacks"), {
+            "fields": ["callback_url"],
+            "description": _("Pass this URL as callback_url when creating tasks with this account's key: "
+                             "ArkDash then refreshes the task the moment Ark calls."),
+        }),
+        (_("Sync"), {"fields": ["sync_health", "last_sync_error", "last_full_sweep_at", "created"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
+        # The callback URL needs the request's host, and list columns only get the row:
+        # the row carries it. Counts for the list in the same query.
+        return (
+            super().get_queryset(request)
+            .annotate(
+                callback_url_abs=Concat(Value(_callback_url_prefix(request)), "callback_secret", Value("/")),
+                n_tasks=Count("tasks"),
+                n_active=Count("tasks", filter=Q(tasks__status__in=ACTIVE_STATUSES)),
+            )
+        )
+
+    @admin.display(description=_("callback URL"))
+    def callback_url(self, account: Account) -> str:
+        if account.pk is None:
+            return gettext("Shown once the account is saved.")
+        return getattr(account, "callback_url_abs", "") or reverse("tasks_app:ark_callback",
+                                                                   args=[account.callback_secret])
+
+    @admin.display(description=_("tasks"), ordering="n_tasks")
+    def task_count(self, account: Account) -> int:
+        return getattr(account, "n_tasks", 0)
+
+    @admin.display(description=_("queued or running"), ordering="n_active")
+    def active_task_count(self, account: Account) -> int:
+        return getattr(account, "n_active", 0)
+
+    @admin.display(description=_("sync health"))
+    def sync_health(self, account: Account) -> str:
+        now = timezone.now()
+        if account.failing_since:
+            return gettext("failing since %(since)s (%(n)d cycles)") % {
+                "since": timezone.localtime(account.failing_since).strftime("%Y-%m-%d %H:%M:%S"),
+                "n": account.consecutive_failures,
+            }
+        if account.last_sync_ok_at:
+            return gettext("ok, synced %(ago)s ago") % {"ago": timesince(account.last_sync_ok_at, now)}
+        return gettext("never synced")
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "account", "role", "created"]
+    list_filter = ["role", "account"]
+    search_fields = ["user__username", "account__name"]
+    autocomplete_fields = ["user", "account"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read-only: an audit log nobody can edit from the site."""
+
+    list_display = ["created", "username", "action", "result", "account_name", "ark_id", "short_message"]
+    list_filter = [
+        "action",
+        "result",
+        ("account", admin.RelatedOnlyFieldListFilter),
+        ("user", admin.RelatedOnlyFieldListFilter),
+        "created",
+    ]
+    search_fields = ["ark_id", "username"]
+    date_hierarchy = "created"
+    list_select_related = False
+    readonly_fields = ["created", "user", "username", "account", "account_name", "task", "ark_id", "action",
+                       "result", "code", "message"]
+    fields = readonly_fields
+
+    @admin.display(description=_("message"))
+    def short_message(self, entry: AuditEntry) -> str:
+        return entry.message if len(entry.message) <= 120 else entry.message[:119] + "…"
+
+    def has_view_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return request.user.is_active and request.user.is_staff  # every staff member may read it
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False
+
+
+class MembershipByUserInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["account"]
+    verbose_name_plural = _("Ark accounts this person sees")
+
+
+# The user page lists the person's accounts too (the usual place to look).
+_User = get_user_model()
+if admin.site.is_registered(_User):
+    _user_admin_class = type(admin.site._registry[_User])
+    admin.site.unregister(_User)
+else:
+    _user_admin_class = UserAdmin
+
+
+@admin.register(_User)
+class ArkDashUserAdmin(_user_admin_class):
+    inlines = [*_user_admin_class.inlines, MembershipByUserInline]

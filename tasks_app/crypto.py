@@ -14,6 +14,8 @@ from functools import cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 
 class SecretDecryptError(Exception):
@@ -42,8 +44,18 @@ def decrypt_secret(token: str) -> str:
 
 def rotate_secret(token: str) -> str:
     """Re-encrypt with the newest key."""
-    return _fernet().rotate(token.encode()).decode()
+    try:
+        return _fernet().rotate(token.encode()).decode()
+    except InvalidToken as exc:
+        raise SecretDecryptError("the API key cannot be decrypted with the configured keys") from exc
 
 
 def reset_cache() -> None:
     _fernet.cache_clear()
+
+
+@receiver(setting_changed)
+def _forget_keys(*, setting: str, **kwargs) -> None:
+    # Tests (and override_settings) change the keys: the next call must use the new ones.
+    if setting in ("ARKDASH_ENCRYPTION_KEYS", "SECRET_KEY"):
+        reset_cache()

@@ -1,4 +1,8 @@
-"""Prepare a fresh install: the default Ark account and an admin login, then say how to log in."""
+"""Prepare a fresh install: the default Ark account and an admin login, then say how to log in.
+
+The admin is a superuser (sees every account) and also an operator of the default
+account, so taking superuser away later does not lock it out of the dashboard.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from tasks_app.models import Membership, MembershipRole
 from tasks_app.services.accounts import account_ensure_default
 
 
@@ -22,6 +27,10 @@ class Command(BaseCommand):
     def handle(self, *args, url: str, username: str, **options) -> None:
         account = account_ensure_default()
         password = self._ensure_admin(username)
+        if account is not None:
+            admin = get_user_model().objects.get(username=username)
+            Membership.objects.get_or_create(user=admin, account=account,
+                                             defaults={"role": MembershipRole.OPERATOR})
         where = f"account '{account.name}' at {account.base_url}" if account else "no Ark account (set ARK_API_KEY)"
         self.stdout.write(
             "\n"
