@@ -100,13 +100,15 @@ def verify_zip(file: str | BinaryIO, *, limits: ZipLimits = ZipLimits()) -> list
 
 
 def find_model_member(names: list[str], *, file_format: str) -> str:
-    """The member holding the model: by the task's file format, else any model type."""
+    """The member holding the model in the task's file format (any model type if it is unknown)."""
     wanted = (file_format or "").lower().lstrip(".")
     candidates = [n for n in names if not n.endswith("/") and PurePosixPath(n).suffix.lower().lstrip(".")]
     if wanted in MODEL_EXTENSIONS:
         preferred = [n for n in candidates if PurePosixPath(n).suffix.lower() == f".{wanted}"]
         if preferred:
             return preferred[0]
+        # The preview is stored and served as .<wanted>: another type would be mislabelled.
+        raise ZipError(f"zip holds no .{wanted} file")
     fallback = [n for n in candidates if PurePosixPath(n).suffix.lower().lstrip(".") in MODEL_EXTENSIONS]
     if fallback:
         return fallback[0]

@@ -89,11 +89,18 @@ def test_it_falls_back_to_any_model_type_when_the_format_is_unknown():
     assert body == b"v 0 0 0\n"
 
 
+def test_it_refuses_a_zip_without_the_requested_format():
+    data = make_zip({"scene.obj": b"v 0 0 0\n"})
+
+    with pytest.raises(ZipError, match="no .glb file"):
+        extract(data, file_format="glb")
+
+
 def test_it_refuses_a_zip_without_a_model_file():
     data = make_zip({"run.sh": b"rm -rf /", "notes.txt": b"x"})
 
     with pytest.raises(ZipError, match="no model file"):
-        extract(data)
+        extract(data, file_format="")
 
 
 @pytest.mark.parametrize(

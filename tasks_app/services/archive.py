@@ -202,15 +202,19 @@ def task_archive_state_refresh(*, task_id: int) -> str:
     The extracted 3D preview is a convenience derived from the archived zip: it does
     not count, so a task whose zip is safe reads "archived" even if no preview exists.
     """
-    states = set(
-        Artifact.objects.filter(task_id=task_id)
-        .exclude(output=ArtifactOutput.MODEL_FILE)
-        .values_list("state", flat=True)
-    )
-    summary = next((summary for state, summary in _SUMMARY_ORDER if state in states), ArchiveState.NONE)
-    Task.objects.filter(pk=task_id).exclude(archive_state=summary).update(
-        archive_state=summary, changed_at=timezone.now()
-    )
+    with transaction.atomic():
+        # Two workers finishing two outputs of one task at once: without the row lock the
+        # one that read first could write last, leaving a stale summary.
+        list(Task.objects.select_for_update().filter(pk=task_id).values_list("pk", flat=True))
+        states = set(
+            Artifact.objects.filter(task_id=task_id)
+            .exclude(output=ArtifactOutput.MODEL_FILE)
+            .values_list("state", flat=True)
+        )
+        summary = next((summary for state, summary in _SUMMARY_ORDER if state in states), ArchiveState.NONE)
+        Task.objects.filter(pk=task_id).exclude(archive_state=summary).update(
+            archive_state=summary, changed_at=timezone.now()
+        )
     return summary
 
 
