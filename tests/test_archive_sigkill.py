@@ -60,7 +60,11 @@ def slow_first_relay(upstream: str) -> Iterator[str]:
         def log_message(self, *args) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+    class QuietServer(ThreadingHTTPServer):
+        def handle_error(self, request, client_address) -> None:
+            pass  # the killed worker's dropped connection is expected here
+
+    server = QuietServer(("127.0.0.1", 0), Relay)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
