@@ -8,13 +8,16 @@ S3 variables.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from .env import envbool, envfloat, envint, envlist, envstr
+from .security import output_media_sources, s3_media_sources
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("ARKDASH_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -77,6 +80,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_filters",
+    "csp",
+    "axes",
     "tasks_app",
     "tasks_app.observability",
 ]
@@ -85,6 +90,7 @@ MIDDLEWARE = [
     # Outermost, so it also counts the 500s Django makes of exceptions (/metrics).
     "tasks_app.observability.middleware.ResponseCountingMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -96,6 +102,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # Times in the viewer's zone (cookie set by the browser's Intl API).
     "tasks_app.timezones.TimezoneMiddleware",
+    # Last, as django-axes asks: answers a locked-out login with the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "arkdash.urls"
@@ -147,6 +155,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "tasks_app:task_list"
 LOGOUT_REDIRECT_URL = "login"
@@ -222,6 +232,67 @@ STORAGES = {
     "archive": _archive_storage,
 }
 
+# --- Security (README "Security") ------------------------------------------------------
+# ARKDASH_SECURE=true (docker-compose) means HTTPS in front: secure cookies, HSTS, redirect
+# to https. Off by default so the laptop's plain http://127.0.0.1 keeps working.
+ARKDASH_SECURE = envbool("ARKDASH_SECURE", False)
+# A TLS-terminating proxy that sets X-Forwarded-Proto (and appends to X-Forwarded-For).
+ARKDASH_BEHIND_PROXY = envbool("ARKDASH_BEHIND_PROXY", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = ARKDASH_SECURE
+SECURE_SSL_REDIRECT = envbool("ARKDASH_SSL_REDIRECT", ARKDASH_SECURE)
+# Probes and Prometheus call these over plain http from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = 31_536_000 if ARKDASH_SECURE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = ARKDASH_SECURE
+if ARKDASH_BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+
+# Content-Security-Policy (django-csp): scripts, styles and fonts only from our own static
+# files; no inline code and no eval anywhere (templates hold neither). Media and images may
+# also come from Ark's output hosts (played until archived) and the S3 archive (presigned
+# redirects); the vendored 3D viewer decodes models through blob: workers and URLs.
+_MEDIA_SOURCES = [
+    SELF,
+    *output_media_sources(ARKDASH_ARCHIVE_ALLOWED_HOSTS),
+    *s3_media_sources(
+        bucket=ARKDASH_S3_BUCKET,
+        endpoint_url=envstr("ARKDASH_S3_ENDPOINT_URL"),
+        region=envstr("ARKDASH_S3_REGION"),
+    ),
+    *envlist("ARKDASH_CSP_MEDIA_SOURCES", []),
+]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [*_MEDIA_SOURCES, "blob:", "data:"],
+        "img-src": [*_MEDIA_SOURCES, "blob:", "data:"],
+        "media-src": [*_MEDIA_SOURCES, "blob:"],
+        "worker-src": [SELF, "blob:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# Login throttle (django-axes): after ARKDASH_LOGIN_FAILURE_LIMIT failures for one username
+# from one address, that pair is refused for ARKDASH_LOGIN_LOCKOUT_MINUTES.
+AXES_FAILURE_LIMIT = envint("ARKDASH_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("ARKDASH_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "tasks_app.views_auth.login_locked_out"
+AXES_VERBOSE = False  # its own start-up banner; failures and lockouts are still logged
+if ARKDASH_BEHIND_PROXY:
+    AXES_CLIENT_IP_CALLABLE = "arkdash.security.client_ip_behind_proxy"
+
 # --- Celery -----------------------------------------------------------------------
 REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:
@@ -293,7 +364,8 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": ARKDASH_LOG_FORMAT, "filters": ["context"]}
     },
     "root": {"handlers": ["console"], "level": envstr("ARKDASH_LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    # axes: every successful login is four INFO lines; failures and lockouts are WARNINGs.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 # /metrics: loopback only when unset; with a token, any client sending `Authorization: Bearer <token>`.
 ARKDASH_METRICS_TOKEN = envstr("ARKDASH_METRICS_TOKEN")

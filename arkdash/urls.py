@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from tasks_app import views_health
@@ -8,7 +9,13 @@ urlpatterns = [
     path("healthz", views_health.healthz, name="healthz"),
     path("metrics", views_health.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Login, logout and password change only: no password reset by e-mail (ArkDash sends
+    # no mail; an admin sets a new password in the admin instead).
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password_change/done/", auth_views.PasswordChangeDoneView.as_view(),
+         name="password_change_done"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("tasks_app.urls")),
 ]

@@ -87,6 +87,22 @@
     });
   }
 
+  // The poller's trigger. Here, not as an hx-trigger filter ("every 3s [expr]"): htmx runs
+  // such filters through Function(), which the Content-Security-Policy (no unsafe-eval) blocks.
+  var POLL_EVERY_MS = 3000;
+
+  function poll() {
+    var poller = document.getElementById("live-poller");
+    if (poller && shouldPoll()) poller.dispatchEvent(new Event("arkdash:poll"));
+  }
+
+  function setupPoller() {
+    if (!document.getElementById("live-poller")) return;
+    setInterval(poll, POLL_EVERY_MS);
+    document.addEventListener("visibilitychange", poll); // back to the tab: catch up at once
+    document.body.addEventListener("arkdash:live-on", poll);
+  }
+
   document.addEventListener("htmx:configRequest", function (event) {
     if (event.detail.elt && event.detail.elt.id === "live-poller") {
       event.detail.parameters.rows = rowVersions();
@@ -179,6 +195,7 @@
   syncTimeZone();
   document.addEventListener("DOMContentLoaded", function () {
     setupLiveToggle();
+    setupPoller();
     setupSelectAll();
     setupAutosubmit();
     renderSynced();

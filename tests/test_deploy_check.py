@@ -1,0 +1,80 @@
+"""`manage.py check --deploy` under production settings: no warning at all (run in CI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The real settings module with docker-compose's security switches, nothing from the test run."""
+    env = {
+        name: value for name, value in os.environ.items()
+        if not name.startswith(("ARKDASH_", "DJANGO_", "ARK_", "DATABASE_URL", "REDIS_URL"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="arkdash.settings",
+        ARKDASH_DATA_DIR=str(tmp_path / "data"),
+        ARKDASH_SECURE="true",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
+        ARKDASH_ALLOWED_HOSTS="arkdash.example.com",
+        ARKDASH_DEBUG="false",
+    )
+    env.update(extra)
+    return env
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("proxy", ["false", "true"])
+def test_it_passes_the_deploy_check_without_a_warning(tmp_path, proxy):
+    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                 production_env(tmp_path, ARKDASH_BEHIND_PROXY=proxy))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+    assert "WARNING" not in result.stderr + result.stdout
+
+
+def test_it_fails_the_deploy_check_without_the_production_switch(tmp_path):
+    # The same check, laptop defaults: proves the test above can fail.
+    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                 production_env(tmp_path, ARKDASH_SECURE="false"))
+    assert result.returncode != 0
+    for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
+        assert warning in result.stderr + result.stdout
+
+
+PRINT_SETTINGS = """
+import django, json
+django.setup()
+from django.conf import settings as s
+print(json.dumps({name: getattr(s, name, None) for name in (
+    "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
+    "SECURE_PROXY_SSL_HEADER", "X_FRAME_OPTIONS", "SESSION_COOKIE_HTTPONLY")}))
+"""
+
+
+def test_it_keeps_plain_http_working_on_a_laptop_by_default(tmp_path):
+    env = production_env(tmp_path)
+    for name in ("ARKDASH_SECURE", "DJANGO_SECRET_KEY", "ARKDASH_ALLOWED_HOSTS"):
+        env.pop(name)
+    laptop = json.loads(run(["-c", PRINT_SETTINGS], env).stdout)
+    assert laptop == {
+        "SESSION_COOKIE_SECURE": False, "CSRF_COOKIE_SECURE": False, "SECURE_SSL_REDIRECT": False,
+        "SECURE_HSTS_SECONDS": 0, "SECURE_PROXY_SSL_HEADER": None, "X_FRAME_OPTIONS": "DENY",
+        "SESSION_COOKIE_HTTPONLY": True,
+    }
+    production = json.loads(run(["-c", PRINT_SETTINGS], production_env(tmp_path, ARKDASH_BEHIND_PROXY="true")).stdout)
+    assert production["SESSION_COOKIE_SECURE"] and production["CSRF_COOKIE_SECURE"]
+    assert production["SECURE_SSL_REDIRECT"] and production["SECURE_HSTS_SECONDS"] == 31_536_000
+    assert production["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
