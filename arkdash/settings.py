@@ -63,8 +63,9 @@ ARK_RATE_LIMIT_KEY_PREFIX = envstr("ARK_RATE_LIMIT_KEY_PREFIX", "arkdash:ratelim
 ARKDASH_SYNC_INTERVAL_SECONDS = envfloat("ARKDASH_SYNC_INTERVAL_SECONDS", 5.0)
 ARKDASH_FULL_SWEEP_SECONDS = envint("ARKDASH_FULL_SWEEP_SECONDS", 300)
 # A worker that dies mid-cycle blocks its account's sync for at most this long (a live
-# cycle renews it before every call, so it only has to outlast one call and its retries).
-ARKDASH_SYNC_LEASE_SECONDS = envint("ARKDASH_SYNC_LEASE_SECONDS", 300)
+# cycle renews it before every call). A very slow call may outlive it and let a second
+# cycle start: harmless, since the shared rate limiter, not the lease, keeps the budget.
+ARKDASH_SYNC_LEASE_SECONDS = envint("ARKDASH_SYNC_LEASE_SECONDS", 60)
 # 429s slow a cycle down; only after this long rate-limited does the cycle count as failed.
 ARKDASH_SYNC_RATE_LIMIT_PATIENCE_SECONDS = envfloat("ARKDASH_SYNC_RATE_LIMIT_PATIENCE_SECONDS", 120.0)
 # Ark gives a callback 5 s to be acknowledged: the inline re-read must finish sooner.
