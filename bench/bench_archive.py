@@ -159,7 +159,7 @@ def environment(workdir: Path | None) -> Iterator[Env]:
         log = open(workdir / "services.log", "ab")  # noqa: SIM115 - closed below
         env.start(
             [PYTHON, "-m", "arksim", "--port", str(sim_port), "--api-key", SIM_KEY, "--list-rate", "0",
-             "--get-rate", "0", "--queue-seconds", "0", "--run-seconds", "0"],
+             "--get-rate", "0", "--delete-rate", "0", "--queue-seconds", "0", "--run-seconds", "0"],
             stdout=log, stderr=log,
         )  # fmt: skip
         env.start(
@@ -217,6 +217,14 @@ def sim_outputs(env: Env, task_id: str) -> dict:
     response = httpx.get(f"{env.sim_url}/_sim/tasks/{task_id}/outputs", timeout=120)
     response.raise_for_status()
     return response.json()
+
+
+def sim_delete_all(env: Env) -> None:
+    headers = {"Authorization": f"Bearer {SIM_KEY}"}
+    with httpx.Client(base_url=f"{env.sim_url}/api/v3", headers=headers, timeout=30) as client:
+        while items := client.get("/contents/generations/tasks", params={"page_size": 500}).json()["items"]:
+            for item in items:
+                client.delete(f"/contents/generations/tasks/{item['id']}").raise_for_status()
 
 
 def s3_client(env: Env):
@@ -328,9 +336,12 @@ def bench_throughput(env: Env, *, size: int, s3_size: int, repeat: int) -> list[
     target = env.data_dir / "curl-copy.mp4"
     curl_times, ours_times = [], []
     for _ in range(repeat):
+        # Each run starts with no dirty pages left by the one before (curl does not fsync; we do).
+        os.sync()
         curl_times.append(run_curl(info["url"], target))
         target.unlink()
         reset_artifact(artifact.pk)
+        os.sync()
         result = copy_in_child(env, artifact.pk)
         if not result["sha_ok"]:
             raise RuntimeError(f"ArkDash's copy is wrong: {result}")
@@ -488,8 +499,9 @@ def bench_many(env: Env, *, count: int, task_bytes: int, workers: int) -> list[s
 
     from tasks_app.models import Artifact, Task
 
-    # Runs first (see main): the sync mirrors every task in the simulator, and outputs
-    # left by the other parts would be copied by the same workers.
+    # The sync mirrors every task in the simulator: remove what the other parts left.
+    sim_delete_all(env)
+    os.sync()
     workers_up = [start_worker(env, f"many{n}") for n in range(workers)]
     time.sleep(3)
     sim_ids: list[str] = []
@@ -646,14 +658,14 @@ def main() -> None:
             f"simulator {env.sim_url}, moto {env.s3_url}, database {env.db_name}, data {env.data_dir}",
             file=sys.stderr,
         )
-        if "many" in wanted:  # first: its sync mirrors every task the simulator holds
-            section(bench_many(env, count=args.tasks, task_bytes=args.task_bytes, workers=args.workers))
         if "throughput" in wanted:
             section(
                 bench_throughput(env, size=args.throughput_size, s3_size=args.s3_size, repeat=args.repeat)
             )
         if "memory" in wanted:
             section(bench_memory(env, sizes=sizes, s3_sizes=s3_sizes))
+        if "many" in wanted:
+            section(bench_many(env, count=args.tasks, task_bytes=args.task_bytes, workers=args.workers))
 
 
 if __name__ == "__main__":
