@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from csp.constants import NONE, SELF
+from csp.constants import NONE, SELF, UNSAFE_INLINE, WASM_UNSAFE_EVAL
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -282,6 +282,9 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [NONE],
     },
 }
+# Added on the one page that shows a 3D model: the vendored model-viewer styles its shadow
+# DOM inline and compiles WebAssembly decoders. Still no inline script and no JS eval.
+ARKDASH_CSP_3D_VIEWER = {"script-src": [WASM_UNSAFE_EVAL], "style-src": [UNSAFE_INLINE]}
 
 # Login throttle (django-axes): after ARKDASH_LOGIN_FAILURE_LIMIT failures for one username
 # from one address, that pair is refused for ARKDASH_LOGIN_LOCKOUT_MINUTES.

@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -235,13 +236,14 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.task_for_user(user=request.user, pk=pk)
     artifacts = list(task.artifacts.order_by("output"))
     now = timezone.now()
-    return render(
+    outputs = _outputs(task, artifacts, now)
+    response = render(
         request,
         DETAIL_TEMPLATE,
         {
             "task": task,
             "artifacts": [_artifact_view(artifact) for artifact in artifacts],
-            "outputs": _outputs(task, artifacts, now),
+            "outputs": outputs,
             "timeline": selectors.task_timeline(task=task),
             "raw_json": json.dumps(task.raw, indent=2, ensure_ascii=False, sort_keys=True),
             "outputs_unarchived": actions.outputs_unarchived(task),
@@ -249,6 +251,10 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "now": now,
         },
     )
+    if outputs["model_viewer"]:
+        # django-csp adds these to the policy of this answer only (see settings).
+        response._csp_update = settings.ARKDASH_CSP_3D_VIEWER
+    return response
 
 
 def _download_url(artifact: Artifact) -> str | None:

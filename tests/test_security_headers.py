@@ -120,6 +120,15 @@ def test_it_renders_no_page_with_inline_code(root_client, account):
         assert inline_code(response.content.decode()) == [], name
     assert b'<model-viewer id="output-model"' in pages["3d"].content  # the scan saw the viewer
 
+    # The 3D viewer's page alone lets the vendored viewer style its shadow DOM and compile
+    # WebAssembly; scripts stay our own files everywhere, without eval.
+    viewer = csp_directives(pages["3d"])
+    assert viewer["script-src"] == ["'self'", "'wasm-unsafe-eval'"]
+    assert viewer["style-src"] == ["'self'", "'unsafe-inline'"]
+    for name in ("/", "video", "confirm", "admin account", "login"):
+        directives = csp_directives(pages[name])
+        assert (directives["script-src"], directives["style-src"]) == (["'self'"], ["'self'"]), name
+
 
 def test_it_finds_inline_code_when_there_is_some():
     assert inline_code('<div style="x"></div><script>1</script><a onclick="x">') == [

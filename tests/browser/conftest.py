@@ -45,14 +45,57 @@ def chromium():
 
 
 @pytest.fixture
-def dashboard_user(django_user_model):
-    return django_user_model.objects.create_user("ana", password=PASSWORD)
+def dashboard_user(django_user_model, account):
+    from tasks_app.models import Membership, MembershipRole
+
+    user = django_user_model.objects.create_user("ana", password=PASSWORD)
+    Membership.objects.create(user=user, account=account, role=MembershipRole.OPERATOR)
+    return user
 
 
-def open_context(chromium, *, locale: str = "en-US", timezone_id: str = "Asia/Shanghai"):
-    return chromium.new_context(
-        locale=locale, timezone_id=timezone_id, viewport={"width": 1400, "height": 900}, accept_downloads=True
-    )
+# Every page of every browser context reports what the Content-Security-Policy blocked
+# (inline code, eval, a foreign origin) and any console error or uncaught exception; the
+# test fails when anything was reported. The init script runs outside the page's CSP.
+_REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline code"}`
+                + ` in ${event.sourceFile || event.documentURI}:${event.lineNumber}`);
+});
+"""
+_browser_problems: list[str] = []
+
+
+def _console(message) -> None:
+    if message.type != "error":
+        return
+    # A page answered with an error status on purpose (a bad filter's 400) is no problem; a
+    # static file that fails to load is.
+    url = message.location.get("url", "")
+    if message.text.startswith("Failed to load resource") and "/static/" not in url:
+        return
+    _browser_problems.append(f"console error: {message.text} ({url})")
+
+
+def watch(context):
+    """Collect CSP violations, console errors and page errors of every page in `context`."""
+    context.add_init_script(_REPORT_CSP_VIOLATIONS)
+    context.on("console", _console)
+    context.on("weberror", lambda error: _browser_problems.append(f"page error: {error.error}"))
+    return context
+
+
+@pytest.fixture(autouse=True)
+def no_browser_problems() -> Iterator[None]:
+    _browser_problems.clear()
+    yield
+    assert not _browser_problems, "the browser reported problems:\n" + "\n".join(_browser_problems)
+
+
+def open_context(chromium, *, locale: str = "en-US", timezone_id: str = "Asia/Shanghai", **options):
+    return watch(chromium.new_context(
+        locale=locale, timezone_id=timezone_id, viewport={"width": 1400, "height": 900}, accept_downloads=True,
+        **options,
+    ))
 
 
 @pytest.fixture

@@ -14,6 +14,9 @@ from tasks_app.services.sync import sync_account
 
 from .conftest import log_in, open_context, screenshot
 
+# wait_for_function takes arrow functions here: Playwright evaluates a bare expression with
+# eval() inside the page, which the Content-Security-Policy (rightly) blocks.
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
@@ -131,9 +134,9 @@ def test_it_plays_the_video_renders_the_3d_model_and_downloads_an_archived_outpu
     log_in(page, live_server)
 
     page.goto(f"{live_server.url}/tasks/{video.pk}/")
-    page.wait_for_function("document.querySelector('#output-video').readyState >= 1")
+    page.wait_for_function("() => document.querySelector('#output-video').readyState >= 1")
     page.evaluate("() => { const v = document.querySelector('#output-video'); v.muted = true; return v.play(); }")
-    page.wait_for_function("document.querySelector('#output-video').currentTime > 0", timeout=15_000)
+    page.wait_for_function("() => document.querySelector('#output-video').currentTime > 0", timeout=15_000)
     expect(page.locator("#output-last-frame")).to_be_visible()
     assert page.evaluate("document.querySelector('#output-last-frame').naturalWidth") > 0
     screenshot(page, "task-detail-video-en")
@@ -147,7 +150,7 @@ def test_it_plays_the_video_renders_the_3d_model_and_downloads_an_archived_outpu
     assert info.value.suggested_filename == archived_video.filename
 
     page.goto(f"{live_server.url}/tasks/{model.pk}/")
-    page.wait_for_function("document.querySelector('#output-model') && document.querySelector('#output-model').loaded === true",
+    page.wait_for_function("() => document.querySelector('#output-model') && document.querySelector('#output-model').loaded === true",
                            timeout=30_000)
     assert page.evaluate("document.querySelector('#output-model').modelIsVisible") is True
     screenshot(page, "task-detail-3d-en")
@@ -160,7 +163,7 @@ def test_it_plays_the_video_renders_the_3d_model_and_downloads_an_archived_outpu
         expect(zh.get_by_role("heading", name="任务")).to_be_visible()
         screenshot(zh, "task-list-zh-hans")
         zh.goto(f"{live_server.url}/tasks/{model.pk}/")
-        zh.wait_for_function("document.querySelector('#output-model').loaded === true", timeout=30_000)
+        zh.wait_for_function("() => document.querySelector('#output-model').loaded === true", timeout=30_000)
         expect(zh.get_by_role("heading", name="产物")).to_be_visible()
         screenshot(zh, "task-detail-3d-zh-hans")
         zh.goto(f"{live_server.url}/tasks/{video.pk}/")
@@ -182,7 +185,7 @@ def log_in_zh(page, live_server) -> None:
 
 def test_it_works_without_javascript(sim, account, dashboard_user, chromium, live_server):
     queued, other = mirror(sim, account, {"status": "queued"}, {"status": "queued"})
-    context = chromium.new_context(java_script_enabled=False, locale="en-US")
+    context = open_context(chromium, java_script_enabled=False)
     page = context.new_page()
     try:
         log_in(page, live_server)
