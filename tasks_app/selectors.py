@@ -264,7 +264,8 @@ def known_models(*, user: User) -> list[str]:
 class SyncHealth:
     """What the banner says about the accounts the user sees."""
 
-    state: str  # "ok" | "failing" | "never" | "none" (no account at all)
+    # "ok" | "failing" | "never" | "none" (no account at all) | "no_access" (none of them is yours)
+    state: str
     synced_at: datetime | None
     failing_since: datetime | None
     failing_accounts: tuple[str, ...]
@@ -283,7 +284,7 @@ def sync_health(*, user: User) -> SyncHealth:
     failing = sorted((since, name, error) for name, _, since, error in accounts if since is not None)
     synced = [synced_at for _, synced_at, _, _ in accounts if synced_at is not None]
     if not accounts:
-        state = "none"
+        state = "no_access" if user.is_authenticated and Account.objects.exists() else "none"
     elif failing:
         state = "failing"
     elif not synced:

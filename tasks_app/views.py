@@ -90,7 +90,7 @@ def _list_context(request: HttpRequest) -> dict:
         "queued_in_filter": queued_in_filter,
         "known_models": selectors.known_models(user=user),
         "health": selectors.sync_health(user=user),
-        "archive_lag": _archive_lag(),
+        "archive_lag": _archive_lag(access),
         "has_live_rows": any(row["live"] for row in rows),
         "has_cancellable_rows": any(row["can_cancel"] for row in rows),
         "page_sizes": PAGE_SIZES,
@@ -122,11 +122,18 @@ def _rows_context(rows: list[row_views.Row], *, return_to: str, now) -> dict:
     }
 
 
-def _archive_lag() -> dict | None:
-    """The archive lag for the page header, once it is worth a look (over a minute)."""
+def _archive_lag(access: selectors.Access) -> dict | None:
+    """The archive lag of the user's accounts for the page header, once worth a look (over a minute)."""
     # Cached briefly: the figure joins artifacts to tasks, and a minute-scale number
-    # does not need recomputing for every page view.
-    seconds = cache.get_or_set("arkdash:archive-lag-seconds", archive_lag_seconds, ARCHIVE_LAG_CACHE_SECONDS)
+    # does not need recomputing for every page view. One entry per set of accounts seen.
+    if access.everything:
+        key, compute = "arkdash:archive-lag-seconds", archive_lag_seconds
+    else:
+        ids = sorted(access.visible_account_ids)
+        key = "arkdash:archive-lag-seconds:" + ",".join(map(str, ids))
+        def compute() -> float:
+            return archive_lag_seconds(account_ids=ids)
+    seconds = cache.get_or_set(key, compute, ARCHIVE_LAG_CACHE_SECONDS)
     if seconds < ARCHIVE_LAG_SHOWN_AFTER:
         return None
     return {"duration": timedelta(seconds=seconds), "alarming": seconds >= ARCHIVE_LAG_ALARM_AFTER}

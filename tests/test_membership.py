@@ -233,3 +233,24 @@ def test_it_keeps_a_callback_for_one_account_away_from_anothers_task_with_the_sa
     assert Task.objects.get(account=account, ark_id=ark_id).status == S.SUCCEEDED
     untouched = Task.objects.get(pk=theirs.pk)
     assert (untouched.status, untouched.changed_at) == (S.QUEUED, before)
+
+
+def test_it_tells_a_person_without_membership_to_ask_for_one(account, django_user_model):
+    make_task(account)
+    client = client_for(django_user_model.objects.create_user("new", password="pw"))
+    html = client.get("/").content.decode()
+    assert "not a member of any Ark account" in html and "set ARK_API_KEY" not in html
+    assert selectors.sync_health(user=AnonymousUser()).state == "none"
+
+
+def test_it_shows_the_archive_lag_of_the_persons_own_accounts(account, rival, people):
+    from datetime import timedelta
+
+    from django.core.cache import cache
+
+    late = make_task(rival, status=S.SUCCEEDED, ark_updated_at=timezone.now() - timedelta(hours=2))
+    Artifact.objects.create(task=late, output=ArtifactOutput.VIDEO, state=ArtifactState.PENDING)
+    cache.clear()
+    assert "Archive lag" not in client_for(people["viewer"]).get("/").content.decode()
+    assert "Archive lag: 2 h" in client_for(people["outsider"]).get("/").content.decode()
+    assert "Archive lag: 2 h" in client_for(people["superuser"]).get("/").content.decode()

@@ -646,11 +646,17 @@ def artifacts_sweep(*, limit: int = 1000) -> SweepReport:
     return SweepReport(queued=due, lag_seconds=archive_lag_seconds(now=now))
 
 
-def archive_lag_seconds(*, now: datetime | None = None) -> float:
-    """Seconds since the oldest success whose outputs are not archived yet (0 when none)."""
+def archive_lag_seconds(*, now: datetime | None = None, account_ids: Iterable[int] | None = None) -> float:
+    """Seconds since the oldest success whose outputs are not archived yet (0 when none).
+
+    `account_ids` limits it to those accounts (the dashboard shows people their own lag).
+    """
     now = now or timezone.now()
+    unfinished = Artifact.objects.filter(state__in=UNFINISHED)
+    if account_ids is not None:
+        unfinished = unfinished.filter(task__account_id__in=list(account_ids))
     oldest = (
-        Artifact.objects.filter(state__in=UNFINISHED)
+        unfinished
         .exclude(output=ArtifactOutput.MODEL_FILE)
         .aggregate(oldest=Min(Coalesce("task__ark_updated_at", "task__finished_at", "created")))["oldest"]
     )
