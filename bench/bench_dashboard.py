@@ -211,7 +211,13 @@ def sign_in_cookie() -> str:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
+    from tasks_app.models import Account, Membership, MembershipRole
+
     user = get_user_model().objects.create_user("bench", password="bench-password-1")
+    # A team member, not a superuser: the pages pay for the membership rule like everyone's.
+    Membership.objects.bulk_create(
+        Membership(user=user, account=account, role=MembershipRole.OPERATOR) for account in Account.objects.all()
+    )
     client = Client()
     client.force_login(user)
     return "; ".join(f"{name}={morsel.value}" for name, morsel in client.cookies.items())

@@ -9,6 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, TaskKind, TaskStatus
+from tasks_app.selectors import row_version
 
 from .dashboard_helpers import make_task
 
@@ -134,3 +135,12 @@ def test_it_finds_inline_code_when_there_is_some():
     assert inline_code('<div style="x"></div><script>1</script><a onclick="x">') == [
         "style attribute on <div>", "inline <script>", "onclick handler on <a>"]
     assert inline_code('<div hx-trigger="every 3s [ok()]"></div>') == ["hx-trigger filter (evaluated by htmx)"]
+
+
+def test_it_sends_no_policy_on_an_idle_polls_empty_answer(root_client, account):
+    running = make_task(account, status=TaskStatus.RUNNING)
+    idle = root_client.get(f"/tasks/rows/?rows={running.pk}.{row_version(running)}&health=never")
+    assert idle.status_code == 204 and "Content-Security-Policy" not in idle
+    assert idle["X-Frame-Options"] == "DENY"
+    changed = root_client.get(f"/tasks/rows/?rows={running.pk}.1&health=never")
+    assert changed.status_code == 200 and "Content-Security-Policy" in changed
