@@ -243,13 +243,12 @@ def mirror_artifact(env: Env, sim_id: str, url: str):
     """A Task and its video Artifact in the bench database, pending."""
     from django.utils import timezone
 
-    from tasks_app.models import Account, Artifact, Task
+    from tasks_app.models import Artifact, Task
+    from tasks_app.services.accounts import account_ensure_default
     from tasks_app.storage import artifact_key
 
-    account, _ = Account.objects.get_or_create(name="bench", defaults={"base_url": f"{env.sim_url}/api/v3"})
-    if not account.api_key_encrypted:
-        account.set_api_key(SIM_KEY)
-        account.save()
+    # The default account (ARK_API_KEY): a second account with the same key would be synced twice.
+    account = account_ensure_default()
     task = Task.objects.create(
         account=account, ark_id=sim_id, kind="video", status="succeeded",
         ark_created_at=timezone.now(), ark_updated_at=timezone.now(), video_url=url,
@@ -495,7 +494,7 @@ def percentile(values: list[float], q: float) -> float:
 def bench_many(env: Env, *, count: int, task_bytes: int, workers: int) -> list[str]:
     from datetime import UTC, datetime
 
-    from django.db.models import Max
+    from django.db.models import Count, Max
 
     from tasks_app.models import Artifact, Task
 
@@ -544,6 +543,14 @@ def bench_many(env: Env, *, count: int, task_bytes: int, workers: int) -> list[s
         .annotate(last=Max("artifacts__archived_at"))
         .values_list("ark_updated_at", "last")
     )
+    if any(last is None for _, last in done):
+        rows = list(
+            Task.objects.filter(ark_id__in=sim_ids)
+            .annotate(n=Count("artifacts"), last=Max("artifacts__archived_at"))
+            .filter(last__isnull=True)
+            .values("ark_id", "account__name", "status", "n")
+        )
+        raise RuntimeError(f"tasks without an archived output: {rows[:5]}")
     latencies = [(last - succeeded).total_seconds() for succeeded, last in done]
     archived_bytes = sum(ours.values_list("size", flat=True))
     return [
