@@ -128,39 +128,46 @@ def artifacts_create_for_task(*, task: Task) -> list[Artifact]:
     """
     if task.status != TaskStatus.SUCCEEDED:
         return list(task.artifacts.order_by("pk"))
-    to_queue: list[int] = []
+    wanted = {
+        output: (url, spec)
+        for output, spec in SOURCE_OUTPUTS.items()
+        if (url := getattr(task, spec.url_field) or "")
+    }
     with transaction.atomic():
-        for output, spec in SOURCE_OUTPUTS.items():
-            url = getattr(task, spec.url_field) or ""
-            if not url:
-                continue
-            deadline = output_deadline(task=task, url=url)
-            artifact, created = Artifact.objects.get_or_create(
+        existing = {artifact.output: artifact for artifact in Artifact.objects.filter(task=task)}
+        new = [
+            Artifact(
                 task=task,
                 output=output,
-                defaults={
-                    "source_url": url,
-                    "deadline": deadline,
-                    "filename": f"{storage.safe_key_part(task.ark_id)}-{spec.stem}.{spec.extension}",
-                    "content_type": spec.content_type,
-                    "storage_key": storage.artifact_key(
-                        account_id=task.account_id,
-                        ark_id=task.ark_id,
-                        filename=f"{spec.stem}.{spec.extension}",
-                    ),
-                },
+                source_url=url,
+                deadline=output_deadline(task=task, url=url),
+                filename=f"{storage.safe_key_part(task.ark_id)}-{spec.stem}.{spec.extension}",
+                content_type=spec.content_type,
+                storage_key=storage.artifact_key(
+                    account_id=task.account_id, ark_id=task.ark_id, filename=f"{spec.stem}.{spec.extension}"
+                ),
             )
-            if created:
-                to_queue.append(artifact.pk)
-            elif (
-                artifact.state in (ArtifactState.PENDING, ArtifactState.FAILED) and artifact.source_url != url
+            for output, (url, spec) in wanted.items()
+            if output not in existing
+        ]
+        # ignore_conflicts: a concurrent hand-off of the same task may have inserted them first.
+        Artifact.objects.bulk_create(new, ignore_conflicts=True)
+        for output, (url, _spec) in wanted.items():
+            artifact = existing.get(output)
+            if (
+                artifact
+                and artifact.state in (ArtifactState.PENDING, ArtifactState.FAILED)
+                and artifact.source_url != url
             ):
                 Artifact.objects.filter(
                     pk=artifact.pk, state__in=[ArtifactState.PENDING, ArtifactState.FAILED]
-                ).update(source_url=url, deadline=deadline)
+                ).update(source_url=url, deadline=output_deadline(task=task, url=url))
+        artifacts = list(Artifact.objects.filter(task=task).order_by("pk"))
+        created = {a.output for a in new}
+        # Only rows this call inserted are queued here; the others were queued when created.
+        _enqueue([a.pk for a in artifacts if a.output in created and a.enqueued_at is None])
         task_archive_state_refresh(task_id=task.pk)
-        _enqueue(to_queue)
-    return list(Artifact.objects.filter(task=task).order_by("pk"))
+    return artifacts
 
 
 def _enqueue(artifact_ids: Iterable[int], *, countdown: float | None = None) -> None:
@@ -499,8 +506,14 @@ def artifact_archive(*, artifact_id: int, force: bool = False) -> Artifact:
     if token is None:
         artifact.refresh_from_db()
         return artifact
-    artifact.refresh_from_db()
-    task_archive_state_refresh(task_id=artifact.task_id)
+    # What the claim wrote, without reading the row back (a copy is a few queries).
+    artifact.state, artifact.claim_token, artifact.attempts = (
+        ArtifactState.COPYING,
+        token,
+        artifact.attempts + 1,
+    )
+    if artifact.task.archive_state != ArchiveState.COPYING:
+        task_archive_state_refresh(task_id=artifact.task_id)
     try:
         if artifact.output == ArtifactOutput.MODEL_FILE:
             copied = _extract_model_file(artifact, token)
@@ -655,11 +668,9 @@ def archive_lag_seconds(*, now: datetime | None = None, account_ids: Iterable[in
     unfinished = Artifact.objects.filter(state__in=UNFINISHED)
     if account_ids is not None:
         unfinished = unfinished.filter(task__account_id__in=list(account_ids))
-    oldest = (
-        unfinished
-        .exclude(output=ArtifactOutput.MODEL_FILE)
-        .aggregate(oldest=Min(Coalesce("task__ark_updated_at", "task__finished_at", "created")))["oldest"]
-    )
+    oldest = unfinished.exclude(output=ArtifactOutput.MODEL_FILE).aggregate(
+        oldest=Min(Coalesce("task__ark_updated_at", "task__finished_at", "created"))
+    )["oldest"]
     return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
 
 
