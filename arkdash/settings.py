@@ -343,7 +343,7 @@ CELERY_BEAT_SCHEDULE["archive-handoff-sweep"] = {
 }
 
 # Re-queues every output not archived yet, earliest deadline first (lost messages,
-# dead workers), and marks the ones whose URL died as lost.
+# dead workers); an attempt after the URL died marks the output lost.
 CELERY_BEAT_SCHEDULE["archive-sweep"] = {
     "task": "tasks_app.tasks.archive_sweep",
     "schedule": ARKDASH_ARCHIVE_SWEEP_SECONDS,
