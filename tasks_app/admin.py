@@ -62,10 +62,22 @@ class AccountAdminForm(forms.ModelForm):
         return account
 
 
-class MembershipInline(admin.TabularInline):
+class _MembershipInlineBase(admin.TabularInline):
+    """Plain selects, not autocomplete_fields: a team has a handful of people and accounts,
+    and Django's autocomplete widget crashes re-rendering a form posted with a bad id."""
+
     model = Membership
+    # A posted TOTAL_FORMS is believed up to absolute_max (Django's default: 2000 forms to
+    # build and render); nobody has a hundred memberships on one page.
+    max_num = 100
+
+    def get_formset(self, request, obj=None, **kwargs):
+        kwargs.setdefault("absolute_max", self.max_num)
+        return super().get_formset(request, obj, **kwargs)
+
+
+class MembershipInline(_MembershipInlineBase):
     extra = 1
-    autocomplete_fields = ["user"]
 
 
 def _callback_url_prefix(request: HttpRequest) -> str:
@@ -137,7 +149,6 @@ class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "account", "role", "created"]
     list_filter = ["role", "account"]
     search_fields = ["user__username", "account__name"]
-    autocomplete_fields = ["user", "account"]
 
 
 @admin.register(AuditEntry)
@@ -179,10 +190,8 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return False
 
 
-class MembershipByUserInline(admin.TabularInline):
-    model = Membership
+class MembershipByUserInline(_MembershipInlineBase):
     extra = 0
-    autocomplete_fields = ["account"]
     verbose_name_plural = _("Ark accounts this person sees")
 
 
