@@ -70,6 +70,18 @@ def test_it_sends_anonymous_people_to_log_in(client, account, local_archive):
     assert "/accounts/login/" in response["Location"]
 
 
+def test_it_answers_404_to_someone_outside_the_tasks_account(
+    client, django_user_model, account, local_archive
+):
+    artifact = archived_artifact(account)
+    stranger = django_user_model.objects.create_user(username="stranger", password="pw")
+    client.force_login(stranger)
+
+    response = client.get(url_for(artifact))
+
+    assert response.status_code == 404  # not 403: the output's existence is not revealed
+
+
 def test_it_answers_404_for_an_unknown_output(user_client, local_archive):
     assert user_client.get(reverse("tasks_app:artifact_download", args=[999999])).status_code == 404
 
