@@ -1,7 +1,9 @@
 """/healthz (for load balancers and docker) and /metrics (for Prometheus).
 
 /healthz needs no login and reveals no secret: 200 when the database, the broker and
-archive storage all answer, 503 otherwise, with the details as JSON.
+archive storage all answer, 503 otherwise, with the details as JSON. Account names and
+their sync state are shown only to trusted callers (loopback, the metrics token, staff);
+anyone else sees how many accounts are syncing and how many are failing.
 
 /metrics is open to loopback only, unless ARKDASH_METRICS_TOKEN is set: then any
 client presenting `Authorization: Bearer <token>` may scrape it, and nobody else.
@@ -25,7 +27,29 @@ from .observability.health import health_report
 @require_safe
 def healthz(request: HttpRequest) -> HttpResponse:
     report = health_report()
-    return JsonResponse(report.as_json(), status=200 if report.healthy else 503)
+    body = report.as_json()
+    if not _trusted(request):
+        # Account names would tell an outsider which projects a team runs.
+        body["accounts"] = {
+            "total": len(report.accounts),
+            "failing": sum(1 for account in report.accounts if not account["ok"]),
+        }
+    return JsonResponse(body, status=200 if report.healthy else 503)
+
+
+def _trusted(request: HttpRequest) -> bool:
+    """Loopback (probes on the host), a metrics scraper with the token, or a staff member."""
+    token = getattr(settings, "ARKDASH_METRICS_TOKEN", "")
+    return (
+        _is_loopback(request.META.get("REMOTE_ADDR", ""))
+        or (bool(token) and _presents_token(request, token))
+        or bool(getattr(request.user, "is_staff", False))
+    )
+
+
+def _presents_token(request: HttpRequest, token: str) -> bool:
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
 
 
 def _is_loopback(address: str) -> bool:
@@ -44,8 +68,7 @@ def _plain(text: str, status: int) -> HttpResponse:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     token = getattr(settings, "ARKDASH_METRICS_TOKEN", "")
     if token:
-        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), token.encode()):
+        if not _presents_token(request, token):
             response = _plain("A valid bearer token (ARKDASH_METRICS_TOKEN) is required.", 401)
             response["WWW-Authenticate"] = 'Bearer realm="arkdash-metrics"'
             return response

@@ -165,3 +165,18 @@ def test_it_answers_head_and_refuses_post(client, local_archive):
 def test_it_needs_no_login(client, local_archive):
     response = client.get("/healthz", follow=False)
     assert response.status_code == 200  # not a redirect to the login page
+
+
+def test_it_names_no_account_to_an_anonymous_remote_caller(client, local_archive, account):
+    response = client.get("/healthz", REMOTE_ADDR="203.0.113.9")
+    assert response.json()["accounts"] == {"total": 1, "failing": 1}  # never synced: not ok
+    assert account.name.encode() not in response.content
+
+
+def test_it_names_accounts_to_staff_and_token_holders(client, settings, local_archive, account, django_user_model):
+    settings.ARKDASH_METRICS_TOKEN = "scrape-token"
+    with_token = client.get("/healthz", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer scrape-token")
+    client.force_login(django_user_model.objects.create_user("ops", is_staff=True))
+    as_staff = client.get("/healthz", REMOTE_ADDR="203.0.113.9")
+    assert [entry["name"] for entry in with_token.json()["accounts"]] == [account.name]
+    assert [entry["name"] for entry in as_staff.json()["accounts"]] == [account.name]
