@@ -35,6 +35,9 @@ DETAIL_TEMPLATE = "tasks_app/task_detail.html"
 CONFIRM_TEMPLATE = "tasks_app/task_confirm.html"
 # rows=<pk>.<version>,... as sent by the poller; a page holds at most 200 rows.
 ROW_VERSION = re.compile(r"^(\d{1,18})\.(\d{1,20})$")
+# A primary key as a form sends it: ASCII digits that fit a 64-bit column (SQLite raises
+# OverflowError on anything larger instead of matching nothing).
+PK_VALUE = re.compile(r"^[0-9]{1,18}$")
 MAX_POLLED_ROWS = 200
 # Output URLs die 24 h after success: a lag of hours is a warning long before that.
 ARCHIVE_LAG_SHOWN_AFTER = 60
@@ -434,7 +437,7 @@ def tasks_cancel_bulk(request: HttpRequest) -> HttpResponse:
             return HttpResponseRedirect(list_url)
         candidates = filterset.qs.filter(status=TaskStatus.QUEUED, gone_upstream_at__isnull=True)
     else:
-        pks = [int(value) for value in request.POST.getlist("ids") if value.isdigit()][:MAX_POLLED_ROWS]
+        pks = [int(value) for value in request.POST.getlist("ids") if PK_VALUE.match(value)][:MAX_POLLED_ROWS]
         candidates = selectors.tasks_visible_to(request.user).filter(pk__in=pks)
 
     if request.POST.get("confirmed") != "1":
