@@ -191,3 +191,14 @@ def mirror(sim, account):
         return Task.objects.create(**values)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Cached reads (status counts, model suggestions) must not leak between tests: on
+    SQLite a rolled-back test's ids come back in the next one and would hit its entries."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
