@@ -14,7 +14,10 @@ from arkdash.settings import *  # noqa: E402,F403
 
 from .services import IN_CI, POSTGRES_URL, postgres_available  # noqa: E402
 
-if postgres_available() or IN_CI:
+# ARKDASH_TEST_DATABASE=sqlite runs the suite on the laptop default (.ci/run does, too).
+FORCE_SQLITE = os.environ.get("ARKDASH_TEST_DATABASE", "").lower() == "sqlite"
+
+if not FORCE_SQLITE and (postgres_available() or IN_CI):
     DATABASES = {"default": dj_database_url.parse(POSTGRES_URL, conn_max_age=0)}
     DATABASES["default"]["OPTIONS"] = {"options": "-c random_page_cost=1.1"}  # as production
     # One test database per run, so parallel runs on one machine never collide.
