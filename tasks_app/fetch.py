@@ -34,18 +34,6 @@ from django.conf import settings
 
 from . import outbound
 
-DEFAULT_ALLOWED_HOSTS = [
-    # Ark / TOS object storage where output URLs point.
-    "*.volces.com",
-    "*.volccdn.com",
-    "*.tos-cn-beijing.volces.com",
-    "*.bytepluses.com",
-    "*.byteplus.com",
-    # The simulator (in-process and on loopback for the demo).
-    "arksim.test",
-    "127.0.0.1",
-    "localhost",
-]
 MAX_REDIRECTS = 3
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 # The source says the URL is dead: retrying cannot help, the output is lost.
@@ -135,7 +123,7 @@ class UrlPolicy:
     @classmethod
     def from_settings(cls) -> UrlPolicy:
         return cls(
-            allowed_hosts=list(getattr(settings, "ARKDASH_ARCHIVE_ALLOWED_HOSTS", DEFAULT_ALLOWED_HOSTS)),
+            allowed_hosts=list(settings.ARKDASH_ARCHIVE_ALLOWED_HOSTS),  # defaults: arkdash/settings.py
             allow_private=bool(getattr(settings, "ARKDASH_ARCHIVE_ALLOW_PRIVATE", False)),
         )
 
