@@ -152,7 +152,9 @@ def test_it_plays_the_video_renders_the_3d_model_and_downloads_an_archived_outpu
     page.goto(f"{live_server.url}/tasks/{model.pk}/")
     page.wait_for_function("() => document.querySelector('#output-model') && document.querySelector('#output-model').loaded === true",
                            timeout=30_000)
-    assert page.evaluate("document.querySelector('#output-model').modelIsVisible") is True
+    # Visible once the first frame with the model is drawn, a moment after 'loaded' on a
+    # busy machine: wait for it (a model that never shows fails here after 15 s).
+    page.wait_for_function("() => document.querySelector('#output-model').modelIsVisible === true", timeout=15_000)
     screenshot(page, "task-detail-3d-en")
 
     # The same pages in Simplified Chinese.
