@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import random
-import re
 import statistics
 import sys
 import tempfile
@@ -31,8 +29,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: make the project importable
+
+from bench.support import DOCS, machine_summary, write_docs_section  # noqa: E402
+
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Dashboard"
 DB_NAME = f"arkdash_bench_dashboard_{os.getpid()}"
 
@@ -306,27 +307,14 @@ def measure_all(handler, scenarios: list[Scenario], cookie: str, *, requests: in
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, AttributeError):
-        pass
+    machine_line = machine_summary()
     import django
     import psycopg
 
     with psycopg.connect(f"{POSTGRES}/postgres") as conn:
         pg = conn.execute("SHOW server_version").fetchone()[0]
     return (
-        f"{cpu}, {os.cpu_count()} CPUs{memory}; Python {platform.python_version()}, Django {django.get_version()}, "
+        f"{machine_line}, Django {django.get_version()}, "
         f"PostgreSQL {pg.split()[0]} on loopback"
     )
 
@@ -416,15 +404,7 @@ def load_average() -> str:
 
 
 def write_docs(section: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, leaving the others alone."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(text.rstrip("\n") + "\n")
+    write_docs_section(SECTION, section)
 
 
 def main() -> int:

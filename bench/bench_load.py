@@ -40,10 +40,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.support import DOCS, write_docs_section  # noqa: E402
 from harness import Harness, HarnessConfig  # noqa: E402
 from harness.clients import parse_rows  # noqa: E402
 
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Load"
 UPSTREAM = ("list", "get", "delete", "create")
 POLL_EVERY = 3.0
@@ -285,14 +285,7 @@ def _cpus() -> int:
 
 
 def write_docs(section: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, leaving the others alone."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text.rstrip("\n") + "\n")
+    write_docs_section(SECTION, section)
 
 
 def main() -> int:

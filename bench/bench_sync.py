@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,12 +39,15 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: make the project importable
+
+from bench.support import DOCS, free_port, machine_summary, wait_for_port, write_docs_section  # noqa: E402
+
 PYTHON = sys.executable
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 SIM_KEY = "bench-key"
 DAY = 86400
 RUN_SECONDS = 600  # how long the "still running" tasks take to finish upstream
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Sync"
 
 
@@ -61,23 +61,6 @@ class Measurement:
     updated: int
     unchanged: int
     gone: int
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
 
 
 def _psql(sql: str) -> None:
@@ -215,26 +198,13 @@ def _parse(line: str) -> Measurement:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = ""
-    try:
-        kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, AttributeError):
-        pass
+    machine_line = machine_summary()
     import psycopg
 
     with psycopg.connect(f"{POSTGRES}/postgres") as conn:
         pg = conn.execute("SHOW server_version").fetchone()[0]
     return (
-        f"{cpu}, {os.cpu_count()} CPUs{memory}; Python {platform.python_version()}, PostgreSQL {pg.split()[0]}, "
+        f"{machine_line}, PostgreSQL {pg.split()[0]}, "
         f"simulator and database on loopback"
     )
 
@@ -275,15 +245,7 @@ def markdown(results: dict[str, list[Measurement]], *, tasks: int) -> str:
 
 
 def write_docs(section: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, leaving the others alone."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(text.rstrip("\n") + "\n")
+    write_docs_section(SECTION, section)
 
 
 def main() -> int:
