@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: make the project importable
 
-from bench.support import DOCS, machine_summary, write_docs_section  # noqa: E402
+from bench.support import DOCS, machine_summary, postgres_version, write_docs_section  # noqa: E402
 
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 SECTION = "## Dashboard"
@@ -307,16 +307,9 @@ def measure_all(handler, scenarios: list[Scenario], cookie: str, *, requests: in
 
 
 def machine() -> str:
-    machine_line = machine_summary()
     import django
-    import psycopg
 
-    with psycopg.connect(f"{POSTGRES}/postgres") as conn:
-        pg = conn.execute("SHOW server_version").fetchone()[0]
-    return (
-        f"{machine_line}, Django {django.get_version()}, "
-        f"PostgreSQL {pg.split()[0]} on loopback"
-    )
+    return f"{machine_summary()}, Django {django.get_version()}, PostgreSQL {postgres_version(POSTGRES)} on loopback"
 
 
 def markdown(results: list[Result], *, tasks: int, requests: int, active: int) -> str:

@@ -41,7 +41,14 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: make the project importable
 
-from bench.support import DOCS, free_port, machine_summary, wait_for_port, write_docs_section  # noqa: E402
+from bench.support import (  # noqa: E402
+    DOCS,
+    free_port,
+    machine_summary,
+    postgres_version,
+    wait_for_port,
+    write_docs_section,
+)
 
 PYTHON = sys.executable
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
@@ -198,15 +205,7 @@ def _parse(line: str) -> Measurement:
 
 
 def machine() -> str:
-    machine_line = machine_summary()
-    import psycopg
-
-    with psycopg.connect(f"{POSTGRES}/postgres") as conn:
-        pg = conn.execute("SHOW server_version").fetchone()[0]
-    return (
-        f"{machine_line}, PostgreSQL {pg.split()[0]}, "
-        f"simulator and database on loopback"
-    )
+    return f"{machine_summary()}, PostgreSQL {postgres_version(POSTGRES)}, simulator and database on loopback"
 
 
 def markdown(results: dict[str, list[Measurement]], *, tasks: int) -> str:

@@ -14,7 +14,7 @@ from harness.services import free_port
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
 
-__all__ = ["DOCS", "free_port", "machine_summary", "wait_for_port", "write_docs_section"]
+__all__ = ["DOCS", "free_port", "machine_summary", "postgres_version", "wait_for_port", "write_docs_section"]
 
 
 def wait_for_port(port: int, timeout: float = 30.0) -> None:
@@ -45,6 +45,14 @@ def machine_summary() -> str:
     except (OSError, AttributeError):
         pass
     return f"{cpu}, {os.cpu_count()} CPUs{memory}; Python {platform.python_version()}"
+
+
+def postgres_version(server_url: str) -> str:
+    """The server's version number, e.g. "15.20", from a URL without a database name."""
+    import psycopg
+
+    with psycopg.connect(f"{server_url}/postgres") as conn:
+        return conn.execute("SHOW server_version").fetchone()[0].split()[0]
 
 
 def write_docs_section(heading: str, section: str) -> None:
