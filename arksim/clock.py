@@ -48,11 +48,6 @@ class SimClock:
             if self._anchor is None:
                 self._anchor = time.monotonic()
 
-    def freeze(self) -> None:
-        with self._lock:
-            self._base = self._now_locked()
-            self._anchor = None
-
     def _now_locked(self) -> float:
         if self._anchor is None:
             return self._base

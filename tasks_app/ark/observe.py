@@ -49,11 +49,6 @@ def add_call_observer(observer: CallObserver) -> None:
         _observers.append(observer)
 
 
-def remove_call_observer(observer: CallObserver) -> None:
-    if observer in _observers:
-        _observers.remove(observer)
-
-
 def notify(event: CallEvent) -> None:
     for observer in list(_observers):
         try:
