@@ -372,8 +372,9 @@ def test_it_refuses_a_body_longer_than_its_content_length(account, local_archive
     assert local_archive.visible_keys() == []
 
 
-def test_it_refuses_a_corrupt_zip_and_publishes_nothing(account, archive_backend):
-    task = Task.objects.create(
+def _hand_made_3d_task(account) -> Task:
+    """A succeeded 3D task whose zip a test serves itself (through a MockTransport)."""
+    return Task.objects.create(
         account=account,
         ark_id="cgt-3d",
         kind="3d",
@@ -382,6 +383,9 @@ def test_it_refuses_a_corrupt_zip_and_publishes_nothing(account, archive_backend
         ark_created_at=timezone.now(),
         file_url="http://arksim.test/model.zip",
     )
+
+def test_it_refuses_a_corrupt_zip_and_publishes_nothing(account, archive_backend):
+    task = _hand_made_3d_task(account)
     good = io.BytesIO()
     with zipfile.ZipFile(good, "w", compression=zipfile.ZIP_STORED) as z:
         z.writestr("model.glb", b"glTF" + b"x" * 5000)
@@ -420,15 +424,7 @@ def test_it_archives_a_3d_zip_and_extracts_its_model_for_preview(sim, mirror, ar
 
 
 def test_it_keeps_the_zip_when_its_model_cannot_be_extracted(account, local_archive):
-    task = Task.objects.create(
-        account=account,
-        ark_id="cgt-3d",
-        kind="3d",
-        status="succeeded",
-        file_format="glb",
-        ark_created_at=timezone.now(),
-        file_url="http://arksim.test/model.zip",
-    )
+    task = _hand_made_3d_task(account)
     evil = io.BytesIO()
     with zipfile.ZipFile(evil, "w") as z:
         z.writestr("../../model.glb", b"glTF" + b"x" * 100)
