@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+import httpcore
 import httpx
 from django.conf import settings
 
@@ -194,6 +195,10 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+# Body bytes asked of the socket per read on the bulk path (see Source.iter_chunks).
+BULK_READ = 1024 * 1024
+
+
 @dataclass
 class Source:
     """An open download: its declared length and type, and its body in pieces."""
@@ -202,6 +207,7 @@ class Source:
     content_length: int | None
     content_type: str
     _response: httpx.Response
+    read_timeout: float = 60.0
 
     def iter_chunks(self) -> Iterator[bytes]:
         """The body as it arrives, raw (we ask for identity encoding and refuse others)."""
@@ -209,11 +215,36 @@ class Source:
             yield self._response.content
             return
         try:
-            yield from self._response.iter_raw()
-        except httpx.TimeoutException as exc:
+            yield from self._iter_body()
+        except (httpx.TimeoutException, httpcore.TimeoutException) as exc:
             raise FetchError(f"timed out reading {redact_url(self.url)} ({type(exc).__name__})") from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpcore.NetworkError, httpcore.ProtocolError) as exc:
             raise FetchError(f"connection broke while reading {redact_url(self.url)} ({exc})") from None
+
+    def _iter_body(self) -> Iterator[bytes]:
+        # h11 parses a body 64 KiB at a time through several layers of Python, about
+        # 50 us a piece: as much CPU as the sha256 of those bytes. A plain HTTP/1.1 body
+        # with a Content-Length has no framing to parse, so once h11 has handed over what
+        # it buffered with the headers, the rest is read straight off the connection
+        # (httpcore's public network_stream) in 1 MiB reads. The connection is closed
+        # afterwards, never reused, so h11 not seeing those bytes does no harm.
+        raw = self._response.iter_raw()
+        stream = self._response.extensions.get("network_stream")
+        framed = "transfer-encoding" in self._response.headers or self._response.http_version != "HTTP/1.1"
+        if stream is None or self.content_length is None or framed:
+            yield from raw
+            return
+        received = 0
+        for buffered in raw:  # one piece: everything h11 holds after the headers
+            received += len(buffered)
+            yield buffered
+            break
+        while received < self.content_length:
+            chunk = stream.read(min(BULK_READ, self.content_length - received), timeout=self.read_timeout)
+            if not chunk:
+                return  # closed early: the caller compares what it got with Content-Length
+            received += len(chunk)
+            yield chunk
 
 
 def _peer_address(response: httpx.Response) -> str | None:
@@ -295,6 +326,7 @@ def open_source(
                     content_length=_content_length(response),
                     content_type=response.headers.get("content-type", "").split(";", 1)[0].strip(),
                     _response=response,
+                    read_timeout=client.timeout.read or 60.0,
                 )
                 return
             finally:
