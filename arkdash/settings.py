@@ -176,6 +176,8 @@ STATIC_ROOT = Path(envstr("ARKDASH_STATIC_ROOT", str(DATA_DIR / "staticfiles")))
 # --- Archive storage --------------------------------------------------------------
 ARKDASH_S3_BUCKET = envstr("ARKDASH_S3_BUCKET")
 if ARKDASH_S3_BUCKET:
+    from .s3 import client_config as _s3_client_config
+
     _archive_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -186,6 +188,10 @@ if ARKDASH_S3_BUCKET:
             "file_overwrite": True,
             "default_acl": None,
             "querystring_expire": envint("ARKDASH_S3_URL_EXPIRE_SECONDS", 300),
+            # The client's settings (timeouts, checksums, addressing): arkdash/s3.py.
+            "client_config": _s3_client_config(
+                addressing_style=envstr("ARKDASH_S3_ADDRESSING_STYLE", "path")
+            ),
         },
     }
 else:

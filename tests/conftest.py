@@ -115,6 +115,8 @@ class ArchiveBackend:
 
 
 def archive_storage_settings(backend: ArchiveBackend) -> dict:
+    from arkdash.s3 import client_config
+
     if backend.kind == "local":
         return {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(backend.root)}}
     return {
@@ -129,6 +131,7 @@ def archive_storage_settings(backend: ArchiveBackend) -> dict:
             "file_overwrite": True,
             "default_acl": None,
             "querystring_expire": 300,
+            "client_config": client_config(addressing_style="path"),  # production's
         },
     }
 

@@ -196,3 +196,34 @@ def test_it_detects_s3_storages_by_class():
 
     assert storage.is_s3(S3Storage(bucket_name="b"))
     assert not storage.is_s3(storage.FileSystemStorage())
+
+
+def test_part_uploads_carry_no_checksum_or_signed_payload_by_default(s3_archive, settings):
+    # The copy hashes every byte itself; boto3 hashing them again per part doubled its CPU.
+    settings.ARKDASH_ARCHIVE_S3_PART_MB = 5
+    client = storage.archive_storage().connection.meta.client
+    sent: list[dict] = []
+    client.meta.events.register("before-send.s3.UploadPart", lambda request, **_: sent.append(dict(request.headers)))
+    writer = storage.open_writer("outputs/1/t/video.mp4")
+    writer.write(os.urandom(6 * 1024 * 1024))
+    writer.publish()
+
+    assert sent, "no part was uploaded"
+    for headers in sent:
+        assert headers["X-Amz-Content-SHA256"] == b"UNSIGNED-PAYLOAD"
+        assert not [name for name in headers if name.lower().startswith("x-amz-checksum")]
+    assert s3_archive.visible_keys() == ["outputs/1/t/video.mp4"]
+
+
+def test_the_s3_client_settings_follow_the_standard_aws_variables(monkeypatch):
+    from arkdash.s3 import client_config
+
+    default = client_config()
+    assert default.request_checksum_calculation == "when_required"
+    assert default.s3["payload_signing_enabled"] is False
+    assert default.connect_timeout and default.read_timeout
+    monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", "when_supported")
+    monkeypatch.setenv("ARKDASH_S3_SIGN_PAYLOAD", "true")
+    changed = client_config(addressing_style="virtual")
+    assert changed.request_checksum_calculation == "when_supported"
+    assert changed.s3 == {"addressing_style": "virtual", "payload_signing_enabled": True}
