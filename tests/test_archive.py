@@ -335,6 +335,36 @@ def test_it_reports_progress_while_copying(sim, mirror, local_archive, monkeypat
     assert progress[0] == 0 and len(progress) >= 2 and progress[-1] < BIG
 
 
+@pytest.mark.parametrize(
+    "sibling_state, shown_while_copying",
+    [
+        (ArtifactState.PENDING, ArchiveState.COPYING),
+        (ArtifactState.ARCHIVED, ArchiveState.COPYING),
+        (ArtifactState.FAILED, ArchiveState.FAILED),  # failed and lost outrank copying
+        (ArtifactState.LOST, ArchiveState.LOST),
+    ],
+)
+def test_the_task_shows_copying_while_an_output_copies_unless_another_did_worse(
+    sim, mirror, local_archive, monkeypatch, sibling_state, shown_while_copying
+):
+    task = video_task(sim, mirror, return_last_frame=True)
+    artifacts = {a.output: a for a in artifacts_create_for_task(task=task)}
+    Artifact.objects.filter(pk=artifacts["last_frame"].pk).update(state=sibling_state)
+    archive.task_archive_state_refresh(task_id=task.pk)
+    seen: list[str] = []
+    real_chunks = fetch.Source.iter_chunks
+
+    def spy(self):
+        seen.append(Task.objects.values_list("archive_state", flat=True).get(pk=task.pk))
+        yield from real_chunks(self)
+
+    monkeypatch.setattr(fetch.Source, "iter_chunks", spy)
+
+    artifact_archive(artifact_id=artifacts["video"].pk)
+
+    assert seen == [shown_while_copying]
+
+
 def test_it_copies_in_constant_memory(sim, mirror, local_archive):
     task = video_task(sim, mirror, output_bytes=96 * MiB)
     artifact = artifacts_create_for_task(task=task)[0]
