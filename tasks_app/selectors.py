@@ -55,19 +55,16 @@ def _account_ids(user: User, *, operator: bool = False) -> list[int]:
     return list(_memberships(user, operator=operator).values_list("account_id", flat=True))
 
 
-def tasks_visible_to(user: User, *, access: Access | None = None) -> QuerySet[Task]:
+def tasks_visible_to(user: User) -> QuerySet[Task]:
     """THE visibility rule for tasks: every read and action starts here.
 
     A person sees the tasks of the accounts they are a member of (any role); a superuser
     sees all. Anything else is invisible, so views answer 404, never 403: ids leak nothing.
-    `access` (access_for(user), read in this request) saves reading the memberships again.
     """
     if not user.is_authenticated or not user.is_active:
         return Task.objects.none()
     if _sees_everything(user):
         return Task.objects.all()
-    if access is not None:
-        return Task.objects.filter(account_id__in=sorted(access.visible_account_ids))
     return Task.objects.filter(account_id__in=_account_ids(user))
 
 
@@ -143,19 +140,13 @@ def is_live(task: Task) -> bool:
     return task.status in ACTIVE_STATUSES or task.archive_state in LIVE_ARCHIVE_STATES
 
 
-def mirror_version() -> str:
-    """Changes whenever any task row does: the newest changed_at (every write bumps it;
-    one index probe) and a generation bumped when rows are removed."""
-    newest = Task.objects.aggregate(newest=Max("changed_at"))["newest"]
-    return f"{newest}|{cache.get(_COUNTS_GENERATION_KEY, 0)}"
-
-
-def status_counts(*, queryset: QuerySet[Task], version: str | None = None) -> dict[str, int]:
+def status_counts(*, queryset: QuerySet[Task]) -> dict[str, int]:
     """Tasks per status in `queryset`, with a zero for every status.
 
     Counting scans every matching row (an index-only scan, ~10-20 ms at 100k tasks), so
-    the answer is cached under the query and the mirror_version() (pass it in when the
-    caller has it). A change anywhere means a fresh count; an idle mirror is counted once.
+    the answer is cached under the query and the mirror's version: the newest changed_at
+    (every write bumps it; one index probe) plus a generation bumped when rows are
+    removed. A change anywhere means a fresh count; an idle mirror is counted once.
     """
     # COUNT(*), not COUNT(id): the id is not in the covering index, and asking for it
     # forces a read of every row (4x slower). Grouped by account too, the index's order,
@@ -165,8 +156,9 @@ def status_counts(*, queryset: QuerySet[Task], version: str | None = None) -> di
         sql, params = grouped.query.sql_with_params()
     except EmptyResultSet:  # e.g. a person who is a member of no account: nothing to count
         return {status: 0 for status in TaskStatus.values}
-    version = mirror_version() if version is None else version
-    key = "arkdash:status-counts:" + hashlib.sha256(f"{version}|{sql}|{params!r}".encode()).hexdigest()
+    newest = Task.objects.aggregate(newest=Max("changed_at"))["newest"]
+    generation = cache.get(_COUNTS_GENERATION_KEY, 0)
+    key = "arkdash:status-counts:" + hashlib.sha256(f"{newest}|{generation}|{sql}|{params!r}".encode()).hexdigest()
     counts = cache.get(key)
     if counts is None:
         counts = {status: 0 for status in TaskStatus.values}
