@@ -161,10 +161,14 @@ RATE = 10.0
 HAMMER_SECONDS = 1.6
 
 
-def _hammer(store_kind: str, location: str, scope: str, until: float, out: multiprocessing.Queue) -> None:
+def _hammer(store_kind: str, location: str, scope: str, ready, out: multiprocessing.Queue) -> None:
     store = RedisBucketStore(location) if store_kind == "redis" else SqliteBucketStore(Path(location))
     limiter = SharedRateLimiter(store=store, scope=scope, rates={"list": Rate(per_second=RATE)})
     grants = []
+    # Both start together: on a loaded machine one process may be ready a second later than
+    # the other, which then had the whole window to itself.
+    ready.wait(timeout=30)
+    until = time.time() + HAMMER_SECONDS
     while True:
         limiter.acquire(endpoint="list")
         now = time.time()
@@ -178,8 +182,8 @@ def _run_two_processes(store_kind: str, location: str) -> list[float]:
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
     scope = f"test:{uuid.uuid4()}"
-    until = time.time() + HAMMER_SECONDS
-    workers = [ctx.Process(target=_hammer, args=(store_kind, location, scope, until, out)) for _ in range(2)]
+    ready = ctx.Barrier(2)
+    workers = [ctx.Process(target=_hammer, args=(store_kind, location, scope, ready, out)) for _ in range(2)]
     for worker in workers:
         worker.start()
     results = [out.get(timeout=30) for _ in workers]
