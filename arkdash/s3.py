@@ -6,8 +6,9 @@ signature) doubled the copy's CPU on a small machine (bench/bench_archive.py), a
 S3-compatible stores such as TOS and older MinIO refuse boto3's default CRC checksums.
 So: checksums only where the S3 API requires them (the standard AWS_REQUEST_CHECKSUM_
 CALCULATION and AWS_RESPONSE_CHECKSUM_VALIDATION variables override that), and the
-payload left out of the signature, as boto3 already does over https; sign_payload
-puts it back for a plain-http endpoint. The writer HEADs every completed object and
+payload left out of the signature, as boto3 already does over https;
+ARKDASH_S3_SIGN_PAYLOAD=true puts it back for a plain-http endpoint. The writer HEADs
+every completed object and
 checks its length (tasks_app/storage.py).
 """
 

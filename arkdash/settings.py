@@ -184,11 +184,11 @@ if ARKDASH_S3_BUCKET:
             "bucket_name": ARKDASH_S3_BUCKET,
             "endpoint_url": envstr("ARKDASH_S3_ENDPOINT_URL") or None,
             "region_name": envstr("ARKDASH_S3_REGION") or None,
-            "addressing_style": envstr("ARKDASH_S3_ADDRESSING_STYLE", "path"),
             "file_overwrite": True,
             "default_acl": None,
             "querystring_expire": envint("ARKDASH_S3_URL_EXPIRE_SECONDS", 300),
-            # The client's settings (timeouts, checksums, addressing): arkdash/s3.py.
+            # The client's settings (addressing, timeouts, checksums): arkdash/s3.py. With a
+            # client_config, django-storages ignores its own addressing_style option.
             "client_config": _s3_client_config(
                 addressing_style=envstr("ARKDASH_S3_ADDRESSING_STYLE", "path")
             ),

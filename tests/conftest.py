@@ -127,7 +127,6 @@ def archive_storage_settings(backend: ArchiveBackend) -> dict:
             "region_name": "us-east-1",
             "access_key": "testing",
             "secret_key": "testing",
-            "addressing_style": "path",
             "file_overwrite": True,
             "default_acl": None,
             "querystring_expire": 300,
