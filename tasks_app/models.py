@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from . import mirror_version
 from .crypto import decrypt_secret, encrypt_secret
 
 
@@ -82,6 +83,34 @@ class ArchiveState(models.TextChoices):
     LOST = "lost", _("lost")
 
 
+class TaskQuerySet(models.QuerySet):
+    """Bulk writes move the mirror's version like single ones (see mirror_version.py)."""
+
+    def update(self, **kwargs) -> int:
+        updated = super().update(**kwargs)
+        if updated:
+            mirror_version.bump(self.db)
+        return updated
+
+    def bulk_create(self, objs, *args, **kwargs):
+        created = super().bulk_create(objs, *args, **kwargs)
+        if created:
+            mirror_version.bump(self.db)
+        return created
+
+    def bulk_update(self, objs, fields, *args, **kwargs) -> int:
+        updated = super().bulk_update(objs, fields, *args, **kwargs)
+        if updated:
+            mirror_version.bump(self.db)
+        return updated
+
+    def delete(self):
+        deleted = super().delete()
+        if deleted[0]:
+            mirror_version.bump(self.db)
+        return deleted
+
+
 class Task(models.Model):
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="tasks")
     ark_id = models.CharField(_("task id"), max_length=64)
@@ -133,6 +162,8 @@ class Task(models.Model):
 
     raw = models.JSONField(default=dict)
 
+    objects = TaskQuerySet.as_manager()
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "ark_id"], name="task_unique_per_account")]
         indexes = [
@@ -159,6 +190,15 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return self.ark_id
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        mirror_version.bump(kwargs.get("using") or self._state.db)
+
+    def delete(self, *args, **kwargs):
+        deleted = super().delete(*args, **kwargs)
+        mirror_version.bump(kwargs.get("using") or self._state.db or "default")
+        return deleted
 
     @property
     def is_active(self) -> bool:

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 
+from . import mirror_version
 from .models import (
     ACTIVE_STATUSES,
     Account,
@@ -29,7 +30,6 @@ User = AbstractBaseUser | AnonymousUser
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STATUS_COUNTS_CACHE_SECONDS = 60
-_COUNTS_GENERATION_KEY = "arkdash:status-counts-generation"
 # Rows the live poll watches: still moving upstream, or their outputs are being copied.
 LIVE_ARCHIVE_STATES = (ArchiveState.PENDING, ArchiveState.COPYING)
 # The columns a list row shows; the raw JSON and output URLs stay in the database.
@@ -140,13 +140,13 @@ def is_live(task: Task) -> bool:
     return task.status in ACTIVE_STATUSES or task.archive_state in LIVE_ARCHIVE_STATES
 
 
-def status_counts(*, queryset: QuerySet[Task]) -> dict[str, int]:
+def status_counts(*, queryset: QuerySet[Task], version: int | None = None) -> dict[str, int]:
     """Tasks per status in `queryset`, with a zero for every status.
 
     Counting scans every matching row (an index-only scan, ~10-20 ms at 100k tasks), so
-    the answer is cached under the query and the mirror's version: the newest changed_at
-    (every write bumps it; one index probe) plus a generation bumped when rows are
-    removed. A change anywhere means a fresh count; an idle mirror is counted once.
+    the answer is cached under the query and the mirror's version (mirror_version.py;
+    pass it in when the caller read it already). Any write means a fresh count; an idle
+    mirror is counted once.
     """
     # COUNT(*), not COUNT(id): the id is not in the covering index, and asking for it
     # forces a read of every row (4x slower). Grouped by account too, the index's order,
@@ -156,9 +156,9 @@ def status_counts(*, queryset: QuerySet[Task]) -> dict[str, int]:
         sql, params = grouped.query.sql_with_params()
     except EmptyResultSet:  # e.g. a person who is a member of no account: nothing to count
         return {status: 0 for status in TaskStatus.values}
-    newest = Task.objects.aggregate(newest=Max("changed_at"))["newest"]
-    generation = cache.get(_COUNTS_GENERATION_KEY, 0)
-    key = "arkdash:status-counts:" + hashlib.sha256(f"{newest}|{generation}|{sql}|{params!r}".encode()).hexdigest()
+    if version is None:
+        version = mirror_version.current(queryset.db)  # before the count: see mirror_version.py
+    key = "arkdash:status-counts:" + hashlib.sha256(f"{version}|{sql}|{params!r}".encode()).hexdigest()
     counts = cache.get(key)
     if counts is None:
         counts = {status: 0 for status in TaskStatus.values}
@@ -166,14 +166,6 @@ def status_counts(*, queryset: QuerySet[Task]) -> dict[str, int]:
             counts[row["status"]] += row["n"]
         cache.set(key, counts, STATUS_COUNTS_CACHE_SECONDS)
     return counts
-
-
-def status_counts_invalidate() -> None:
-    """Call after deleting Task rows: deletions leave the newest changed_at as it was."""
-    try:
-        cache.incr(_COUNTS_GENERATION_KEY)
-    except ValueError:  # not set yet
-        cache.set(_COUNTS_GENERATION_KEY, 1, None)
 
 
 @dataclass

@@ -36,7 +36,7 @@ from ..ark import ArkBadRequestError, ArkError, ArkNotFoundError, ArkTask
 from ..crypto import SecretDecryptError
 from ..models import FINISHED_STATUSES, ArchiveState, AuditAction, AuditEntry, AuditResult, Task, TaskStatus
 from ..ratelimit import RateLimitWaitTooLong
-from ..selectors import can_operate, status_counts_invalidate
+from ..selectors import can_operate
 from .accounts import client_for
 from .sync import task_upsert_from_ark
 
@@ -323,7 +323,6 @@ def _remove_local(task: Task, user: User) -> ActionResult:
         task.delete()
         # Files go only once the rows are surely gone.
         transaction.on_commit(lambda: _delete_archived_files(keys))
-        transaction.on_commit(status_counts_invalidate)
     logger.info("user %s removed task %s from ArkDash", getattr(user, "pk", None), ark_id)
     return ActionResult(True, "removed", _("%(id)s removed from ArkDash.") % {"id": ark_id}, None)
 
