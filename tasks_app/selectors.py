@@ -55,16 +55,19 @@ def _account_ids(user: User, *, operator: bool = False) -> list[int]:
     return list(_memberships(user, operator=operator).values_list("account_id", flat=True))
 
 
-def tasks_visible_to(user: User) -> QuerySet[Task]:
+def tasks_visible_to(user: User, *, access: Access | None = None) -> QuerySet[Task]:
     """THE visibility rule for tasks: every read and action starts here.
 
     A person sees the tasks of the accounts they are a member of (any role); a superuser
     sees all. Anything else is invisible, so views answer 404, never 403: ids leak nothing.
+    `access` (access_for(user), read in this request) saves reading the memberships again.
     """
     if not user.is_authenticated or not user.is_active:
         return Task.objects.none()
     if _sees_everything(user):
         return Task.objects.all()
+    if access is not None:
+        return Task.objects.filter(account_id__in=sorted(access.visible_account_ids))
     return Task.objects.filter(account_id__in=_account_ids(user))
 
 

@@ -16,15 +16,17 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.middleware.csrf import get_token
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from . import mirror_version, page_cache, selectors
 from . import rows as row_views
-from . import selectors
 from .filters import PAGE_SIZES, TaskFilter, parse_paging
 from .models import Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
 from .services import actions
@@ -51,14 +53,33 @@ ARCHIVE_LAG_CACHE_SECONDS = 15
 @login_required
 @require_GET
 def task_list(request: HttpRequest) -> HttpResponse:
-    context = _list_context(request)
-    status = 400 if context["errors"] else 200
-    return render(request, LIST_TEMPLATE, context, status=status)
+    # The page is stored per state of the mirror (page_cache.py says what stays fresh).
+    access = selectors.access_for(request.user)
+    version = mirror_version.current()  # before anything the page shows is read
+    key = page_cache.page_key(request, access=access, mirror_version=version)
+    page = page_cache.stored_page(key)
+    status = 200
+    if page is None:
+        context = _list_context(request, access=access, version=version)
+        status = 400 if context["errors"] else 200
+        context.update(live_status_slot=page_cache.LIVE_STATUS_SLOT, csrf_token=page_cache.CSRF_SLOT)
+        page = render_to_string(LIST_TEMPLATE, context, request)
+        if status == 200:
+            page_cache.store_page(key, page)
+    now = timezone.now()
+    live_status = render_to_string(
+        f"{LIST_TEMPLATE}#live-status",
+        {"health": selectors.sync_health(user=request.user), "archive_lag": _archive_lag(access), "now": now},
+        request,
+    )
+    return HttpResponse(
+        page_cache.fill(page, live_status=live_status, csrf_token=get_token(request)), status=status
+    )
 
 
-def _list_context(request: HttpRequest) -> dict:
+def _list_context(request: HttpRequest, *, access: selectors.Access, version: int) -> dict:
     user = request.user
-    filterset = TaskFilter(data=request.GET, queryset=selectors.tasks_visible_to(user))
+    filterset = TaskFilter(data=request.GET, queryset=selectors.tasks_visible_to(user, access=access))
     paging = parse_paging(request.GET)
     errors = [*filterset.error_messages(), *paging.errors]
     # Links built from this page (chips, pages, sizes) leave out what was rejected.
@@ -66,7 +87,7 @@ def _list_context(request: HttpRequest) -> dict:
     for name in [*filterset.rejected_params(), *paging.invalid]:
         params.pop(name, None)
 
-    counts = selectors.status_counts(queryset=filterset.queryset_without_status())
+    counts = selectors.status_counts(queryset=filterset.queryset_without_status(), version=version)
     selected = filterset.selected_statuses()
     total = sum(counts[status] for status in (selected or counts))
     page = selectors.task_list_page(
@@ -78,7 +99,6 @@ def _list_context(request: HttpRequest) -> dict:
             _("There is no page %(asked)s: showing the last page, %(last)s.")
             % {"asked": paging.page, "last": page.num_pages}
         )
-    access = selectors.access_for(user)
     queued_in_filter = _queued_operable(filterset, counts, selected, access)
     now = timezone.now()
     rows = row_views.present(page.tasks, now=now, access=access)
@@ -92,8 +112,6 @@ def _list_context(request: HttpRequest) -> dict:
         "total_all_statuses": sum(counts.values()),
         "queued_in_filter": queued_in_filter,
         "known_models": selectors.known_models(user=user, access=access),
-        "health": selectors.sync_health(user=user),
-        "archive_lag": _archive_lag(access),
         "has_live_rows": any(row["live"] for row in rows),
         "has_cancellable_rows": any(row["can_cancel"] for row in rows),
         "page_sizes": PAGE_SIZES,
