@@ -228,7 +228,7 @@ def attach_archive_progress(tasks: Iterable[Task]) -> None:
             copying[row["task_id"]].archive_percent = min(100, int(100 * (row["done"] or 0) / row["total"]))
 
 
-def rows_changed(*, user: User, versions: Mapping[int, int]) -> list[Task]:
+def rows_changed(*, user: User, versions: Mapping[int, int], access: Access | None = None) -> list[Task]:
     """The tasks among `versions` (pk -> row_version the page shows) that differ now.
 
     Rows being copied are always returned: their progress lives on the artifacts.
@@ -236,7 +236,8 @@ def rows_changed(*, user: User, versions: Mapping[int, int]) -> list[Task]:
     """
     if not versions:
         return []
-    current = tasks_visible_to(user).filter(pk__in=list(versions)).values_list("pk", "changed_at", "archive_state")
+    visible = tasks_visible_to(user, access=access)
+    current = visible.filter(pk__in=list(versions)).values_list("pk", "changed_at", "archive_state")
     changed = [
         pk
         for pk, changed_at, archive_state in current
@@ -244,7 +245,7 @@ def rows_changed(*, user: User, versions: Mapping[int, int]) -> list[Task]:
     ]
     if not changed:
         return []
-    tasks = list(tasks_visible_to(user).filter(pk__in=changed).only(*ROW_FIELDS).order_by("pk"))
+    tasks = list(visible.filter(pk__in=changed).only(*ROW_FIELDS).order_by("pk"))
     attach_archive_progress(tasks)
     return tasks
 
@@ -284,11 +285,31 @@ class SyncHealth:
         return int(self.synced_at.timestamp()) if self.synced_at else None
 
 
+_HEALTH_FIELDS = ("name", "last_sync_ok_at", "failing_since", "last_sync_error")
+
+
 def sync_health(*, user: User) -> SyncHealth:
     """One small query: there are a handful of accounts, not thousands."""
-    accounts = list(
-        accounts_visible_to(user).order_by().values_list("name", "last_sync_ok_at", "failing_since", "last_sync_error")
+    accounts = list(accounts_visible_to(user).order_by().values_list(*_HEALTH_FIELDS))
+    return _health_of(accounts, user=user)
+
+
+def access_and_health(user: User) -> tuple[Access, SyncHealth]:
+    """access_for() and sync_health() in one query (the memberships joined to their accounts)."""
+    if not user.is_authenticated or not user.is_active or _sees_everything(user):
+        return access_for(user), sync_health(user=user)
+    rows = list(
+        _memberships(user).order_by().values_list("account_id", "role", *(f"account__{f}" for f in _HEALTH_FIELDS))
     )
+    access = Access(
+        everything=False,
+        visible_account_ids=frozenset(row[0] for row in rows),
+        operable_account_ids=frozenset(row[0] for row in rows if row[1] == MembershipRole.OPERATOR),
+    )
+    return access, _health_of([row[2:] for row in rows], user=user)
+
+
+def _health_of(accounts: list[tuple], *, user: User) -> SyncHealth:
     failing = sorted((since, name, error) for name, _, since, error in accounts if since is not None)
     synced = [synced_at for _, synced_at, _, _ in accounts if synced_at is not None]
     if not accounts:

@@ -54,7 +54,7 @@ ARCHIVE_LAG_CACHE_SECONDS = 15
 @require_GET
 def task_list(request: HttpRequest) -> HttpResponse:
     # The page is stored per state of the mirror (page_cache.py says what stays fresh).
-    access = selectors.access_for(request.user)
+    access, health = selectors.access_and_health(request.user)
     version = mirror_version.current()  # before anything the page shows is read
     key = page_cache.page_key(request, access=access, mirror_version=version)
     page = page_cache.stored_page(key)
@@ -69,7 +69,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     live_status = render_to_string(
         f"{LIST_TEMPLATE}#live-status",
-        {"health": selectors.sync_health(user=request.user), "archive_lag": _archive_lag(access), "now": now},
+        {"health": health, "archive_lag": _archive_lag(access), "now": now},
         request,
     )
     return HttpResponse(
@@ -221,8 +221,8 @@ def task_rows(request: HttpRequest) -> HttpResponse:
         return HttpResponse(
             _("Bad rows parameter."), status=400, content_type="text/plain; charset=utf-8"
         )
-    tasks = selectors.rows_changed(user=request.user, versions=versions)
-    health = selectors.sync_health(user=request.user)
+    access, health = selectors.access_and_health(request.user)
+    tasks = selectors.rows_changed(user=request.user, versions=versions, access=access)
     health_changed = request.GET.get("health", health.state) != health.state
     if not tasks and not health_changed:
         response = HttpResponse(status=204)
@@ -236,7 +236,7 @@ def task_rows(request: HttpRequest) -> HttpResponse:
             f"{LIST_TEMPLATE}#poll-answer",
             {
                 **_rows_context(
-                    row_views.present(tasks, now=now, access=selectors.access_for(request.user)),
+                    row_views.present(tasks, now=now, access=access),
                     return_to=_htmx_page(request), now=now,
                 ),
                 "health": health,

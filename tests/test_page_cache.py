@@ -56,7 +56,7 @@ def test_an_unchanged_mirror_serves_the_stored_page(ana, account, renders, djang
     client = signed_in(ana)
     first = client.get("/?status=queued")
 
-    with django_assert_max_num_queries(5):  # session, user, memberships, version, sync health
+    with django_assert_max_num_queries(4):  # session, user, memberships with their accounts, version
         second = client.get("/?status=queued")
 
     assert renders == ["/?status=queued"]
