@@ -20,10 +20,16 @@ the ORM must call bump() itself.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 SEQUENCE = "tasks_app_mirror_version_seq"
 TABLE = "tasks_app_mirror_version"
+
+_batches = threading.local()  # alias -> writes seen, for the batched() blocks open in this thread
 
 
 def _uses_sequence(connection) -> bool:
@@ -44,12 +50,36 @@ def current(using: str = DEFAULT_DB_ALIAS) -> int:
 
 def bump(using: str = DEFAULT_DB_ALIAS) -> None:
     """Record that the task table changed (call after the write, in its transaction)."""
+    open_batches = getattr(_batches, "writes", {})
+    if using in open_batches:
+        open_batches[using] += 1
+        return
     connection = connections[using]
     _bump_now(connection)
     if _uses_sequence(connection) and connection.in_atomic_block and not _bump_after_commit_pending(connection):
         # robust: the data is committed whatever happens here; Django logs a failed bump,
         # and pages stored under the old number live out their short lifetime.
         transaction.on_commit(_after_commit_bump(using), using=using, robust=True)
+
+
+@contextmanager
+def batched(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """One bump for all the writes in the block, at its end (the sync writes rows one by one).
+
+    Nothing may read the mirror inside the block and keep what it read.
+    """
+    if not hasattr(_batches, "writes"):
+        _batches.writes = {}
+    if using in _batches.writes:  # nested: the outer block bumps
+        yield
+        return
+    _batches.writes[using] = 0
+    try:
+        yield
+    finally:
+        writes = _batches.writes.pop(using)
+        if writes:
+            bump(using)
 
 
 def _bump_now(connection) -> None:

@@ -48,6 +48,19 @@ def test_a_write_that_matches_nothing_leaves_it(account):
     assert not _moves(lambda: Task.objects.filter(ark_id="no-such-task").delete())
 
 
+def test_a_batch_of_writes_moves_it_once_at_its_end(account):
+    tasks = [make_task(account) for _ in range(3)]
+    before = mirror_version.current()
+    with transaction.atomic(), mirror_version.batched():
+        for task in tasks:
+            Task.objects.filter(pk=task.pk).update(status=TaskStatus.RUNNING)
+        assert mirror_version.current() == before  # nothing may be read and kept in here
+    assert mirror_version.current() == before + 1
+    with mirror_version.batched():  # no write, no bump
+        pass
+    assert mirror_version.current() == before + 1
+
+
 def test_reads_inside_the_writers_transaction_see_it_move(account):
     # The list is rendered in the same transaction in tests: the in-transaction bump covers it.
     task = make_task(account)
