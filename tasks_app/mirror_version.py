@@ -38,14 +38,17 @@ def _uses_sequence(connection) -> bool:
 
 def current(using: str = DEFAULT_DB_ALIAS) -> int:
     """The version now. Read it before the data you will keep under it."""
-    connection = connections[using]
-    with connection.cursor() as cursor:
-        if _uses_sequence(connection):
-            # A new sequence says last_value 1 before its first nextval() and after it.
-            cursor.execute(f"SELECT last_value + CASE WHEN is_called THEN 1 ELSE 0 END FROM {SEQUENCE}")
-        else:
-            cursor.execute(f"SELECT n FROM {TABLE} WHERE id = 1")
+    with connections[using].cursor() as cursor:
+        cursor.execute(select_sql(using))
         return cursor.fetchone()[0]
+
+
+def select_sql(using: str = DEFAULT_DB_ALIAS) -> str:
+    """The SELECT giving current(), also to read it within another query (as RawSQL)."""
+    if _uses_sequence(connections[using]):
+        # A new sequence says last_value 1 before its first nextval() and after it.
+        return f"SELECT last_value + CASE WHEN is_called THEN 1 ELSE 0 END FROM {SEQUENCE}"
+    return f"SELECT n FROM {TABLE} WHERE id = 1"
 
 
 def bump(using: str = DEFAULT_DB_ALIAS) -> None:

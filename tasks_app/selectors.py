@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
 from django.http import Http404
 
 from . import mirror_version
@@ -296,17 +297,35 @@ def sync_health(*, user: User) -> SyncHealth:
 
 def access_and_health(user: User) -> tuple[Access, SyncHealth]:
     """access_for() and sync_health() in one query (the memberships joined to their accounts)."""
+    access, health, _version = _access_and_health(user, with_version=False)
+    return access, health
+
+
+def access_health_and_version(user: User) -> tuple[Access, SyncHealth, int]:
+    """access_and_health() and the mirror's version (mirror_version.current()), for a member
+    in that same query: the list page's one read before it knows whether its page is stored."""
+    return _access_and_health(user, with_version=True)
+
+
+def _access_and_health(user: User, *, with_version: bool) -> tuple[Access, SyncHealth, int | None]:
     if not user.is_authenticated or not user.is_active or _sees_everything(user):
-        return access_for(user), sync_health(user=user)
-    rows = list(
-        _memberships(user).order_by().values_list("account_id", "role", *(f"account__{f}" for f in _HEALTH_FIELDS))
-    )
+        access, health = access_for(user), sync_health(user=user)
+        return access, health, mirror_version.current() if with_version else None
+    fields = ["account_id", "role", *(f"account__{f}" for f in _HEALTH_FIELDS)]
+    memberships = _memberships(user).order_by()
+    if with_version:
+        memberships = memberships.annotate(mirror_version=RawSQL(mirror_version.select_sql(), ()))
+        fields.append("mirror_version")
+    rows = list(memberships.values_list(*fields))
     access = Access(
         everything=False,
         visible_account_ids=frozenset(row[0] for row in rows),
         operable_account_ids=frozenset(row[0] for row in rows if row[1] == MembershipRole.OPERATOR),
     )
-    return access, _health_of([row[2:] for row in rows], user=user)
+    health = _health_of([row[2:6] for row in rows], user=user)
+    if not with_version:
+        return access, health, None
+    return access, health, rows[0][6] if rows else mirror_version.current()
 
 
 def _health_of(accounts: list[tuple], *, user: User) -> SyncHealth:

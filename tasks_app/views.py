@@ -25,7 +25,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import mirror_version, page_cache, selectors
+from . import page_cache, selectors
 from . import rows as row_views
 from .filters import PAGE_SIZES, TaskFilter, parse_paging
 from .models import Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
@@ -54,8 +54,8 @@ ARCHIVE_LAG_CACHE_SECONDS = 15
 @require_GET
 def task_list(request: HttpRequest) -> HttpResponse:
     # The page is stored per state of the mirror (page_cache.py says what stays fresh).
-    access, health = selectors.access_and_health(request.user)
-    version = mirror_version.current()  # before anything the page shows is read
+    # The version is read first, with the memberships: before anything the page shows.
+    access, health, version = selectors.access_health_and_version(request.user)
     key = page_cache.page_key(request, access=access, mirror_version=version)
     page = page_cache.stored_page(key)
     status = 200

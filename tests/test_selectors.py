@@ -7,7 +7,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import Http404
 from django.utils import timezone
 
-from tasks_app import selectors
+from tasks_app import mirror_version, selectors
 from tasks_app.models import (
     Account,
     ArchiveState,
@@ -154,3 +154,19 @@ def test_it_recounts_statuses_only_when_the_mirror_changed(account, django_asser
     assert selectors.status_counts(queryset=Task.objects.all())["failed"] == 1
     Task.objects.filter(pk=task.pk).delete()  # not the newest row: its changed_at would not tell
     assert selectors.status_counts(queryset=Task.objects.all())["running"] == 0
+
+
+def test_the_list_reads_access_health_and_the_mirror_version_together(account, user, django_user_model,
+                                                                        django_assert_num_queries):
+    make_task(account)
+    with django_assert_num_queries(1):
+        access, health, version = selectors.access_health_and_version(user)
+    assert access.visible_account_ids == {account.pk} and health.state == "never"
+    assert version == mirror_version.current()
+    make_task(account)
+    assert selectors.access_health_and_version(user)[2] > version
+    # People without a membership query (superusers) or with none get it read on its own.
+    boss = django_user_model.objects.create_superuser("boss", password="pw")
+    loner = django_user_model.objects.create_user("loner", password="pw")
+    assert selectors.access_health_and_version(boss)[2] == mirror_version.current()
+    assert selectors.access_health_and_version(loner)[2] == mirror_version.current()
