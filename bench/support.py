@@ -59,6 +59,7 @@ def write_docs_section(heading: str, section: str) -> None:
     """Replace the `heading` section of docs/benchmarks.md, leaving the others alone."""
     text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
     pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    section = section.rstrip("\n") + "\n\n"  # a blank line before the next section
     if pattern.search(text):
         text = pattern.sub(lambda _: section, text, count=1)
     else:
