@@ -102,8 +102,8 @@ def test_it_does_not_hand_off_failed_tasks(sim, account, django_capture_on_commi
     sim.add_task(kind="video", status="failed")
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         assert sync_account(account=account).ok
-    # Only the mirror version's after-commit bump: no hand-off to queue.
-    assert [getattr(callback, "is_mirror_bump", False) for callback in callbacks] == [True]
+    # Nothing to queue: at most the mirror version's after-commit bump (PostgreSQL only).
+    assert [callback for callback in callbacks if not getattr(callback, "is_mirror_bump", False)] == []
     assert not Task.objects.filter(archive_handoff_pending=True).exists()
     assert not Artifact.objects.exists()
 
