@@ -29,7 +29,14 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 SEQUENCE = "tasks_app_mirror_version_seq"
 TABLE = "tasks_app_mirror_version"
 
-_batches = threading.local()  # alias -> writes seen, for the batched() blocks open in this thread
+_thread = threading.local()
+
+
+def _open_batches() -> dict[str, int]:
+    """Database alias -> writes seen, for the batched() blocks open in this thread."""
+    if not hasattr(_thread, "batches"):
+        _thread.batches = {}
+    return _thread.batches
 
 
 def _uses_sequence(connection) -> bool:
@@ -53,7 +60,7 @@ def select_sql(using: str = DEFAULT_DB_ALIAS) -> str:
 
 def bump(using: str = DEFAULT_DB_ALIAS) -> None:
     """Record that the task table changed (call after the write, in its transaction)."""
-    open_batches = getattr(_batches, "writes", {})
+    open_batches = _open_batches()
     if using in open_batches:
         open_batches[using] += 1
         return
@@ -71,17 +78,15 @@ def batched(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
 
     Nothing may read the mirror inside the block and keep what it read.
     """
-    if not hasattr(_batches, "writes"):
-        _batches.writes = {}
-    if using in _batches.writes:  # nested: the outer block bumps
+    open_batches = _open_batches()
+    if using in open_batches:  # nested: the outer block bumps
         yield
         return
-    _batches.writes[using] = 0
+    open_batches[using] = 0
     try:
         yield
     finally:
-        writes = _batches.writes.pop(using)
-        if writes:
+        if open_batches.pop(using):
             bump(using)
 
 

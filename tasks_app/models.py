@@ -193,11 +193,11 @@ class Task(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         super().save(*args, **kwargs)
-        mirror_version.bump(kwargs.get("using") or self._state.db)
+        mirror_version.bump(self._state.db)  # the database it was saved to
 
     def delete(self, *args, **kwargs):
         deleted = super().delete(*args, **kwargs)
-        mirror_version.bump(kwargs.get("using") or self._state.db or "default")
+        mirror_version.bump(self._state.db)  # the database it was deleted from
         return deleted
 
     @property

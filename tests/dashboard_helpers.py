@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from django.db import connections, transaction
 from django.utils import timezone
 
 from tasks_app.models import Account, Membership, MembershipRole, Task, TaskKind, TaskStatus
@@ -35,3 +39,30 @@ def make_task(account: Account, *, status: str = TaskStatus.QUEUED, kind: str = 
         account=account, ark_id=ark_id or ark_id_for(created, serial), kind=kind, status=status,
         ark_created_at=created, **defaults,
     )
+
+
+@contextmanager
+def uncommitted_write(write: Callable[[], object]) -> Iterator[None]:
+    """Run `write` in a transaction on another connection, held open for the block, then commit.
+
+    Needs django_db(transaction=True): the two connections see only committed rows.
+    """
+    written, may_commit = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        try:
+            with transaction.atomic():
+                write()
+                written.set()
+                assert may_commit.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert written.wait(10), "the write did not happen"
+        yield
+    finally:
+        may_commit.set()
+        thread.join(10)

@@ -3,15 +3,13 @@ across a commit a reader could see (tasks_app/mirror_version.py)."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 
 from tasks_app import mirror_version, selectors
 from tasks_app.models import Task, TaskStatus
 
-from .dashboard_helpers import make_task
+from .dashboard_helpers import make_task, uncommitted_write
 
 
 def _moves(write) -> bool:
@@ -87,25 +85,8 @@ def test_a_count_read_while_a_write_is_uncommitted_is_not_served_after_the_commi
     """The race that MAX(changed_at) lost: a reader counts between the writer's bump and its
     commit, and stores the old counts; after the commit nobody may be served them."""
     task = make_task(account, status=TaskStatus.QUEUED)
-    written, may_commit = threading.Event(), threading.Event()
-
-    def writer():
-        try:
-            with transaction.atomic():
-                Task.objects.filter(pk=task.pk).update(status=TaskStatus.RUNNING)
-                written.set()
-                assert may_commit.wait(10)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        assert written.wait(10)
+    with uncommitted_write(lambda: Task.objects.filter(pk=task.pk).update(status=TaskStatus.RUNNING)):
         before_commit = selectors.status_counts(queryset=Task.objects.all())
         assert (before_commit["queued"], before_commit["running"]) == (1, 0)  # not committed yet
-    finally:
-        may_commit.set()
-        thread.join(10)
     after_commit = selectors.status_counts(queryset=Task.objects.all())
     assert (after_commit["queued"], after_commit["running"]) == (0, 1)

@@ -11,9 +11,9 @@ from django.test import Client
 from django.utils import timezone
 
 from tasks_app import page_cache, views
-from tasks_app.models import Account, MembershipRole, TaskStatus
+from tasks_app.models import Account, MembershipRole, Task, TaskStatus
 
-from .dashboard_helpers import make_task, member_of
+from .dashboard_helpers import make_task, member_of, uncommitted_write
 
 pytestmark = pytest.mark.django_db
 
@@ -201,33 +201,10 @@ def test_a_page_with_rejected_parameters_is_not_stored(ana, account, renders):
 def test_a_page_rendered_while_a_change_was_uncommitted_is_not_served_after_the_commit(ana, account, renders):
     """What the end-to-end run caught when pages were kept under MAX(changed_at): a cancel
     committing while the page rendered left "queued" on screen for good."""
-    import threading
-
-    from django.db import connections, transaction
-
-    from tasks_app.models import Task
-
     task = make_task(account, status=TaskStatus.QUEUED)
     client = signed_in(ana)
-    written, may_commit = threading.Event(), threading.Event()
-
-    def cancel_elsewhere():
-        try:
-            with transaction.atomic():
-                Task.objects.filter(pk=task.pk).update(status=TaskStatus.CANCELLED)
-                written.set()
-                assert may_commit.wait(10)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=cancel_elsewhere)
-    thread.start()
-    try:
-        assert written.wait(10)
+    with uncommitted_write(lambda: Task.objects.filter(pk=task.pk).update(status=TaskStatus.CANCELLED)):
         assert 'class="badge badge-queued"' in client.get("/").content.decode()  # not committed yet
-    finally:
-        may_commit.set()
-        thread.join(10)
 
     html = client.get("/").content.decode()
     assert 'class="badge badge-cancelled"' in html and "badge-queued" not in html
