@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Count, Q, QuerySet, Value
@@ -207,3 +208,22 @@ else:
 @admin.register(_User)
 class ArkDashUserAdmin(_user_admin_class):
     inlines = [*_user_admin_class.inlines, MembershipByUserInline]
+
+
+class BadLookupsAreRefused:
+    """A hand-edited admin list URL with a value out of range (created__year=0 or 10000)
+    fails when the query is compiled, past Django's own check of the lookups: send it
+    down Django's "invalid lookup" path (a redirect to ?e=1) instead of a 500."""
+
+    def get_changelist_instance(self, request: HttpRequest):
+        try:
+            return super().get_changelist_instance(request)
+        except (ValueError, OverflowError) as error:
+            raise IncorrectLookupParameters(error) from error
+
+
+# Every admin list: ours, and those of the apps before us (auth, axes).
+for _model, _model_admin in list(admin.site._registry.items()):
+    if not isinstance(_model_admin, BadLookupsAreRefused):
+        admin.site.unregister(_model)
+        admin.site.register(_model, type(type(_model_admin).__name__, (BadLookupsAreRefused, type(_model_admin)), {}))

@@ -171,3 +171,18 @@ def test_it_makes_the_bootstrap_admin_an_operator_of_the_default_account(db, set
     assert admin.is_superuser
     [membership] = Membership.objects.filter(user=admin)
     assert (membership.account.is_default, membership.role) == (True, MembershipRole.OPERATOR)
+
+
+ADMIN_LISTS = ["/admin/tasks_app/account/", "/admin/tasks_app/membership/", "/admin/tasks_app/auditentry/",
+               "/admin/auth/user/", "/admin/axes/accessattempt/"]  # fmt: skip
+
+
+@pytest.mark.parametrize("lookup", ["created__year=0", "created__year=10000", "created__year=-1",
+                                    "created__iso_year=0", "date_joined__year=99999999999999999999"])  # fmt: skip
+def test_it_refuses_an_out_of_range_date_lookup_in_any_admin_list(admin_client, lookup):
+    # Found by the admin fuzz: Python's datetime cannot hold year 0, and the query raised
+    # ValueError when compiled. Django's answer to a bad lookup is a redirect to ?e=1.
+    for path in ADMIN_LISTS:
+        response = admin_client.get(f"{path}?{lookup}")
+        assert response.status_code == 302, path
+        assert response["Location"].endswith("?e=1"), path
