@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .models import ArchiveState, Task, TaskKind, TaskStatus
+from .task_tally import TallyFilter
 
 # Ark ids look like cgt-20250331175019-68d9t; accept the family loosely (the suffix
 # format is not promised) but refuse anything that could not be an id.
@@ -143,6 +144,22 @@ class TaskFilter(django_filters.FilterSet):
             if name not in ("status", "sort"):
                 qs = self.filters[name].filter(qs, value)
         return qs
+
+    def tally_filter(self, *, account_ids: frozenset[int] | None) -> TallyFilter | None:
+        """queryset_without_status() as the task tally can count it; None when it cannot
+        (pasted ids: those count on the task table, a few rows through the id index)."""
+        self.errors  # noqa: B018
+        cleaned = self.form.cleaned_data
+        if cleaned.get("ids"):
+            return None
+        return TallyFilter(
+            account_ids=account_ids,
+            kind=cleaned.get("kind") or "",
+            model=cleaned.get("model") or "",
+            archive_state=cleaned.get("archive") or "",
+            created_after=cleaned.get("created_after"),
+            created_before=cleaned.get("created_before"),
+        )
 
     def selected_statuses(self) -> list[str]:
         self.errors  # noqa: B018

@@ -215,6 +215,28 @@ class Task(models.Model):
         return self.status in FINISHED_STATUSES and self.gone_upstream_at is None
 
 
+class TaskTally(models.Model):
+    """Tasks per account, status, kind, archive state, model and UTC day of creation.
+
+    Kept by database triggers on the task table, never written by the ORM except to fold
+    its rows (task_tally.py says how). A key may have several rows: sum `n`.
+    """
+
+    account_id = models.BigIntegerField()  # no foreign key: the triggers and the folding write it
+    status = models.CharField(max_length=16)
+    kind = models.CharField(max_length=8)
+    archive_state = models.CharField(max_length=16)
+    model = models.CharField(max_length=128)
+    day = models.DateField()
+    n = models.IntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["account_id", "day"], name="tally_account_day")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}/{self.day}/{self.status}/{self.kind}/{self.archive_state}/{self.model}: {self.n}"
+
+
 class ArtifactOutput(models.TextChoices):
     VIDEO = "video", _("video (mp4)")
     LAST_FRAME = "last_frame", _("last frame (png)")

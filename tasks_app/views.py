@@ -87,7 +87,8 @@ def _list_context(request: HttpRequest, *, access: selectors.Access, version: in
     for name in [*filterset.rejected_params(), *paging.invalid]:
         params.pop(name, None)
 
-    counts = selectors.status_counts(queryset=filterset.queryset_without_status(), version=version)
+    tally = filterset.tally_filter(account_ids=None if access.everything else access.visible_account_ids)
+    counts = selectors.status_counts(queryset=filterset.queryset_without_status(), version=version, tally=tally)
     selected = filterset.selected_statuses()
     total = sum(counts[status] for status in (selected or counts))
     page = selectors.task_list_page(
