@@ -128,6 +128,16 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "arkdash.wsgi.application"
 
+# Per process, in memory: status counts, stored list pages and rows, all kept under the
+# mirror's version (tasks_app/mirror_version.py), so no process can serve another's
+# stale entry. Django's default of 300 entries would not hold one 200-row page.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "OPTIONS": {"MAX_ENTRIES": envint("ARKDASH_CACHE_MAX_ENTRIES", 20_000)},
+    }
+}
+
 DATABASES = {
     "default": dj_database_url.config(
         env="DATABASE_URL",

@@ -43,9 +43,10 @@ PAGE_CACHE_SECONDS = 2 * PAGE_BUCKET_SECONDS
 
 
 @memoize
-def _templates_version() -> str:
-    # A deploy that changes the page's template must not serve pages rendered by the old one.
-    names = ("tasks_app/task_list.html", "base.html")
+def templates_version() -> str:
+    """The list page's templates as they are on disk: part of the key of what is kept of
+    their output (pages, rows, the filter form), so a deploy never serves the old one's."""
+    names = ("tasks_app/task_list.html", "tasks_app/task_rows.jinja", "base.html")
     stamps = []
     for directory in settings.TEMPLATES[0]["DIRS"]:
         for name in names:
@@ -74,7 +75,7 @@ def page_key(request: HttpRequest, *, access: Access, mirror_version: int) -> st
         request.get_full_path(),
         str(mirror_version),
         str(int(time.time()) // PAGE_BUCKET_SECONDS),
-        _templates_version(),
+        templates_version(),
     )
     return "arkdash:list-page:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 

@@ -17,6 +17,7 @@ from typing import TypedDict
 
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
+from django.utils.text import Truncator
 from django.utils.timesince import timesince
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -50,6 +51,8 @@ class RowTexts:
     delete_confirm: str
     deleting: str
     copy_progress: str
+    delete_anyway: str
+    keep_it: str
 
 
 @lru_cache(maxsize=32)
@@ -76,6 +79,8 @@ def _texts(language: str | None, script_prefix: str) -> RowTexts:
         delete_confirm=_("Delete Ark's record of %(id)s? ArkDash keeps its history."),
         deleting=_("deleting…"),
         copy_progress=_("Copy progress"),
+        delete_anyway=_("Delete anyway"),
+        keep_it=_("Keep it"),
     )
 
 
@@ -102,6 +107,7 @@ class Row(TypedDict):
     kind_label: str
     model: str
     error_code: str
+    error_code_short: str  # at most 40 characters, for the cell (the title has it all)
     gone_at: str  # exact local time, "" while the task exists upstream
     created_iso: str
     created_exact: str
@@ -145,6 +151,7 @@ def present(tasks: list[Task], *, now: datetime, access: Access) -> list[Row]:
                 kind_label=texts.kind.get(task.kind, task.kind),
                 model=task.model,
                 error_code=task.error_code,
+                error_code_short=Truncator(task.error_code).chars(40),
                 gone_at=_exact(task.gone_upstream_at, zone) if task.gone_upstream_at else "",
                 created_iso=created.isoformat(),
                 created_exact=created.strftime("%Y-%m-%d %H:%M:%S %Z"),

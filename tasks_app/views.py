@@ -6,10 +6,10 @@ mirror only; the sole upstream calls happen inside the cancel/delete services.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import timedelta
-from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib import messages
@@ -19,13 +19,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDi
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
+from django.urls import NoReverseMatch, get_script_prefix, reverse
+from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import page_cache, selectors
+from . import page_cache, row_html, selectors
 from . import rows as row_views
 from .filters import PAGE_SIZES, TaskFilter, parse_paging
 from .models import Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
@@ -45,6 +46,7 @@ MAX_POLLED_ROWS = 200
 ARCHIVE_LAG_SHOWN_AFTER = 60
 ARCHIVE_LAG_ALARM_AFTER = 3600
 ARCHIVE_LAG_CACHE_SECONDS = 15
+FILTER_FORM_CACHE_SECONDS = 300
 
 
 # --- the list ------------------------------------------------------------------------
@@ -102,9 +104,10 @@ def _list_context(request: HttpRequest, *, access: selectors.Access, version: in
         )
     queued_in_filter = _queued_operable(filterset, counts, selected, access)
     now = timezone.now()
-    rows = row_views.present(page.tasks, now=now, access=access)
     return {
-        **_rows_context(rows, return_to=request.get_full_path(), now=now),
+        "rows": page.tasks,
+        "rows_html": row_html.list_rows_html(page.tasks, now=now, access=access, return_to=request.get_full_path()),
+        "now": now,
         "filter": filterset,
         "page": page,
         "errors": errors,
@@ -112,13 +115,38 @@ def _list_context(request: HttpRequest, *, access: selectors.Access, version: in
         "chips": _status_chips(params, counts, selected),
         "total_all_statuses": sum(counts.values()),
         "queued_in_filter": queued_in_filter,
-        "known_models": selectors.known_models(user=user, access=access),
-        "has_live_rows": any(row["live"] for row in rows),
-        "has_cancellable_rows": any(row["can_cancel"] for row in rows),
+        "filter_form_html": _filter_form_html(
+            request, filterset=filterset, page_size=page.page_size,
+            known_models=selectors.known_models(user=user, access=access),
+        ),
+        "has_live_rows": any(selectors.is_live(task) for task in page.tasks),
+        "has_cancellable_rows": any(task.can_cancel and access.can_operate(task.account_id) for task in page.tasks),
         "page_sizes": PAGE_SIZES,
         "pages": _page_links(params, page),
         "query_string": request.GET.urlencode(),
     }
+
+
+def _filter_form_html(request: HttpRequest, *, filterset: TaskFilter, page_size: int, known_models: list[str]) -> str:
+    """The filter form's HTML, kept: it shows the query string's values (in the language
+    and time zone) and the model suggestions, nothing of the mirror. Rendering its ten
+    widgets through Django's form renderer was a third of a fresh page's template time."""
+    key = "arkdash:filter-form:" + hashlib.sha256(
+        "|".join(
+            [request.GET.urlencode(), str(page_size), translation.get_language() or "",
+             timezone.get_current_timezone_name(), get_script_prefix(), "\n".join(known_models),
+             page_cache.templates_version()]
+        ).encode()
+    ).hexdigest()  # fmt: skip
+    html = cache.get(key)
+    if html is None:
+        html = render_to_string(
+            f"{LIST_TEMPLATE}#filter-form",
+            {"filter": filterset, "known_models": known_models, "page_sizes": PAGE_SIZES, "page_size": page_size},
+            request,
+        )
+        cache.set(key, html, FILTER_FORM_CACHE_SECONDS)
+    return mark_safe(html)  # noqa: S308 -- rendered (and escaped) by the template above
 
 
 def _queued_operable(filterset: TaskFilter, counts: dict[str, int], selected: list[str],
@@ -131,17 +159,6 @@ def _queued_operable(filterset: TaskFilter, counts: dict[str, int], selected: li
     if not access.operable_account_ids:
         return 0
     return filterset.qs.filter(status=TaskStatus.QUEUED, account_id__in=access.operable_account_ids).count()
-
-
-def _rows_context(rows: list[row_views.Row], *, return_to: str, now) -> dict:
-    """What the row partial needs, wherever it is rendered (page, poll, action answer)."""
-    return {
-        "rows": rows,
-        "texts": row_views.row_texts_for_templates(),
-        "return_to": return_to,
-        "return_to_quoted": quote(return_to, safe="/"),
-        "now": now,
-    }
 
 
 def _archive_lag(access: selectors.Access) -> dict | None:
@@ -232,16 +249,15 @@ def task_rows(request: HttpRequest) -> HttpResponse:
         response._csp_exempt = True
     else:
         now = timezone.now()
+        rows = row_views.present(tasks, now=now, access=access)
         response = render(
             request,
             f"{LIST_TEMPLATE}#poll-answer",
             {
-                **_rows_context(
-                    row_views.present(tasks, now=now, access=access),
-                    return_to=_htmx_page(request), now=now,
-                ),
+                "rows_html": row_html.render_rows(rows, return_to=_htmx_page(request), oob=True),
                 "health": health,
                 "send_health": health_changed,
+                "now": now,
             },
         )
     response["X-Ark-Synced-At"] = str(health.synced_epoch or "")
@@ -404,17 +420,12 @@ def _action_response(request: HttpRequest, result: actions.ActionResult) -> Http
             return HttpResponse("")
         selectors.attach_archive_progress([result.task])
         now = timezone.now()
-        [row] = row_views.present([result.task], now=now, access=selectors.access_for(request.user))
-        return render(
-            request,
-            f"{LIST_TEMPLATE}#task-row",
-            {
-                **_rows_context([row], return_to=_htmx_page(request), now=now),
-                "row": row,
-                "row_message": result.message,
-                "row_message_ok": result.ok,
-                "needs_confirmation": result.code == "needs_confirmation",
-            },
+        rows = row_views.present([result.task], now=now, access=selectors.access_for(request.user))
+        return HttpResponse(
+            row_html.render_rows(
+                rows, return_to=_htmx_page(request), row_message=result.message, row_message_ok=result.ok,
+                needs_confirmation=result.code == "needs_confirmation",
+            )
         )
     level = messages.SUCCESS if result.ok else messages.ERROR
     messages.add_message(request, level, result.message)
