@@ -52,12 +52,16 @@ def _template() -> jinja2.Template:
     return environment.get_template(TEMPLATE)
 
 
+def _time_bucket() -> int:
+    return int(time.time()) // ROW_BUCKET_SECONDS
+
+
 def list_rows_html(tasks: list[Task], *, now: datetime, access: Access, return_to: str) -> SafeString:
     """The rows of a list page: stored rows where nothing they show has moved, the rest
     prepared (rows.present) and rendered, then stored. `tasks` as task_list_page gives them."""
     shared = ":".join(
         [get_language() or "", timezone.get_current_timezone_name(), get_script_prefix(),
-         str(int(time.time()) // ROW_BUCKET_SECONDS), page_cache.templates_version()]
+         str(_time_bucket()), page_cache.templates_version()]
     )  # fmt: skip
     keys = {task.pk: _row_key(task, shared=shared, access=access) for task in tasks}
     stored = cache.get_many(list(keys.values()))
