@@ -35,25 +35,24 @@ _COLUMNS = ", ".join(KEY)
 # 5,000 tasks appends a few dozen rows); an update fires per row, and only when a
 # tallied column changed (most updates touch sync times and URLs only).
 _PG_DAY = "(({row}.ark_created_at AT TIME ZONE 'UTC')::date)"
+
+
+def _pg_statement_function(name: str, *, rows: str, count: str) -> str:
+    """A statement trigger's function: the statement's rows (a transition table), counted per key."""
+    return f"""
+    CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO {TABLE} ({_COLUMNS}, n)
+        SELECT r.account_id, r.status, r.kind, r.archive_state, r.model, {_PG_DAY.format(row="r")}, {count}
+        FROM {rows} r GROUP BY 1, 2, 3, 4, 5, 6;
+        RETURN NULL;
+    END $$
+    """
+
+
 _POSTGRESQL_INSTALL = [
-    f"""
-    CREATE OR REPLACE FUNCTION tasks_app_tally_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        INSERT INTO {TABLE} ({_COLUMNS}, n)
-        SELECT r.account_id, r.status, r.kind, r.archive_state, r.model, {_PG_DAY.format(row="r")}, count(*)
-        FROM tally_new_rows r GROUP BY 1, 2, 3, 4, 5, 6;
-        RETURN NULL;
-    END $$
-    """,
-    f"""
-    CREATE OR REPLACE FUNCTION tasks_app_tally_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        INSERT INTO {TABLE} ({_COLUMNS}, n)
-        SELECT r.account_id, r.status, r.kind, r.archive_state, r.model, {_PG_DAY.format(row="r")}, -count(*)
-        FROM tally_old_rows r GROUP BY 1, 2, 3, 4, 5, 6;
-        RETURN NULL;
-    END $$
-    """,
+    _pg_statement_function("tasks_app_tally_inserted", rows="tally_new_rows", count="count(*)"),
+    _pg_statement_function("tasks_app_tally_deleted", rows="tally_old_rows", count="-count(*)"),
     f"""
     CREATE OR REPLACE FUNCTION tasks_app_tally_updated() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
