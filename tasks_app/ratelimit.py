@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -182,6 +183,21 @@ class Rate:
         return (self.burst - 1) * self.interval
 
 
+JITTER_FRACTION = 0.1
+JITTER_MAX_SECONDS = 0.02
+
+
+def sleep_with_jitter(seconds: float) -> None:
+    """time.sleep, a little longer at random (up to 10% or 20 ms).
+
+    Processes that lost the same slot are told the same wait. Woken in lockstep, they
+    all ask at once, and the store's lock (SQLite's busy handler backs off the loser)
+    can hand the next slot to the same winner time after time: seen as one of two
+    processes getting nothing for 1.6 s. A little jitter makes the winner random.
+    """
+    time.sleep(seconds + random.uniform(0, min(seconds * JITTER_FRACTION, JITTER_MAX_SECONDS)))  # noqa: S311
+
+
 class SharedRateLimiter:
     """The RateLimiter the Ark client calls: one bucket per (scope, endpoint).
 
@@ -194,13 +210,13 @@ class SharedRateLimiter:
         store: BucketStore,
         scope: str,
         rates: Mapping[str, Rate],
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         max_wait: float | None = None,
     ) -> None:
         self._store = store
         self._scope = scope
         self._rates = dict(rates)
-        self._sleep = sleep
+        self._sleep = sleep or sleep_with_jitter
         self._max_wait = max_wait
 
     def with_max_wait(self, max_wait: float | None) -> SharedRateLimiter:

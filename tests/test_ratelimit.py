@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tasks_app import ratelimit
 from tasks_app.ratelimit import (
     Rate,
     RateLimitWaitTooLong,
@@ -216,3 +217,14 @@ def test_it_holds_the_budget_across_two_processes_embedded(tmp_path):
 @pytest.mark.redis
 def test_it_holds_the_budget_across_two_processes_with_redis():
     _assert_within_budget(_run_two_processes("redis", REDIS_URL))
+
+
+def test_its_sleeps_run_a_little_past_the_wait_at_random(monkeypatch):
+    """So processes told the same wait do not all wake in lockstep (see sleep_with_jitter)."""
+    slept: list[float] = []
+    monkeypatch.setattr(ratelimit.time, "sleep", slept.append)
+    for wait in [1.0] * 20 + [0.05] * 20:
+        ratelimit.sleep_with_jitter(wait)
+    long, short = slept[:20], slept[20:]
+    assert all(1.0 <= s <= 1.02 for s in long) and all(0.05 <= s <= 0.055 for s in short)
+    assert len(set(long)) > 10 and len(set(short)) > 10
