@@ -16,13 +16,11 @@ the mirror only the rows that changed are prepared and rendered again; a stored 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import datetime
-from functools import lru_cache
 from urllib.parse import quote
 
-import jinja2
-from django.conf import settings
 from django.core.cache import cache
 from django.urls import get_script_prefix
 from django.utils import timezone
@@ -30,10 +28,10 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
-from . import page_cache
+from . import jinja, page_cache
 from .models import Task
 from .rows import Row, present, row_texts_for_templates
-from .selectors import Access, row_version
+from .selectors import ROW_FIELDS, Access, RowKey, attach_archive_progress, row_version
 
 TEMPLATE = "tasks_app/task_rows.jinja"
 ROW_BUCKET_SECONDS = page_cache.PAGE_BUCKET_SECONDS
@@ -42,49 +40,53 @@ ROW_BUCKET_SECONDS = page_cache.PAGE_BUCKET_SECONDS
 _RETURN_TO = "ARKDASH_RETURN_TO_MARK"
 
 
-@lru_cache(maxsize=1)
-def _template() -> jinja2.Template:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(folder) for folder in settings.TEMPLATES[0]["DIRS"]]),
-        autoescape=True,  # as Django's: every value escaped unless marked safe
-        undefined=jinja2.StrictUndefined,  # a misspelt name fails loudly, not as an empty cell
-    )
-    return environment.get_template(TEMPLATE)
-
-
 def _time_bucket() -> int:
     return int(time.time()) // ROW_BUCKET_SECONDS
 
 
-def list_rows_html(tasks: list[Task], *, now: datetime, access: Access, return_to: str) -> SafeString:
-    """The rows of a list page: stored rows where nothing they show has moved, the rest
-    prepared (rows.present) and rendered, then stored. `tasks` as task_list_page gives them."""
+def list_rows_html(rows: list[RowKey], *, now: datetime, access: Access, return_to: str) -> SafeString:
+    """The rows of a list page (selectors.task_list_page): stored rows where nothing they
+    show has moved; the others read whole, prepared (rows.present), rendered and stored."""
     shared = ":".join(
         [get_language() or "", timezone.get_current_timezone_name(), get_script_prefix(),
          str(_time_bucket()), page_cache.templates_version()]
     )  # fmt: skip
-    keys = {task.pk: _row_key(task, shared=shared, access=access) for task in tasks}
-    stored = cache.get_many(list(keys.values()))
-    missing = [task for task in tasks if keys[task.pk] not in stored]
-    if missing:
-        fresh = {
-            keys[row["pk"]]: render_rows([row], return_to=_RETURN_TO)
-            for row in present(missing, now=now, access=access)
-        }
-        cache.set_many(fresh, 2 * ROW_BUCKET_SECONDS)
-        stored.update(fresh)
-    html = "".join(stored[keys[task.pk]] for task in tasks)
+    keys = [_row_key(row, shared=shared, access=access) for row in rows]
+    # The page's rows together too: one read where none of them moved (a change elsewhere).
+    together = "arkdash:rows:" + hashlib.sha256("\n".join(keys).encode()).hexdigest()
+    html = cache.get(together)
+    if html is None:
+        html = _rows_html(rows, keys, now=now, access=access, shared=shared)
+        cache.set(together, html, 2 * ROW_BUCKET_SECONDS)
     return mark_safe(html.replace(_RETURN_TO, escape(quote(return_to, safe="/"))))  # noqa: S308
 
 
-def _row_key(task: Task, *, shared: str, access: Access) -> str:
+def _rows_html(rows: list[RowKey], keys: list[str], *, now: datetime, access: Access, shared: str) -> str:
+    stored = cache.get_many(keys)
+    missing = {row.pk: position for position, (row, key) in enumerate(zip(rows, keys, strict=True)) if key not in stored}
+    html = [stored.get(key, "") for key in keys]
+    if missing:
+        tasks = list(Task.objects.filter(pk__in=list(missing)).only(*ROW_FIELDS))
+        attach_archive_progress(tasks)
+        fresh = {}
+        # Keyed by what was read now: a row written since the page's read is shown as it
+        # is now, and stored under its new version.
+        for task, row in zip(tasks, present(tasks, now=now, access=access), strict=True):
+            fresh[_row_key(task, shared=shared, access=access)] = html[missing[task.pk]] = render_rows(
+                [row], return_to=_RETURN_TO
+            )
+        cache.set_many(fresh, 2 * ROW_BUCKET_SECONDS)
+    return "".join(html)
+
+
+def _row_key(row: RowKey | Task, *, shared: str, access: Access) -> str:
     # The version (changed_at) moves with every write of the row; status, archive state and
     # "gone" are in the key as well, so a raw write that forgot changed_at still shows.
     # Copy progress lives on the artifacts: it is in the key as it stands now.
     return ":".join(
-        ["arkdash:row", str(task.pk), str(row_version(task)), task.status, task.archive_state,
-         "g" if task.gone_upstream_at else "", str(getattr(task, "archive_percent", None)),
-         "o" if access.can_operate(task.account_id) else "v", shared]
+        ["arkdash:row", str(row.pk), str(row_version(row)), row.status, row.archive_state,
+         "g" if row.gone_upstream_at else "", str(getattr(row, "archive_percent", None)),
+         "o" if access.can_operate(row.account_id) else "v", shared]
     )  # fmt: skip
 
 
@@ -98,7 +100,7 @@ def render_rows(
     oob: wrap each row for an htmx out-of-band swap (the poll's answer).
     row_message, row_message_ok, needs_confirmation: an action's outcome, on its one row.
     """
-    html = _template().render(
+    html = jinja.template(TEMPLATE).render(
         rows=rows, texts=row_texts_for_templates(), return_to=return_to,
         return_to_quoted=quote(return_to, safe="/"), oob=oob, row_message=row_message,
         row_message_ok=row_message_ok, needs_confirmation=needs_confirmation,

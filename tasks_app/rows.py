@@ -130,7 +130,7 @@ class Row(TypedDict):
 def present(tasks: list[Task], *, now: datetime, access: Access) -> list[Row]:
     """Rows for `tasks` in the active language and time zone.
 
-    Tasks come from selectors.task_list_page/rows_changed (archive_percent attached).
+    Tasks come from row_html.list_rows_html or selectors.rows_changed (archive_percent attached).
     `access` hides the cancel and delete buttons on accounts the viewer may only see.
     """
     texts = row_texts()

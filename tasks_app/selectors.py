@@ -6,15 +6,16 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
-from django.core.exceptions import EmptyResultSet
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 from django.http import Http404
 
-from . import mirror_version, task_tally
+from . import compiled_query, mirror_version, task_tally
+from .compiled_query import CompiledQuery
 from .models import (
     ACTIVE_STATUSES,
     Account,
@@ -151,37 +152,47 @@ def status_counts(
     """Tasks per status in `queryset`, with a zero for every status.
 
     `tally`, the same filter as the task tally reads it (TaskFilter.tally_filter), sums
-    the tally instead of counting the tasks (task_tally.py). Either way the answer is
-    cached under the query and the mirror's version (mirror_version.py; pass it in when
-    the caller read it already): any write means a fresh count, an idle mirror is
-    counted once.
+    the tally instead of counting the tasks (task_tally.py).
     """
-    # COUNT(*), not COUNT(id): the id is not in the covering index, and asking for it
-    # forces a read of every row (4x slower). Grouped by account too, the index's order,
-    # so the aggregate can stream over an index-only scan.
-    grouped = queryset.order_by().values("account_id", "status").annotate(n=Count("*"))
-    try:
-        sql, params = grouped.query.sql_with_params()
-    except EmptyResultSet:  # e.g. a person who is a member of no account: nothing to count
-        return {status: 0 for status in TaskStatus.values}
+    return counted(status_count_queries(queryset=queryset, tally=tally), version=version, using=queryset.db)
+
+
+def status_count_queries(*, queryset: QuerySet[Task], tally: TallyFilter | None = None) -> tuple[CompiledQuery, ...]:
+    """The reads whose rows, (..., status, n), add up to the status counts of `queryset`
+    (list_plan.py keeps them compiled per query string)."""
+    if tally is not None:
+        reads = task_tally.count_querysets(tally, tasks=queryset)
+    else:
+        # COUNT(*), not COUNT(id): the id is not in the covering index, and asking for it
+        # forces a read of every row (4x slower). Grouped by account too, the index's order,
+        # so the aggregate can stream over an index-only scan.
+        reads = [queryset.order_by().values_list("account_id", "status").annotate(n=Count("*"))]
+    return tuple(query for query in map(CompiledQuery.of, reads) if query is not None)
+
+
+def counted(queries: Iterable[CompiledQuery], *, version: int | None = None, using: str = "default") -> dict[str, int]:
+    """The status counts status_count_queries() read, cached under those reads and the
+    mirror's version (mirror_version.py; pass it in when the caller read it already): any
+    write means a fresh count, an idle mirror is counted once."""
+    queries = tuple(queries)
     if version is None:
-        version = mirror_version.current(queryset.db)  # before the count: see mirror_version.py
-    key = "arkdash:status-counts:" + hashlib.sha256(f"{version}|{sql}|{params!r}".encode()).hexdigest()
+        version = mirror_version.current(using)  # before the count: see mirror_version.py
+    what = "|".join(f"{query.sql}|{query.params!r}" for query in queries)
+    key = "arkdash:status-counts:" + hashlib.sha256(f"{version}|{what}".encode()).hexdigest()
     counts = cache.get(key)
     if counts is None:
-        if tally is not None:
-            counts = task_tally.status_counts(tally, tasks=queryset, statuses=TaskStatus.values)
-        else:
-            counts = {status: 0 for status in TaskStatus.values}
-            for row in grouped:
-                counts[row["status"]] += row["n"]
+        counts = dict.fromkeys(TaskStatus.values, 0)
+        for query in queries:
+            for *_, status, n in query.rows():
+                if status in counts:
+                    counts[status] += n
         cache.set(key, counts, STATUS_COUNTS_CACHE_SECONDS)
     return counts
 
 
 @dataclass
 class TaskListPage:
-    tasks: list[Task]
+    rows: list[RowKey]
     page: int
     page_size: int
     total: int
@@ -205,35 +216,69 @@ class TaskListPage:
         return min(self.page * self.page_size, self.total)
 
 
-def task_list_page(*, queryset: QuerySet[Task], total: int, page: int, page_size: int) -> TaskListPage:
-    """One page of an already filtered and sorted queryset whose size is known.
+class RowKey(NamedTuple):
+    """What decides a list row's HTML (row_html.py keeps the HTML under it): a page reads
+    these few columns of its rows, and the whole row only where the kept HTML is stale."""
+
+    pk: int
+    account_id: int
+    status: str
+    archive_state: str
+    gone_upstream_at: datetime | None
+    changed_at: datetime
+    archive_percent: int | None = None  # 0–100 while copying, when known
+
+    can_cancel = property(Task.can_cancel.fget)  # Ark's state table, as the model reads it
+
+
+ROW_KEY_FIELDS = RowKey._fields[:-1]
+
+
+def row_keys_query(queryset: QuerySet[Task]) -> QuerySet:
+    """The RowKey columns of a filtered, sorted queryset, in its order."""
+    return queryset.values_list(*("id" if name == "pk" else name for name in ROW_KEY_FIELDS))
+
+
+def task_list_page(*, row_keys: CompiledQuery | None, total: int, page: int, page_size: int) -> TaskListPage:
+    """One page of rows of row_keys_query(filtered and sorted queryset), whose size is known.
 
     `total` comes from the status counts, which saves a COUNT(*) over the filter.
     A page past the end shows the last page (the caller says so on the page).
+    `row_keys` None: the filter matches nothing.
     """
     num_pages = max(1, -(-total // page_size))
     shown = min(page, num_pages)
     offset = (shown - 1) * page_size
-    tasks = list(queryset.only(*ROW_FIELDS)[offset : offset + page_size])
-    attach_archive_progress(tasks)
-    return TaskListPage(tasks=tasks, page=shown, page_size=page_size, total=total, num_pages=num_pages)
+    rows = [] if row_keys is None else row_keys.rows(suffix="LIMIT %s OFFSET %s", suffix_params=(page_size, offset))
+    keys = [RowKey(*row) for row in rows]
+    percents = archive_percents([key.pk for key in keys if key.archive_state == ArchiveState.COPYING])
+    if percents:
+        keys = [key._replace(archive_percent=percents.get(key.pk)) for key in keys]
+    return TaskListPage(rows=keys, page=shown, page_size=page_size, total=total, num_pages=num_pages)
 
 
 def attach_archive_progress(tasks: Iterable[Task]) -> None:
     """Set `archive_percent` (0–100 or None) on tasks whose outputs are being copied."""
-    copying = {task.pk: task for task in tasks if task.archive_state == ArchiveState.COPYING}
+    tasks = list(tasks)
+    percents = archive_percents([task.pk for task in tasks if task.archive_state == ArchiveState.COPYING])
     for task in tasks:
-        task.archive_percent = None
-    if not copying:
-        return
+        task.archive_percent = percents.get(task.pk)
+
+
+def archive_percents(pks: list[int]) -> dict[int, int]:
+    """How far the copy of each task's outputs has got, where all their sizes are known."""
+    if not pks:
+        return {}
     sums = (
-        Artifact.objects.filter(task_id__in=copying)
+        Artifact.objects.filter(task_id__in=pks)
         .values("task_id")
         .annotate(done=Sum("bytes_copied"), total=Sum("size"), unknown=Count("id", filter=Q(size__isnull=True)))
     )
-    for row in sums:
-        if row["total"] and not row["unknown"]:
-            copying[row["task_id"]].archive_percent = min(100, int(100 * (row["done"] or 0) / row["total"]))
+    return {
+        row["task_id"]: min(100, int(100 * (row["done"] or 0) / row["total"]))
+        for row in sums
+        if row["total"] and not row["unknown"]
+    }
 
 
 def rows_changed(*, user: User, versions: Mapping[int, int], access: Access | None = None) -> list[Task]:
@@ -318,12 +363,10 @@ def _access_and_health(user: User, *, with_version: bool) -> tuple[Access, SyncH
     if not user.is_authenticated or not user.is_active or _sees_everything(user):
         access, health = access_for(user), sync_health(user=user)
         return access, health, mirror_version.current() if with_version else None
-    fields = ["account_id", "role", *(f"account__{f}" for f in _HEALTH_FIELDS)]
-    memberships = _memberships(user).order_by()
-    if with_version:
-        memberships = memberships.annotate(mirror_version=RawSQL(mirror_version.select_sql(), ()))
-        fields.append("mirror_version")
-    rows = list(memberships.values_list(*fields))
+    query = compiled_query.keep_per_thread(
+        ("memberships-and-health", with_version), lambda: CompiledQuery.of(_memberships_query(with_version))
+    )
+    rows = query.rows([user.pk])
     access = Access(
         everything=False,
         visible_account_ids=frozenset(row[0] for row in rows),
@@ -333,6 +376,17 @@ def _access_and_health(user: User, *, with_version: bool) -> tuple[Access, SyncH
     if not with_version:
         return access, health, None
     return access, health, rows[0][6] if rows else mirror_version.current()
+
+
+def _memberships_query(with_version: bool) -> QuerySet:
+    """A member's memberships joined to their accounts' sync health (and the mirror's
+    version), for one user id: the only parameter, filled in per request."""
+    fields = ["account_id", "role", *(f"account__{f}" for f in _HEALTH_FIELDS)]
+    memberships = Membership.objects.filter(user_id=0).order_by()
+    if with_version:
+        memberships = memberships.annotate(mirror_version=RawSQL(mirror_version.select_sql(), ()))
+        fields.append("mirror_version")
+    return memberships.values_list(*fields)
 
 
 def _health_of(accounts: list[tuple], *, user: User) -> SyncHealth:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -26,9 +27,9 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import page_cache, row_html, selectors
+from . import list_parts, list_plan, page_cache, row_html, selectors
 from . import rows as row_views
-from .filters import PAGE_SIZES, TaskFilter, parse_paging
+from .filters import PAGE_SIZES, TaskFilter
 from .models import Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
 from .services import actions
 from .services.archive import archive_lag_seconds
@@ -47,6 +48,7 @@ ARCHIVE_LAG_SHOWN_AFTER = 60
 ARCHIVE_LAG_ALARM_AFTER = 3600
 ARCHIVE_LAG_CACHE_SECONDS = 15
 FILTER_FORM_CACHE_SECONDS = 300
+LIVE_STATUS_CACHE_SECONDS = 300
 
 
 # --- the list ------------------------------------------------------------------------
@@ -62,72 +64,83 @@ def task_list(request: HttpRequest) -> HttpResponse:
     page = page_cache.stored_page(key)
     status = 200
     if page is None:
-        context = _list_context(request, access=access, version=version)
-        status = 400 if context["errors"] else 200
-        context.update(live_status_slot=page_cache.LIVE_STATUS_SLOT, csrf_token=page_cache.CSRF_SLOT)
-        page = render_to_string(LIST_TEMPLATE, context, request)
+        plan = list_plan.plan_for(request, access)
+        status = 400 if plan.errors else 200
+        known_models = selectors.known_models(user=request.user, access=access)
+        frame = page_cache.kept_frame(
+            request, access=access, shows="\n".join(known_models),
+            render=lambda: _list_frame(request, plan, known_models=known_models),
+        )  # fmt: skip
+        page = page_cache.assemble(frame, _list_parts(request, plan, access=access, version=version))
         if status == 200:
             page_cache.store_page(key, page)
-    now = timezone.now()
-    live_status = render_to_string(
-        f"{LIST_TEMPLATE}#live-status",
-        {"health": health, "archive_lag": _archive_lag(access), "now": now},
-        request,
-    )
     return HttpResponse(
-        page_cache.fill(page, live_status=live_status, csrf_token=get_token(request)), status=status
-    )
+        page_cache.fill(page, live_status=_live_status_html(request, health, _archive_lag(access)),
+                        csrf_token=get_token(request)),
+        status=status,
+    )  # fmt: skip
 
 
-def _list_context(request: HttpRequest, *, access: selectors.Access, version: int) -> dict:
-    user = request.user
-    filterset = TaskFilter(data=request.GET, queryset=selectors.tasks_visible_to(user, access=access))
-    paging = parse_paging(request.GET)
-    errors = [*filterset.error_messages(), *paging.errors]
-    # Links built from this page (chips, pages, sizes) leave out what was rejected.
-    params = request.GET.copy()
-    for name in [*filterset.rejected_params(), *paging.invalid]:
-        params.pop(name, None)
+def _live_status_html(request: HttpRequest, health: selectors.SyncHealth, archive_lag: dict | None) -> str:
+    """The sync banner and archive lag, kept per what they show: a page answer's one part
+    rendered every time (page_cache.py), it changes once per sync, not per request. The
+    server's clock, which the banner's "synced N s ago" counts from, is filled in."""
+    key = "arkdash:live-status:" + hashlib.sha256(
+        repr((health, archive_lag, translation.get_language(), timezone.get_current_timezone_name(),
+              get_script_prefix(), page_cache.templates_version())).encode()
+    ).hexdigest()  # fmt: skip
+    html = cache.get(key)
+    if html is None:
+        html = render_to_string(
+            f"{LIST_TEMPLATE}#live-status",
+            {"health": health, "archive_lag": archive_lag, "now_epoch": page_cache.NOW_SLOT},
+            request,
+        )
+        cache.set(key, html, LIVE_STATUS_CACHE_SECONDS)
+    return html.replace(page_cache.NOW_SLOT, str(int(time.time())))
 
-    tally = filterset.tally_filter(account_ids=None if access.everything else access.visible_account_ids)
-    counts = selectors.status_counts(queryset=filterset.queryset_without_status(), version=version, tally=tally)
-    selected = filterset.selected_statuses()
+
+def _list_frame(request: HttpRequest, plan: list_plan.ListPlan, *, known_models: list[str]) -> str:
+    """The page with a slot for each part that follows the mirror (list_parts.py), and
+    for the live status and the CSRF token, which every answer fills in."""
+    context = {
+        "errors": plan.errors,
+        "filter_form_html": _filter_form_html(request, page_size=plan.page_size, known_models=known_models),
+        "query_string": request.GET.urlencode(),
+        "live_status_slot": page_cache.LIVE_STATUS_SLOT,
+        "csrf_token": page_cache.CSRF_SLOT,
+        **list_parts.slot_markers(),
+    }
+    return render_to_string(LIST_TEMPLATE, context, request)
+
+
+def _list_parts(request: HttpRequest, plan: list_plan.ListPlan, *, access: selectors.Access, version: int) -> dict:
+    """What the mirror decides on the page: counts, rows, pages, the bulk buttons."""
+    counts = selectors.counted(plan.count_queries, version=version)
+    selected = list(plan.selected_statuses)
     total = sum(counts[status] for status in (selected or counts))
-    page = selectors.task_list_page(
-        queryset=filterset.qs, total=total, page=paging.page, page_size=paging.page_size
-    )
+    page = selectors.task_list_page(row_keys=plan.row_keys, total=total, page=plan.page, page_size=plan.page_size)
     notices = []
-    if paging.page > page.page and total:
+    if plan.page > page.page and total:
         notices.append(
             _("There is no page %(asked)s: showing the last page, %(last)s.")
-            % {"asked": paging.page, "last": page.num_pages}
+            % {"asked": plan.page, "last": page.num_pages}
         )
-    queued_in_filter = _queued_operable(filterset, counts, selected, access)
-    now = timezone.now()
-    return {
-        "rows": page.tasks,
-        "rows_html": row_html.list_rows_html(page.tasks, now=now, access=access, return_to=request.get_full_path()),
-        "now": now,
-        "filter": filterset,
-        "page": page,
-        "errors": errors,
-        "notices": notices,
-        "chips": _status_chips(params, counts, selected),
-        "total_all_statuses": sum(counts.values()),
-        "queued_in_filter": queued_in_filter,
-        "filter_form_html": _filter_form_html(
-            request, filterset=filterset, page_size=page.page_size,
-            known_models=selectors.known_models(user=user, access=access),
+    return list_parts.render(
+        page=page,
+        links=plan.page_links(page),
+        chips=plan.status_chips(counts),
+        notices=notices,
+        rows_html=row_html.list_rows_html(
+            page.rows, now=timezone.now(), access=access, return_to=request.get_full_path()
         ),
-        "has_live_rows": any(selectors.is_live(task) for task in page.tasks),
-        "has_cancellable_rows": any(task.can_cancel and access.can_operate(task.account_id) for task in page.tasks),
-        "page_sizes": PAGE_SIZES,
-        "pages": _page_links(params, page),
-        "query_string": request.GET.urlencode(),
-    }
+        has_live_rows=any(selectors.is_live(row) for row in page.rows),
+        has_cancellable_rows=any(row.can_cancel and access.can_operate(row.account_id) for row in page.rows),
+        queued_in_filter=_queued_operable(plan, counts, access),
+    )
 
 
-def _filter_form_html(request: HttpRequest, *, filterset: TaskFilter, page_size: int, known_models: list[str]) -> str:
+def _filter_form_html(request: HttpRequest, *, page_size: int, known_models: list[str]) -> str:
     """The filter form's HTML, kept: it shows the query string's values (in the language
     and time zone) and the model suggestions, nothing of the mirror. Rendering its ten
     widgets through Django's form renderer was a third of a fresh page's template time."""
@@ -142,23 +155,24 @@ def _filter_form_html(request: HttpRequest, *, filterset: TaskFilter, page_size:
     if html is None:
         html = render_to_string(
             f"{LIST_TEMPLATE}#filter-form",
-            {"filter": filterset, "known_models": known_models, "page_sizes": PAGE_SIZES, "page_size": page_size},
+            # The form shows the query string's values: the filter's queryset plays no part.
+            {"filter": TaskFilter(data=request.GET, queryset=Task.objects.none()), "known_models": known_models,
+             "page_sizes": PAGE_SIZES, "page_size": page_size},
             request,
         )
         cache.set(key, html, FILTER_FORM_CACHE_SECONDS)
     return mark_safe(html)  # noqa: S308 -- rendered (and escaped) by the template above
 
 
-def _queued_operable(filterset: TaskFilter, counts: dict[str, int], selected: list[str],
-                     access: selectors.Access) -> int:
+def _queued_operable(plan: list_plan.ListPlan, counts: dict[str, int], access: selectors.Access) -> int:
     """Queued tasks in the filter that the user may cancel (the "cancel all matching" button)."""
-    if selected and TaskStatus.QUEUED not in selected:
+    if plan.selected_statuses and TaskStatus.QUEUED not in plan.selected_statuses:
         return 0
     if access.operates_all_it_sees:
         return counts[TaskStatus.QUEUED]  # already counted
-    if not access.operable_account_ids:
+    if plan.queued_operable is None:
         return 0
-    return filterset.qs.filter(status=TaskStatus.QUEUED, account_id__in=access.operable_account_ids).count()
+    return sum(n for _status, n in plan.queued_operable.rows())
 
 
 def _archive_lag(access: selectors.Access) -> dict | None:
@@ -176,50 +190,6 @@ def _archive_lag(access: selectors.Access) -> dict | None:
     if seconds < ARCHIVE_LAG_SHOWN_AFTER:
         return None
     return {"duration": timedelta(seconds=seconds), "alarming": seconds >= ARCHIVE_LAG_ALARM_AFTER}
-
-
-def _with_params(params: QueryDict, **changes: str | list[str] | None) -> str:
-    """The current query string with some keys replaced (None removes the key)."""
-    query = params.copy()
-    for key, value in changes.items():
-        if value is None:
-            query.pop(key, None)
-        elif isinstance(value, list):
-            query.setlist(key, value)
-        else:
-            query[key] = value
-    encoded = query.urlencode()
-    return f"?{encoded}" if encoded else "?"
-
-
-def _status_chips(params: QueryDict, counts: dict[str, int], selected: list[str]) -> list[dict]:
-    """One chip per status: its count under the other filters and a link toggling it."""
-    chips = []
-    for value, label in TaskStatus.choices:
-        is_selected = value in selected
-        toggled = [s for s in selected if s != value] if is_selected else [*selected, value]
-        chips.append(
-            {
-                "value": value,
-                "label": label,
-                "count": counts[value],
-                "selected": is_selected,
-                "href": _with_params(params, status=toggled, page=None),
-            }
-        )
-    return chips
-
-
-def _page_links(params: QueryDict, page: selectors.TaskListPage) -> dict:
-    def link(number: int) -> str:
-        return _with_params(params, page=str(number))
-
-    return {
-        "first": link(1) if page.page > 1 else None,
-        "previous": link(page.page - 1) if page.has_previous else None,
-        "next": link(page.page + 1) if page.has_next else None,
-        "last": link(page.num_pages) if page.page < page.num_pages else None,
-    }
 
 
 # --- the live poll -------------------------------------------------------------------
@@ -257,7 +227,7 @@ def task_rows(request: HttpRequest) -> HttpResponse:
                 "rows_html": row_html.render_rows(rows, return_to=_htmx_page(request), oob=True),
                 "health": health,
                 "send_health": health_changed,
-                "now": now,
+                "now_epoch": int(now.timestamp()),
             },
         )
     response["X-Ark-Synced-At"] = str(health.synced_epoch or "")

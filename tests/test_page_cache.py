@@ -29,13 +29,13 @@ def ana(account):
 def renders(monkeypatch) -> list[str]:
     """The paths whose page was rendered (not reused)."""
     seen: list[str] = []
-    real = views._list_context
+    real = views._list_parts
 
-    def spy(request, **kwargs):
+    def spy(request, *args, **kwargs):
         seen.append(request.get_full_path())
-        return real(request, **kwargs)
+        return real(request, *args, **kwargs)
 
-    monkeypatch.setattr(views, "_list_context", spy)
+    monkeypatch.setattr(views, "_list_parts", spy)
     return seen
 
 

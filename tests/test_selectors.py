@@ -8,6 +8,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from tasks_app import mirror_version, selectors
+from tasks_app.compiled_query import CompiledQuery
 from tasks_app.models import (
     Account,
     ArchiveState,
@@ -57,12 +58,29 @@ def test_it_counts_every_status_including_empty_ones(account):
 
 
 def test_it_clamps_a_page_past_the_end_to_the_last_page(account):
-    for _ in range(7):
-        make_task(account)
-    page = selectors.task_list_page(queryset=Task.objects.all(), total=7, page=99, page_size=5)
-    assert (page.page, page.num_pages, len(page.tasks), page.first_index, page.last_index) == (2, 2, 2, 6, 7)
-    empty = selectors.task_list_page(queryset=Task.objects.none(), total=0, page=3, page_size=5)
-    assert (empty.page, empty.num_pages, empty.tasks, empty.first_index) == (1, 1, [], 0)
+    tasks = [make_task(account) for _ in range(7)]
+    newest_first = Task.objects.order_by("-ark_created_at", "-id")
+    row_keys = CompiledQuery.of(selectors.row_keys_query(newest_first))
+    page = selectors.task_list_page(row_keys=row_keys, total=7, page=99, page_size=5)
+    assert (page.page, page.num_pages, len(page.rows), page.first_index, page.last_index) == (2, 2, 2, 6, 7)
+    assert [row.pk for row in page.rows] == list(newest_first.values_list("pk", flat=True))[5:]
+    assert {row.pk for row in page.rows} < {task.pk for task in tasks}
+    empty = selectors.task_list_page(row_keys=CompiledQuery.of(Task.objects.none()), total=0, page=3, page_size=5)
+    assert (empty.page, empty.num_pages, empty.rows, empty.first_index) == (1, 1, [], 0)
+
+
+def test_a_row_key_carries_what_its_row_shows(account):
+    queued = make_task(account, status=TaskStatus.QUEUED)
+    copying = make_task(account, status=TaskStatus.SUCCEEDED, archive_state=ArchiveState.COPYING)
+    Artifact.objects.create(task=copying, output=ArtifactOutput.VIDEO, state=ArtifactState.COPYING, size=200,
+                            bytes_copied=50)
+    row_keys = CompiledQuery.of(selectors.row_keys_query(Task.objects.order_by("pk")))
+    rows = selectors.task_list_page(row_keys=row_keys, total=2, page=1, page_size=50).rows
+    assert [(row.pk, row.status, row.can_cancel, row.archive_percent) for row in rows] == [
+        (queued.pk, "queued", True, None), (copying.pk, "succeeded", False, 25)
+    ]
+    queued.refresh_from_db()
+    assert (rows[0].changed_at, selectors.row_version(rows[0])) == (queued.changed_at, selectors.row_version(queued))
 
 
 def test_it_reports_only_rows_whose_version_differs(account, user):

@@ -35,6 +35,9 @@ def test_it_renders_the_list_in_simplified_chinese_when_asked(user_client, accou
     assert '<html lang="zh-hans"' in html
     for text in ("任务", "排队中", "应用筛选", "正在取消…", "前</time>"):
         assert text in html
+    # The parts that follow the mirror (tasks_app/list_parts.py) are translated too.
+    for text in ("实时", "第 1–1 条，共 1 条", "第 1 / 1 页", "取消所选", "取消符合此筛选条件的全部 1 个排队中任务"):
+        assert text in html
 
 
 def test_it_switches_language_with_the_language_form(user_client, account):

@@ -52,8 +52,3 @@ def run_time(task: Task) -> timedelta | None:
     else:
         end = task.finished_at or task.ark_updated_at
     return end - start if end else None
-
-
-@register.filter
-def epoch(value: datetime | None) -> int | str:
-    return int(value.timestamp()) if value else ""
