@@ -48,6 +48,8 @@ class CompiledQuery:
     def rows(self, params: Sequence | None = None, *, suffix: str = "", suffix_params: Sequence = ()) -> list[tuple]:
         """The rows, with `params` in place of the compiled ones if given (same order and
         count) and `suffix` (e.g. "LIMIT %s OFFSET %s") after the SQL."""
+        if params is not None and len(params) != len(self.params):
+            raise ValueError(f"{len(params)} parameters for a query compiled with {len(self.params)}")
         values = [*(self.params if params is None else params), *suffix_params]
         with connections[self.using].cursor() as cursor:
             cursor.execute(f"{self.sql} {suffix}" if suffix else self.sql, values)
@@ -77,3 +79,8 @@ def keep_per_thread(key: Hashable, build: Callable[[], T]) -> T:
     if len(store) > KEPT_PER_THREAD:
         store.popitem(last=False)
     return value
+
+
+def forget_kept() -> None:
+    """Drop what this thread keeps (tests, and the benchmark's "nothing kept" case)."""
+    _kept.__dict__.clear()

@@ -41,7 +41,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 def forget_everything_kept() -> None:
     cache.clear()
-    compiled_query._kept.__dict__.clear()
+    compiled_query.forget_kept()
 
 
 def normalized(html: str) -> str:
@@ -238,9 +238,20 @@ def test_a_plan_is_kept_per_query_string_access_zone_and_language(two_accounts):
 
 def test_kept_plans_are_bounded(monkeypatch):
     monkeypatch.setattr(compiled_query, "KEPT_PER_THREAD", 3)
-    compiled_query._kept.__dict__.clear()
+    compiled_query.forget_kept()
     built = []
     for key in ["a", "b", "c", "a", "d", "b"]:
         compiled_query.keep_per_thread(key, lambda key=key: built.append(key) or key)
     # "b" was the least recently used when "d" came, so it was built again.
     assert built == ["a", "b", "c", "d", "b"]
+
+
+def test_a_compiled_query_runs_again_with_new_parameters_and_converts_its_columns(account):
+    task = make_task(account, status=TaskStatus.FAILED)
+    query = compiled_query.CompiledQuery.of(Task.objects.filter(pk=0).values_list("pk", "changed_at"))
+    assert query.rows() == []
+    task.refresh_from_db()
+    assert query.rows([task.pk]) == [(task.pk, task.changed_at)]  # a datetime, on SQLite too
+    with pytest.raises(ValueError, match="2 parameters for a query compiled with 1"):
+        query.rows([task.pk, 1])
+    assert compiled_query.CompiledQuery.of(Task.objects.none().values_list("pk")) is None
