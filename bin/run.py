@@ -42,7 +42,7 @@ def main() -> int:
 
     processes = {
         "web": f"{PYTHON} -m gunicorn arkdash.wsgi -b {host}:{port} --workers 2 --threads 4 "
-        "--access-logfile - --graceful-timeout 5",
+        "--access-logfile - --logger-class arkdash.access_log.Logger --graceful-timeout 5",
         "worker": f"{PYTHON} -m celery -A arkdash worker -l info --concurrency 2",
         "beat": f"{PYTHON} -m celery -A arkdash beat -l info",
     }

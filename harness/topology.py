@@ -255,6 +255,8 @@ class Harness:
             "-b", f"127.0.0.1:{self.web_port}",
             "--workers", str(self.config.web_workers), "--threads", str(self.config.web_threads),
             "--access-logfile", "-", "--graceful-timeout", "5", "--timeout", "60",
+            # The access log leaves the secret out of callback addresses (arkdash/access_log.py).
+            "--logger-class", "arkdash.access_log.Logger",
             # The live poll of a 200-row page sends ~5 KB of row versions in its URL;
             # gunicorn's default request-line limit (4094) would refuse it with a 400.
             "--limit-request-line", "8190",
