@@ -401,7 +401,7 @@ def markdown(results: list[Result], *, tasks: int, requests: int, active: int) -
         "    language, zone, access and 30-second bucket: tasks_app/row_html.py), and the chips,",
         "    pager and bulk buttons, by Jinja2, into the frame's slots (tasks_app/list_parts.py).",
         "  The bench's change moves the version only, as a sync write to rows off the page does;",
-        "  a change to a row on the page renders that row again as well (about 0.1 ms a row).",
+        "  a change to a row on the page reads and renders that row again (about 0.25 ms a row).",
         "  Timed step by step on the filtered page in a quieter run (p50 about 5 ms against",
         "  1.6 ms trivial): memberships and version ~0.4 ms, counts ~0.6 ms, the rows' columns",
         "  ~0.8 ms, their kept HTML ~0.3 ms, chips, pager and buttons ~0.2 ms.",
