@@ -80,12 +80,14 @@ def _rows_html(rows: list[RowKey], keys: list[str], *, now: datetime, access: Ac
 
 
 def _row_key(row: RowKey | Task, *, shared: str, access: Access) -> str:
-    # The version (changed_at) moves with every write of the row; status, archive state and
-    # "gone" are in the key as well, so a raw write that forgot changed_at still shows.
+    # The version (changed_at) moves with every write of the row; status, archive state,
+    # "gone" and the archive hand-off (it makes the row live) are in the key as well, so a
+    # raw write that forgot changed_at still shows.
     # Copy progress lives on the artifacts: it is in the key as it stands now.
     return ":".join(
         ["arkdash:row", str(row.pk), str(row_version(row)), row.status, row.archive_state,
-         "g" if row.gone_upstream_at else "", str(getattr(row, "archive_percent", None)),
+         "g" if row.gone_upstream_at else "", "h" if row.archive_handoff_pending else "",
+         str(getattr(row, "archive_percent", None)),
          "o" if access.can_operate(row.account_id) else "v", shared]
     )  # fmt: skip
 

@@ -39,6 +39,7 @@ LIVE_ARCHIVE_STATES = (ArchiveState.PENDING, ArchiveState.COPYING)
 ROW_FIELDS = (
     "id", "account_id", "ark_id", "kind", "model", "status", "error_code", "ark_created_at",
     "ark_updated_at", "started_at", "finished_at", "gone_upstream_at", "changed_at", "archive_state",
+    "archive_handoff_pending",
 )
 
 
@@ -142,8 +143,12 @@ def row_version(task: Task) -> int:
     return (task.changed_at - _EPOCH) // timedelta(microseconds=1)
 
 
-def is_live(task: Task) -> bool:
-    return task.status in ACTIVE_STATUSES or task.archive_state in LIVE_ARCHIVE_STATES
+def is_live(task: Task | RowKey) -> bool:
+    # A task that just succeeded waits for its hand-off to the archive (sync.py) before
+    # its archive state moves: live too, or its row would stop polling at "not archived".
+    return (
+        task.status in ACTIVE_STATUSES or task.archive_state in LIVE_ARCHIVE_STATES or task.archive_handoff_pending
+    )
 
 
 def status_counts(
@@ -226,6 +231,7 @@ class RowKey(NamedTuple):
     archive_state: str
     gone_upstream_at: datetime | None
     changed_at: datetime
+    archive_handoff_pending: bool
     archive_percent: int | None = None  # 0–100 while copying, when known
 
     can_cancel = property(Task.can_cancel.fget)  # Ark's state table, as the model reads it

@@ -243,3 +243,25 @@ def query_dict(pairs):
     for key, value in pairs:
         query.appendlist(key, value)
     return query
+
+
+def test_a_task_waiting_for_its_archive_hand_off_stays_live_until_the_hand_off(user_client, account, monkeypatch,
+                                                                               django_user_model):
+    from tasks_app import selectors
+    from tasks_app.services import archive, sync
+
+    task = make_task(account, status=TaskStatus.SUCCEEDED, archive_handoff_pending=True)
+    html = user_client.get("/").content.decode()
+    # Succeeded, archive state still "none": without the flag the row would stop polling here.
+    assert re.search(rf'<tr id="task-{task.pk}"[^>]*data-live', html) and 'id="live-poller"' in html
+
+    before = selectors.row_version(task)
+    monkeypatch.setattr(archive, "artifacts_create_for_task", lambda *, task: None)  # no outputs to queue
+    assert sync.archive_handoff(task=task)
+    task.refresh_from_db()
+    assert not task.archive_handoff_pending
+    # The poll sees the row change (its version moved) and the page no longer polls it.
+    ana = django_user_model.objects.get(username="ana")
+    assert [changed.pk for changed in selectors.rows_changed(user=ana, versions={task.pk: before})] == [task.pk]
+    html = user_client.get("/").content.decode()
+    assert not re.search(rf'<tr id="task-{task.pk}"[^>]*data-live', html) and 'id="live-poller"' not in html

@@ -326,7 +326,11 @@ def archive_handoff(*, task: Task) -> bool:
     except Exception:
         logger.exception("archive hand-off of %s failed; the sweep will retry it", task.ark_id)
         return False
-    Task.objects.filter(pk=task.pk, archive_handoff_pending=True).update(archive_handoff_pending=False)
+    # changed_at too: the flag keeps the row live on the page (selectors.is_live), and the
+    # page's poll notices a row by its version.
+    Task.objects.filter(pk=task.pk, archive_handoff_pending=True).update(
+        archive_handoff_pending=False, changed_at=timezone.now()
+    )
     return True
 
 
