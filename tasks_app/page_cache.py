@@ -38,6 +38,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import get_language
 
+from .kept import kept
 from .selectors import Access
 
 # The live slot cannot come from input (user text reaches the page escaped: no "<!--");
@@ -107,16 +108,13 @@ def kept_frame(request: HttpRequest, *, access: Access, shows: str, render: Call
     """The list page without its mirror parts, split at their slots (list_parts.py):
     [text, slot name, text, slot name, ..., text]. render() makes it when it is not kept.
     `shows`: what else the frame shows that may change (the model suggestions)."""
+    def split() -> list[str]:
+        return _SLOT.split(render())
+
     who_and_what = _viewer_and_request(request, access=access)
-    key = None if who_and_what is None else (
-        "arkdash:list-frame:" + hashlib.sha256("\x1f".join([*who_and_what, shows]).encode()).hexdigest()
-    )
-    pieces = cache.get(key) if key else None
-    if pieces is None:
-        pieces = _SLOT.split(render())
-        if key:
-            cache.set(key, pieces, FRAME_CACHE_SECONDS)
-    return pieces
+    if who_and_what is None:  # it shows flash messages: never kept
+        return split()
+    return kept("list-frame", [*who_and_what, shows], split, seconds=FRAME_CACHE_SECONDS)
 
 
 def assemble(frame: list[str], parts: dict[str, str]) -> str:

@@ -16,7 +16,6 @@ the mirror only the rows that changed are prepared and rendered again; a stored 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from datetime import datetime
 from urllib.parse import quote
@@ -29,6 +28,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
 from . import jinja, page_cache
+from .kept import kept
 from .models import Task
 from .rows import Row, present, row_texts_for_templates
 from .selectors import ROW_FIELDS, Access, RowKey, attach_archive_progress, row_version
@@ -53,11 +53,10 @@ def list_rows_html(rows: list[RowKey], *, now: datetime, access: Access, return_
     )  # fmt: skip
     keys = [_row_key(row, shared=shared, access=access) for row in rows]
     # The page's rows together too: one read where none of them moved (a change elsewhere).
-    together = "arkdash:rows:" + hashlib.sha256("\n".join(keys).encode()).hexdigest()
-    html = cache.get(together)
-    if html is None:
-        html = _rows_html(rows, keys, now=now, access=access, shared=shared)
-        cache.set(together, html, 2 * ROW_BUCKET_SECONDS)
+    html = kept(
+        "rows", keys, lambda: _rows_html(rows, keys, now=now, access=access, shared=shared),
+        seconds=2 * ROW_BUCKET_SECONDS,
+    )
     return mark_safe(html.replace(_RETURN_TO, escape(quote(return_to, safe="/"))))  # noqa: S308
 
 

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 from django.http import Http404
 
 from . import compiled_query, mirror_version, task_tally
 from .compiled_query import CompiledQuery
+from .kept import kept
 from .models import (
     ACTIVE_STATUSES,
     Account,
@@ -182,17 +181,17 @@ def counted(queries: Iterable[CompiledQuery], *, version: int | None = None, usi
     queries = tuple(queries)
     if version is None:
         version = mirror_version.current(using)  # before the count: see mirror_version.py
-    what = "|".join(f"{query.sql}|{query.params!r}" for query in queries)
-    key = "arkdash:status-counts:" + hashlib.sha256(f"{version}|{what}".encode()).hexdigest()
-    counts = cache.get(key)
-    if counts is None:
+
+    def count() -> dict[str, int]:
         counts = dict.fromkeys(TaskStatus.values, 0)
         for query in queries:
             for *_, status, n in query.rows():
                 if status in counts:
                     counts[status] += n
-        cache.set(key, counts, STATUS_COUNTS_CACHE_SECONDS)
-    return counts
+        return counts
+
+    what = [f"{query.sql}|{query.params!r}" for query in queries]
+    return kept("status-counts", [str(version), *what], count, seconds=STATUS_COUNTS_CACHE_SECONDS)
 
 
 @dataclass
@@ -318,13 +317,11 @@ def known_models(*, user: User, access: Access | None = None) -> list[str]:
     if access is None:
         access = access_for(user)
     visible = "all" if access.everything else ",".join(map(str, sorted(access.visible_account_ids)))
-    key = f"arkdash:known-models:{hashlib.sha256(visible.encode()).hexdigest()}"
-    models = cache.get(key)
-    if models is None:
-        models = list(
-            tasks_visible_to(user).order_by("model").values_list("model", flat=True).distinct()[:200]
-        )
-        cache.set(key, models, 300)
+    models = kept(
+        "known-models", [visible],
+        lambda: list(tasks_visible_to(user).order_by("model").values_list("model", flat=True).distinct()[:200]),
+        seconds=300,
+    )  # fmt: skip
     return [model for model in models if model]
 
 

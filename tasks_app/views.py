@@ -6,7 +6,6 @@ mirror only; the sole upstream calls happen inside the cancel/delete services.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -30,6 +29,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import list_parts, list_plan, page_cache, row_html, selectors
 from . import rows as row_views
 from .filters import PAGE_SIZES, TaskFilter
+from .kept import kept
 from .models import Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
 from .services import actions
 from .services.archive import archive_lag_seconds
@@ -47,7 +47,6 @@ MAX_POLLED_ROWS = 200
 ARCHIVE_LAG_SHOWN_AFTER = 60
 ARCHIVE_LAG_ALARM_AFTER = 3600
 ARCHIVE_LAG_CACHE_SECONDS = 15
-FILTER_FORM_CACHE_SECONDS = 300
 LIVE_STATUS_CACHE_SECONDS = 300
 
 
@@ -85,18 +84,17 @@ def _live_status_html(request: HttpRequest, health: selectors.SyncHealth, archiv
     """The sync banner and archive lag, kept per what they show: a page answer's one part
     rendered every time (page_cache.py), it changes once per sync, not per request. The
     server's clock, which the banner's "synced N s ago" counts from, is filled in."""
-    key = "arkdash:live-status:" + hashlib.sha256(
-        repr((health, archive_lag, translation.get_language(), timezone.get_current_timezone_name(),
-              get_script_prefix(), page_cache.templates_version())).encode()
-    ).hexdigest()  # fmt: skip
-    html = cache.get(key)
-    if html is None:
-        html = render_to_string(
+    html = kept(
+        "live-status",
+        [repr((health, archive_lag)), translation.get_language() or "", timezone.get_current_timezone_name(),
+         get_script_prefix(), page_cache.templates_version()],
+        lambda: render_to_string(
             f"{LIST_TEMPLATE}#live-status",
             {"health": health, "archive_lag": archive_lag, "now_epoch": page_cache.NOW_SLOT},
             request,
-        )
-        cache.set(key, html, LIVE_STATUS_CACHE_SECONDS)
+        ),
+        seconds=LIVE_STATUS_CACHE_SECONDS,
+    )  # fmt: skip
     return html.replace(page_cache.NOW_SLOT, str(int(time.time())))
 
 
@@ -141,26 +139,15 @@ def _list_parts(request: HttpRequest, plan: list_plan.ListPlan, *, access: selec
 
 
 def _filter_form_html(request: HttpRequest, *, page_size: int, known_models: list[str]) -> str:
-    """The filter form's HTML, kept: it shows the query string's values (in the language
-    and time zone) and the model suggestions, nothing of the mirror. Rendering its ten
-    widgets through Django's form renderer was a third of a fresh page's template time."""
-    key = "arkdash:filter-form:" + hashlib.sha256(
-        "|".join(
-            [request.GET.urlencode(), str(page_size), translation.get_language() or "",
-             timezone.get_current_timezone_name(), get_script_prefix(), "\n".join(known_models),
-             page_cache.templates_version()]
-        ).encode()
-    ).hexdigest()  # fmt: skip
-    html = cache.get(key)
-    if html is None:
-        html = render_to_string(
-            f"{LIST_TEMPLATE}#filter-form",
-            # The form shows the query string's values: the filter's queryset plays no part.
-            {"filter": TaskFilter(data=request.GET, queryset=Task.objects.none()), "known_models": known_models,
-             "page_sizes": PAGE_SIZES, "page_size": page_size},
-            request,
-        )
-        cache.set(key, html, FILTER_FORM_CACHE_SECONDS)
+    """The filter form, showing the query string's values and the model suggestions
+    (kept as part of the page's frame: page_cache.kept_frame)."""
+    html = render_to_string(
+        f"{LIST_TEMPLATE}#filter-form",
+        # The form shows the query string's values: the filter's queryset plays no part.
+        {"filter": TaskFilter(data=request.GET, queryset=Task.objects.none()), "known_models": known_models,
+         "page_sizes": PAGE_SIZES, "page_size": page_size},
+        request,
+    )
     return mark_safe(html)  # noqa: S308 -- rendered (and escaped) by the template above
 
 

@@ -1,5 +1,5 @@
 """The list's rows and filter form are kept between renders, and what is kept never shows
-anything that differs from a fresh render (tasks_app/row_html.py, views._filter_form_html)."""
+anything that differs from a fresh render (tasks_app/row_html.py; the form: page_cache.kept_frame)."""
 
 from __future__ import annotations
 
