@@ -128,15 +128,9 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "arkdash.wsgi.application"
 
-# Per process, in memory: status counts, stored list pages and rows, all kept under the
-# mirror's version (tasks_app/mirror_version.py), so no process can serve another's
-# stale entry. Django's default of 300 entries would not hold one 200-row page.
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "OPTIONS": {"MAX_ENTRIES": envint("ARKDASH_CACHE_MAX_ENTRIES", 20_000)},
-    }
-}
+# Per process, in memory: a few figures that are slow to compute and may be a little
+# old (the model suggestions, the archive lag). Nothing that must be fresh is cached.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 DATABASES = {
     "default": dj_database_url.config(
@@ -364,15 +358,6 @@ CELERY_BEAT_SCHEDULE["archive-sweep"] = {
     "task": "tasks_app.tasks.archive_sweep",
     "schedule": ARKDASH_ARCHIVE_SWEEP_SECONDS,
     "options": {"expires": ARKDASH_ARCHIVE_SWEEP_SECONDS},
-}
-
-# Task writes append rows to the status-count tally (tasks_app/task_tally.py); folding
-# them keeps the list's counts a read of ~1,000 rows instead of one per task.
-ARKDASH_TALLY_COMPACT_SECONDS = envfloat("ARKDASH_TALLY_COMPACT_SECONDS", 60.0)
-CELERY_BEAT_SCHEDULE["compact-task-tally"] = {
-    "task": "tasks_app.tasks.compact_task_tally",
-    "schedule": ARKDASH_TALLY_COMPACT_SECONDS,
-    "options": {"expires": ARKDASH_TALLY_COMPACT_SECONDS},
 }
 
 # --- Logs and metrics (tasks_app/observability) ----------------------------------------

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import mirror_version
 from .crypto import decrypt_secret, encrypt_secret
 
 
@@ -83,32 +83,9 @@ class ArchiveState(models.TextChoices):
     LOST = "lost", _("lost")
 
 
-class TaskQuerySet(models.QuerySet):
-    """Bulk writes move the mirror's version like single ones (see mirror_version.py)."""
-
-    def update(self, **kwargs) -> int:
-        updated = super().update(**kwargs)
-        if updated:
-            mirror_version.bump(self.db)
-        return updated
-
-    def bulk_create(self, objs, *args, **kwargs):
-        created = super().bulk_create(objs, *args, **kwargs)
-        if created:
-            mirror_version.bump(self.db)
-        return created
-
-    def bulk_update(self, objs, fields, *args, **kwargs) -> int:
-        updated = super().bulk_update(objs, fields, *args, **kwargs)
-        if updated:
-            mirror_version.bump(self.db)
-        return updated
-
-    def delete(self):
-        deleted = super().delete()
-        if deleted[0]:
-            mirror_version.bump(self.db)
-        return deleted
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A row whose outputs are still on their way to the archive keeps polling.
+LIVE_ARCHIVE_STATES = (ArchiveState.PENDING, ArchiveState.COPYING)
 
 
 class Task(models.Model):
@@ -162,8 +139,6 @@ class Task(models.Model):
 
     raw = models.JSONField(default=dict)
 
-    objects = TaskQuerySet.as_manager()
-
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "ark_id"], name="task_unique_per_account")]
         indexes = [
@@ -191,15 +166,6 @@ class Task(models.Model):
     def __str__(self) -> str:
         return self.ark_id
 
-    def save(self, *args, **kwargs) -> None:
-        super().save(*args, **kwargs)
-        mirror_version.bump(self._state.db)  # the database it was saved to
-
-    def delete(self, *args, **kwargs):
-        deleted = super().delete(*args, **kwargs)
-        mirror_version.bump(self._state.db)  # the database it was deleted from
-        return deleted
-
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
@@ -214,27 +180,41 @@ class Task(models.Model):
         """Ark's state table: succeeded, failed and expired records can be deleted."""
         return self.status in FINISHED_STATUSES and self.gone_upstream_at is None
 
+    @property
+    def is_live(self) -> bool:
+        """Can this row still change on its own? Then the page polls it.
 
-class TaskTally(models.Model):
-    """Tasks per account, status, kind, archive state, model and UTC day of creation.
+        A task gone from Ark will never be re-read, whatever it last showed. A task that
+        just succeeded waits for its hand-off to the archive before its archive state
+        moves: live too, or its row would stop polling at "nothing to archive".
+        """
+        if self.gone_upstream_at is not None:
+            return self.archive_state in LIVE_ARCHIVE_STATES
+        return self.status in ACTIVE_STATUSES or self.archive_state in LIVE_ARCHIVE_STATES or self.archive_handoff_pending
 
-    Kept by database triggers on the task table, never written by the ORM except to fold
-    its rows (task_tally.py says how). A key may have several rows: sum `n`.
-    """
+    @property
+    def version(self) -> int:
+        """changed_at in whole microseconds: the live poll compares it for equality."""
+        return (self.changed_at - _EPOCH) // timedelta(microseconds=1)
 
-    account_id = models.BigIntegerField()  # no foreign key: the triggers and the folding write it
-    status = models.CharField(max_length=16)
-    kind = models.CharField(max_length=8)
-    archive_state = models.CharField(max_length=16)
-    model = models.CharField(max_length=128)
-    day = models.DateField()
-    n = models.IntegerField()
+    @property
+    def run_time(self) -> timedelta | None:
+        """From first seen running to finished; None for a task that never ran.
 
-    class Meta:
-        indexes = [models.Index(fields=["account_id", "day"], name="tally_account_day")]
-
-    def __str__(self) -> str:
-        return f"{self.account_id}/{self.day}/{self.status}/{self.kind}/{self.archive_state}/{self.model}: {self.n}"
+        A task that finished between two syncs was never seen running: its run time counts
+        from creation. Expired and cancelled tasks never ran unless they were seen running.
+        A task gone from Ark stops at the moment it went.
+        """
+        start: datetime | None = self.started_at
+        if start is None and self.status in (TaskStatus.SUCCEEDED, TaskStatus.FAILED):
+            start = self.ark_created_at
+        if start is None:
+            return None
+        if self.status in ACTIVE_STATUSES:
+            end = self.gone_upstream_at or timezone.now()
+        else:
+            end = self.finished_at or self.ark_updated_at
+        return max(end - start, timedelta(0)) if end else None
 
 
 class ArtifactOutput(models.TextChoices):

@@ -7,7 +7,6 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from tasks_app import task_tally
 from tasks_app.ark import ArkError
 from tasks_app.crypto import SecretDecryptError
 from tasks_app.models import Account, Artifact, ArtifactState, Task
@@ -136,11 +135,3 @@ def archive_sweep() -> int:
         logger.warning("archive lag is %.0f s", report.lag_seconds)
     return len(report.queued)
 
-
-# --- The task tally -----------------------------------------------------------------------
-
-
-@shared_task(ignore_result=True)
-def compact_task_tally() -> int:
-    """Beat: fold the tally's rows (each task write appends some) so counting stays quick."""
-    return task_tally.compact()

@@ -8,28 +8,24 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.middleware.csrf import get_token
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
-from django.template.loader import render_to_string
-from django.urls import NoReverseMatch, get_script_prefix, reverse
-from django.utils import timezone, translation
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
-from . import list_parts, list_plan, page_cache, row_html, selectors
-from . import rows as row_views
-from .filters import PAGE_SIZES, TaskFilter
-from .kept import kept
+from . import selectors
+from .filters import PAGE_SIZES, Cursor, TaskFilter, parse_paging
 from .models import Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
 from .services import actions
 from .services.archive import archive_lag_seconds
@@ -42,124 +38,146 @@ ROW_VERSION = re.compile(r"^(\d{1,18})\.(\d{1,20})$")
 # A primary key as a form sends it: ASCII digits that fit a 64-bit column (SQLite raises
 # OverflowError on anything larger instead of matching nothing).
 PK_VALUE = re.compile(r"^[0-9]{1,18}$")
+MICROSECONDS = re.compile(r"^[0-9]{1,17}$")
 MAX_POLLED_ROWS = 200
+# The "N new tasks" notice counts up to this many, then says "99+".
+NEW_TASKS_SHOWN = 99
+# After a write, the poll looks again for this long: a transaction that began earlier
+# (a sync cycle) may commit rows whose changed_at is older than the newest one it saw.
+CHANGE_GRACE = timedelta(seconds=30)
 # Output URLs die 24 h after success: a lag of hours is a warning long before that.
 ARCHIVE_LAG_SHOWN_AFTER = 60
 ARCHIVE_LAG_ALARM_AFTER = 3600
 ARCHIVE_LAG_CACHE_SECONDS = 15
-LIVE_STATUS_CACHE_SECONDS = 300
+CURSOR_PARAMS = ("after", "before")
 
 
 # --- the list ------------------------------------------------------------------------
 
 
 @login_required
-@require_GET
+@require_safe
 def task_list(request: HttpRequest) -> HttpResponse:
-    # The page is stored per state of the mirror (page_cache.py says what stays fresh).
-    # The version is read first, with the memberships: before anything the page shows.
-    access, health, version = selectors.access_health_and_version(request.user)
-    key = page_cache.page_key(request, access=access, mirror_version=version)
-    page = page_cache.stored_page(key)
-    status = 200
-    if page is None:
-        plan = list_plan.plan_for(request, access)
-        status = 400 if plan.errors else 200
-        known_models = selectors.known_models(user=request.user, access=access)
-        frame = page_cache.kept_frame(
-            request, access=access, shows="\n".join(known_models),
-            render=lambda: _list_frame(request, plan, known_models=known_models),
-        )  # fmt: skip
-        page = page_cache.assemble(frame, _list_parts(request, plan, access=access, version=version))
-        if status == 200:
-            page_cache.store_page(key, page)
-    return HttpResponse(
-        page_cache.fill(page, live_status=_live_status_html(request, health, _archive_lag(access)),
-                        csrf_token=get_token(request)),
-        status=status,
-    )  # fmt: skip
+    access = selectors.access_for(request.user)
+    filterset = TaskFilter(data=request.GET, queryset=access.tasks())
+    paging = parse_paging(request.GET)
+    errors = [*filterset.error_messages(), *paging.errors]
+    # Links built from this page (chips, pager) leave out what was rejected.
+    params = request.GET.copy()
+    for name in [*filterset.rejected_params(), *paging.invalid]:
+        params.pop(name, None)
+    filter_params = _without(params, *CURSOR_PARAMS)
 
-
-def _live_status_html(request: HttpRequest, health: selectors.SyncHealth, archive_lag: dict | None) -> str:
-    """The sync banner and archive lag, kept per what they show: a page answer's one part
-    rendered every time (page_cache.py), it changes once per sync, not per request. The
-    server's clock, which the banner's "synced N s ago" counts from, is filled in."""
-    html = kept(
-        "live-status",
-        [repr((health, archive_lag)), translation.get_language() or "", timezone.get_current_timezone_name(),
-         get_script_prefix(), page_cache.templates_version()],
-        lambda: render_to_string(
-            f"{LIST_TEMPLATE}#live-status",
-            {"health": health, "archive_lag": archive_lag, "now_epoch": page_cache.NOW_SLOT},
-            request,
-        ),
-        seconds=LIVE_STATUS_CACHE_SECONDS,
-    )  # fmt: skip
-    return html.replace(page_cache.NOW_SLOT, str(int(time.time())))
-
-
-def _list_frame(request: HttpRequest, plan: list_plan.ListPlan, *, known_models: list[str]) -> str:
-    """The page with a slot for each part that follows the mirror (list_parts.py), and
-    for the live status and the CSRF token, which every answer fills in."""
+    page = selectors.task_list(filterset=filterset, paging=paging)
+    counts = selectors.status_counts(queryset=filterset.queryset_without_status())
+    selected = filterset.selected_statuses()
+    _prepare_rows(page.tasks, access)
     context = {
-        "errors": plan.errors,
-        "filter_form_html": _filter_form_html(request, page_size=plan.page_size, known_models=known_models),
+        "filter": filterset,
+        "errors": errors,
+        "page": page,
+        "tasks": page.tasks,
+        "total": _total(counts, selected),
+        "chips": _status_chips(filter_params, counts, selected),
+        "counts_signature": _signature(counts),
+        "pager": _pager_links(filter_params, page),
+        "queued_in_filter": _queued_operable(filterset, counts, selected, access),
+        "known_models": selectors.known_models(access=access),
+        "health": selectors.sync_health(user=request.user, access=access),
+        "archive_lag": _archive_lag(access),
+        "has_live_rows": any(task.is_live for task in page.tasks),
+        "has_cancellable_rows": any(task.operable_cancel for task in page.tasks),
+        "page_sizes": PAGE_SIZES,
+        "page_size": paging.page_size,
         "query_string": request.GET.urlencode(),
-        "live_status_slot": page_cache.LIVE_STATUS_SLOT,
-        "csrf_token": page_cache.CSRF_SLOT,
-        **list_parts.slot_markers(),
+        "poll_query": filter_params.urlencode(),
+        # What the poll compares against: the newest task of the filter, the last write seen.
+        "newest": selectors.newest_cursor(queryset=filterset.qs) or "",
+        "seen": _micros(selectors.last_change(access=access)),
+        "slide_in": page.is_first and filterset.sort_name == "-created",
+        "now_epoch": int(timezone.now().timestamp()),
+        "return_to": request.get_full_path(),
     }
-    return render_to_string(LIST_TEMPLATE, context, request)
+    return render(request, LIST_TEMPLATE, context, status=400 if errors else 200)
 
 
-def _list_parts(request: HttpRequest, plan: list_plan.ListPlan, *, access: selectors.Access, version: int) -> dict:
-    """What the mirror decides on the page: counts, rows, pages, the bulk buttons."""
-    counts = selectors.counted(plan.count_queries, version=version)
-    selected = list(plan.selected_statuses)
-    total = sum(counts[status] for status in (selected or counts))
-    page = selectors.task_list_page(row_keys=plan.row_keys, total=total, page=plan.page, page_size=plan.page_size)
-    notices = []
-    if plan.page > page.page and total:
-        notices.append(
-            _("There is no page %(asked)s: showing the last page, %(last)s.")
-            % {"asked": plan.page, "last": page.num_pages}
-        )
-    return list_parts.render(
-        page=page,
-        links=plan.page_links(page),
-        chips=plan.status_chips(counts),
-        notices=notices,
-        rows_html=row_html.list_rows_html(
-            page.rows, now=timezone.now(), access=access, return_to=request.get_full_path()
-        ),
-        has_live_rows=any(selectors.is_live(row) for row in page.rows),
-        has_cancellable_rows=any(row.can_cancel and access.can_operate(row.account_id) for row in page.rows),
-        queued_in_filter=_queued_operable(plan, counts, access),
-    )
+def _prepare_rows(tasks: list[Task], access: selectors.Access) -> None:
+    """What a row shows beyond the task itself: copy progress, the viewer's buttons."""
+    selectors.attach_archive_progress(tasks)
+    for task in tasks:
+        operable = access.can_operate(task.account_id)
+        task.operable_cancel = operable and task.can_cancel
+        task.operable_delete = operable and task.can_delete
 
 
-def _filter_form_html(request: HttpRequest, *, page_size: int, known_models: list[str]) -> str:
-    """The filter form, showing the query string's values and the model suggestions
-    (kept as part of the page's frame: page_cache.kept_frame)."""
-    html = render_to_string(
-        f"{LIST_TEMPLATE}#filter-form",
-        # The form shows the query string's values: the filter's queryset plays no part.
-        {"filter": TaskFilter(data=request.GET, queryset=Task.objects.none()), "known_models": known_models,
-         "page_sizes": PAGE_SIZES, "page_size": page_size},
-        request,
-    )
-    return mark_safe(html)  # noqa: S308 -- rendered (and escaped) by the template above
+def _without(params: QueryDict, *names: str) -> QueryDict:
+    params = params.copy()
+    for name in names:
+        params.pop(name, None)
+    return params
 
 
-def _queued_operable(plan: list_plan.ListPlan, counts: dict[str, int], access: selectors.Access) -> int:
+def _with_params(params: QueryDict, **changes: str | list[str] | None) -> str:
+    """The query string with some keys replaced (None removes the key), as a relative link."""
+    query = params.copy()
+    for key, value in changes.items():
+        if value is None:
+            query.pop(key, None)
+        elif isinstance(value, list):
+            query.setlist(key, value)
+        else:
+            query[key] = value
+    encoded = query.urlencode()
+    return f"?{encoded}" if encoded else "?"
+
+
+def _count_label(n: int) -> str:
+    return f"{selectors.COUNT_CAP:,}+" if n > selectors.COUNT_CAP else f"{n:,}"
+
+
+def _total(counts: dict[str, int], selected: list[str]) -> str:
+    shown = [counts[status] for status in (selected or counts)]
+    capped = any(n > selectors.COUNT_CAP for n in shown)
+    total = sum(min(n, selectors.COUNT_CAP) for n in shown)
+    return f"{total:,}+" if capped else f"{total:,}"
+
+
+def _signature(counts: dict[str, int]) -> str:
+    return ".".join(str(counts[status]) for status in TaskStatus.values)
+
+
+def _status_chips(params: QueryDict, counts: dict[str, int], selected: list[str]) -> list[dict]:
+    """One chip per status: its count under the other filters and a link toggling it."""
+    chips = []
+    for value, label in TaskStatus.choices:
+        is_selected = value in selected
+        toggled = [s for s in selected if s != value] if is_selected else [*selected, value]
+        chips.append({
+            "value": value, "label": label, "count": _count_label(counts[value]), "selected": is_selected,
+            "href": _with_params(params, status=toggled),
+        })  # fmt: skip
+    return chips
+
+
+def _pager_links(params: QueryDict, page: selectors.TaskListPage) -> dict:
+    return {
+        "first": None if page.is_first else _with_params(params),
+        "newer": _with_params(params, before=str(page.newer)) if page.newer else None,
+        "older": _with_params(params, after=str(page.older)) if page.older else None,
+    }
+
+
+def _queued_operable(filterset: TaskFilter, counts: dict[str, int], selected: list[str],
+                     access: selectors.Access) -> int:
     """Queued tasks in the filter that the user may cancel (the "cancel all matching" button)."""
-    if plan.selected_statuses and TaskStatus.QUEUED not in plan.selected_statuses:
+    if selected and TaskStatus.QUEUED not in selected:
         return 0
     if access.operates_all_it_sees:
-        return counts[TaskStatus.QUEUED]  # already counted
-    if plan.queued_operable is None:
+        return counts[TaskStatus.QUEUED]  # already counted (Ark caps queued tasks near 120)
+    if not access.operable_account_ids:
         return 0
-    return sum(n for _status, n in plan.queued_operable.rows())
+    queued = filterset.qs.filter(status=TaskStatus.QUEUED, account_id__in=access.operable_account_ids)
+    return queued.order_by()[: selectors.COUNT_CAP + 1].count()
 
 
 def _archive_lag(access: selectors.Access) -> dict | None:
@@ -171,65 +189,130 @@ def _archive_lag(access: selectors.Access) -> dict | None:
     else:
         ids = sorted(access.visible_account_ids)
         key = "arkdash:archive-lag-seconds:" + ",".join(map(str, ids))
+
         def compute() -> float:
             return archive_lag_seconds(account_ids=ids)
+
     seconds = cache.get_or_set(key, compute, ARCHIVE_LAG_CACHE_SECONDS)
     if seconds < ARCHIVE_LAG_SHOWN_AFTER:
         return None
     return {"duration": timedelta(seconds=seconds), "alarming": seconds >= ARCHIVE_LAG_ALARM_AFTER}
 
 
+def _micros(moment: datetime | None) -> str:
+    return str(int(moment.timestamp() * 1_000_000)) if moment else ""
+
+
 # --- the live poll -------------------------------------------------------------------
 
 
-@login_required
-@require_GET
-def task_rows(request: HttpRequest) -> HttpResponse:
-    """Changed rows among those the page shows, as out-of-band swaps; 204 when idle.
+@dataclass(frozen=True)
+class PollState:
+    """What the page shows now, as its poll reports it (all optional)."""
 
-    The page sends `rows=<pk>.<version>,…` for its live rows and `health=<state>` for
-    what its banner shows. Nothing changed = an empty 204, so an idle poll costs one
-    narrow query and a few header bytes.
+    versions: dict[int, int]  # rows=<pk>.<version>,… of the page's live rows
+    health: str  # the banner's state
+    seen: datetime | None  # the newest write the page knows of (microseconds)
+    newest: Cursor | None  # the newest task of the filter the page knows of
+    counts: str  # the chips' counts, as _signature() wrote them
+    slide_in: bool  # new tasks go on top of the page (its first page, newest first)
+
+
+def _parse_poll(params: QueryDict) -> PollState | None:
+    """The poll's own parameters; None when one of them is malformed."""
+    versions: dict[int, int] = {}
+    for item in filter(None, params.get("rows", "").split(",")):
+        match = ROW_VERSION.match(item)
+        if match is None:
+            return None
+        versions[int(match[1])] = int(match[2])
+    if len(versions) > MAX_POLLED_ROWS:
+        return None
+    seen_text, newest_text = params.get("seen", ""), params.get("newest", "")
+    if seen_text and not MICROSECONDS.match(seen_text):
+        return None
+    try:
+        newest = Cursor.parse(newest_text) if newest_text else None
+        seen = datetime.fromtimestamp(int(seen_text) / 1_000_000, tz=UTC) if seen_text else None
+    except (ValueError, OverflowError, OSError):
+        return None
+    return PollState(
+        versions=versions, health=params.get("health", "")[:20], seen=seen, newest=newest,
+        counts=params.get("counts", "")[:200], slide_in=params.get("slide") == "1",
+    )
+
+
+@login_required
+@require_safe
+def task_rows(request: HttpRequest) -> HttpResponse:
+    """The live poll: what changed on the page since it last asked; 204 when nothing did.
+
+    The query string holds the page's filter and the poll's own parameters (PollState).
+    The answer holds, as out-of-band swaps, the rows that changed, new tasks (on top of
+    the first page, or a "N new tasks" notice elsewhere), the chips when a count moved
+    and the sync banner when its state did. Headers carry what the next poll sends back.
     """
-    versions = _parse_row_versions(request.GET.get("rows", ""))
-    if versions is None:
-        return HttpResponse(
-            _("Bad rows parameter."), status=400, content_type="text/plain; charset=utf-8"
-        )
-    access, health = selectors.access_and_health(request.user)
-    tasks = selectors.rows_changed(user=request.user, versions=versions, access=access)
-    health_changed = request.GET.get("health", health.state) != health.state
-    if not tasks and not health_changed:
+    poll = _parse_poll(request.GET)
+    if poll is None:
+        return HttpResponse("Bad poll parameters.", status=400, content_type="text/plain; charset=utf-8")
+    access = selectors.access_for(request.user)
+    health = selectors.sync_health(user=request.user, access=access)
+    changed = selectors.rows_changed(access=access, versions=poll.versions)
+    latest = selectors.last_change(access=access)
+    context: dict = {"health": health, "send_health": poll.health and poll.health != health.state}
+    headers = {"X-Ark-Synced-At": str(health.synced_epoch or ""), "X-Ark-Seen": _micros(latest)}
+
+    if _mirror_moved(latest, seen=poll.seen):
+        filterset = TaskFilter(data=request.GET, queryset=access.tasks())
+        counts = selectors.status_counts(queryset=filterset.queryset_without_status())
+        if _signature(counts) != poll.counts:
+            params = _without(request.GET, *POLL_PARAMS, *CURSOR_PARAMS)
+            for name in filterset.rejected_params():
+                params.pop(name, None)
+            selected = filterset.selected_statuses()
+            context.update(chips=_status_chips(params, counts, selected), counts_signature=_signature(counts),
+                           total=_total(counts, selected))
+        limit = parse_paging(request.GET).page_size if poll.slide_in else NEW_TASKS_SHOWN + 1
+        new = selectors.tasks_newer_than(queryset=filterset.qs, cursor=poll.newest, limit=limit)
+        if new and poll.slide_in:
+            _prepare_rows(new, access)
+            context["new_tasks"] = new
+            headers["X-Ark-Newest"] = str(Cursor.of(new[0], filterset.chosen_sort))
+        elif new:
+            context["new_count"] = len(new)
+            context["new_count_label"] = f"{NEW_TASKS_SHOWN}+" if len(new) > NEW_TASKS_SHOWN else str(len(new))
+            context["new_tasks_href"] = reverse("tasks_app:task_list") + _with_params(
+                _without(request.GET, *POLL_PARAMS, *CURSOR_PARAMS, "sort")
+            )
+    if changed:
+        _prepare_rows(changed, access)
+        context["tasks"] = changed
+
+    if not any(context.get(key) for key in ("send_health", "chips", "new_tasks", "new_count", "tasks")):
         response = HttpResponse(status=204)
         # No body, nothing for a Content-Security-Policy to govern: its ~650 bytes would be
         # most of every idle poll.
         response._csp_exempt = True
     else:
-        now = timezone.now()
-        rows = row_views.present(tasks, now=now, access=access)
-        response = render(
-            request,
-            f"{LIST_TEMPLATE}#poll-answer",
-            {
-                "rows_html": row_html.render_rows(rows, return_to=_htmx_page(request), oob=True),
-                "health": health,
-                "send_health": health_changed,
-                "now_epoch": int(now.timestamp()),
-            },
-        )
-    response["X-Ark-Synced-At"] = str(health.synced_epoch or "")
+        context["return_to"] = _htmx_page(request)
+        response = render(request, f"{LIST_TEMPLATE}#poll-answer", context)
+    for name, value in headers.items():
+        response[name] = value
     response["Cache-Control"] = "no-store"
     return response
 
 
-def _parse_row_versions(text: str) -> dict[int, int] | None:
-    versions: dict[int, int] = {}
-    for item in filter(None, text.split(",")):
-        match = ROW_VERSION.match(item)
-        if match is None:
-            return None
-        versions[int(match[1])] = int(match[2])
-    return versions if len(versions) <= MAX_POLLED_ROWS else None
+POLL_PARAMS = ("rows", "health", "seen", "newest", "counts", "slide")
+
+
+def _mirror_moved(latest: datetime | None, *, seen: datetime | None) -> bool:
+    """Has anything been written since the page last looked (or so recently that a slower
+    transaction may still commit more)? Only then are the counts and new tasks read."""
+    if latest is None:
+        return seen is None
+    if seen is None or latest > seen:
+        return True
+    return timezone.now() - latest < CHANGE_GRACE
 
 
 # --- detail --------------------------------------------------------------------------
@@ -315,21 +398,20 @@ def _forbidden(message: str) -> HttpResponse:
     return HttpResponse(message, status=403, content_type="text/plain; charset=utf-8")
 
 
-def _may_not_act() -> HttpResponse:
-    return _forbidden(_("You can see this account's tasks but not cancel or delete them: ask an admin for the operator role."))
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def task_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     # GET shows the confirmation page (works without JavaScript) and changes nothing.
-    task = selectors.task_for_user(user=request.user, pk=pk)
     if request.method == "GET":
-        if not selectors.can_operate(user=request.user, account_id=task.account_id):
-            return _may_not_act()
+        try:
+            task = selectors.task_for_operator(user=request.user, pk=pk)
+        except PermissionDenied as refusal:
+            return _forbidden(str(refusal))
         return render(request, CONFIRM_TEMPLATE, {"task": task, "action": "cancel", "next": _next_url(request)})
+    # POST: the service decides who may act, and audits a refusal.
+    task = selectors.task_for_user(user=request.user, pk=pk)
     result = actions.task_cancel(task=task, user=request.user)
-    if result.code == "forbidden":  # the service decides (and audits the refusal)
+    if result.code == "forbidden":
         return _forbidden(result.message)
     return _action_response(request, result)
 
@@ -337,10 +419,11 @@ def task_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def task_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    task = selectors.task_for_user(user=request.user, pk=pk)
     if request.method == "GET":
-        if not selectors.can_operate(user=request.user, account_id=task.account_id):
-            return _may_not_act()
+        try:
+            task = selectors.task_for_operator(user=request.user, pk=pk)
+        except PermissionDenied as refusal:
+            return _forbidden(str(refusal))
         return render(
             request,
             CONFIRM_TEMPLATE,
@@ -351,6 +434,7 @@ def task_delete(request: HttpRequest, pk: int) -> HttpResponse:
                 "next": _next_url(request),
             },
         )
+    task = selectors.task_for_user(user=request.user, pk=pk)
     result = actions.task_delete(
         task=task,
         user=request.user,
@@ -375,15 +459,12 @@ def _action_response(request: HttpRequest, result: actions.ActionResult) -> Http
     if request.htmx:
         if result.task is None:  # removed locally: the row disappears
             return HttpResponse("")
-        selectors.attach_archive_progress([result.task])
-        now = timezone.now()
-        rows = row_views.present([result.task], now=now, access=selectors.access_for(request.user))
-        return HttpResponse(
-            row_html.render_rows(
-                rows, return_to=_htmx_page(request), row_message=result.message, row_message_ok=result.ok,
-                needs_confirmation=result.code == "needs_confirmation",
-            )
-        )
+        _prepare_rows([result.task], selectors.access_for(request.user))
+        context = {
+            "task": result.task, "return_to": _htmx_page(request), "row_message": result.message,
+            "row_message_ok": result.ok, "needs_confirmation": result.code == "needs_confirmation",
+        }  # fmt: skip
+        return render(request, f"{LIST_TEMPLATE}#task-row", context)
     level = messages.SUCCESS if result.ok else messages.ERROR
     messages.add_message(request, level, result.message)
     fallback = reverse("tasks_app:task_detail", args=[result.task.pk]) if result.task else reverse("tasks_app:task_list")
@@ -415,7 +496,8 @@ def tasks_cancel_bulk(request: HttpRequest) -> HttpResponse:
     sets `confirmed` itself. "Everything matching" covers the accounts the user operates;
     selected rows of other visible accounts are refused (and audited) by the service.
     """
-    filterset = TaskFilter(data=request.GET, queryset=selectors.tasks_operable_by(request.user))
+    access = selectors.access_for(request.user)
+    filterset = TaskFilter(data=request.GET, queryset=access.operable_tasks())
     list_url = reverse("tasks_app:task_list") + (f"?{request.GET.urlencode()}" if request.GET else "")
     scope = "matching" if request.POST.get("scope") == "matching" else "selected"
     if scope == "matching":
@@ -425,7 +507,7 @@ def tasks_cancel_bulk(request: HttpRequest) -> HttpResponse:
         candidates = filterset.qs.filter(status=TaskStatus.QUEUED, gone_upstream_at__isnull=True)
     else:
         pks = [int(value) for value in request.POST.getlist("ids") if PK_VALUE.match(value)][:MAX_POLLED_ROWS]
-        candidates = selectors.tasks_visible_to(request.user).filter(pk__in=pks)
+        candidates = access.tasks().filter(pk__in=pks)
 
     if request.POST.get("confirmed") != "1":
         queued = candidates.filter(status=TaskStatus.QUEUED, gone_upstream_at__isnull=True)

@@ -45,11 +45,11 @@ def chips_on(response) -> dict[str, dict]:
 
 
 def pager_links(response) -> dict[str, str]:
-    """The pager's links by their rel/label: first, previous, next, last."""
+    """The pager's links by their label: first, newer, older."""
     pager = response.content.decode().split('<nav class="pager"', 1)[1].split("</nav>", 1)[0]
     links = {}
     for href, text in re.findall(r'<a class="btn btn-small" href="([^"]*)"[^>]*>([^<]*)</a>', pager):
-        name = next(word for word in ("First", "Previous", "Next", "Last") if word in text)
+        name = next(word for word in ("First", "Newer", "Older") if word in text)
         links[name.lower()] = html.unescape(href)
     return links
 
@@ -103,8 +103,9 @@ def test_it_filters_by_pasted_ids(user_client, account):
     [
         ("status=bogus", "Status: Select a valid choice. bogus"),
         ("ids=cgt-ok-12345%20DROP%20TABLE", "“DROP”, “TABLE” are not task ids"),
-        ("page=0", "Page numbers start at 1."),
-        ("page=abc", "Page must be a whole number."),
+        ("after=abc", "page position is not valid"),
+        ("before=-99999999999999999.1", "page position is not valid"),
+        ("after=" + "9" * 5000, "page position is not valid"),
         ("page_size=100000000", "Page size must be one of 10, 25, 50, 100 or 200."),
         ("created_before=31/31/2025", "Created until: Enter a valid date/time."),
         ("kind=audio", "Kind: Select a valid choice."),
@@ -118,28 +119,72 @@ def test_it_explains_bad_query_parameters_with_a_400_page(user_client, account, 
     assert row_ids(response) == [str(task.pk)]  # the rest of the page still works
 
 
-def test_it_shows_the_last_page_when_asked_for_a_page_past_the_end(user_client, account):
-    for _ in range(12):
-        make_task(account)
-    response = user_client.get("/?page=1000000000&page_size=10")
-    assert response.status_code == 200
-    assert "page 2 of 2" in response.content.decode()
-    assert len(row_ids(response)) == 2
-    assert "There is no page 1000000000: showing the last page, 2." in response.content.decode()
+def test_it_pages_by_cursor_through_every_task_once_in_order_and_back(user_client, account):
+    base = timezone.now() - timedelta(days=1)
+    # Ties on the creation time too: the primary key breaks them.
+    tasks = [make_task(account, status=TaskStatus.FAILED, created=base + timedelta(minutes=i // 3)) for i in range(25)]
+    make_task(account, status=TaskStatus.QUEUED)
+    expected = [str(task.pk) for task in sorted(tasks, key=lambda t: (t.ark_created_at, t.pk), reverse=True)]
+
+    seen, pages, url = [], [], "/?status=failed&page_size=10"
+    while url:
+        response = user_client.get(url)
+        assert response.status_code == 200
+        seen += row_ids(response)
+        pages.append(url)
+        links = pager_links(response)
+        assert ("first" in links) == (len(pages) > 1) and ("newer" in links) == (len(pages) > 1)
+        assert all("status=failed" in link and "page_size=10" in link for link in links.values())
+        url = "/" + links["older"] if "older" in links else None
+    assert seen == expected and len(pages) == 3
+
+    # "Newer" from the last page gives the page before it, exactly.
+    newer = pager_links(user_client.get(pages[2]))["newer"]
+    assert row_ids(user_client.get("/" + newer)) == expected[10:20]
 
 
-def test_it_pages_with_the_chosen_page_size_and_keeps_the_filter_in_links(user_client, account):
-    for _ in range(25):
+def test_it_shows_the_first_page_when_fewer_newer_tasks_remain_than_fit(user_client, account):
+    from tasks_app.filters import SORTS, Cursor
+
+    tasks = sorted((make_task(account) for _ in range(12)), key=lambda t: (t.ark_created_at, t.pk), reverse=True)
+    # Five tasks are newer than the sixth: the page before it is the first page, full.
+    response = user_client.get(f"/?page_size=10&before={Cursor.of(tasks[5], SORTS['-created'])}")
+    assert row_ids(response) == [str(task.pk) for task in tasks[:10]]
+    assert "newer" not in pager_links(response) and "older" in pager_links(response)
+
+
+def test_it_counts_each_status_only_up_to_the_cap(user_client, account, monkeypatch):
+    from tasks_app import selectors
+
+    monkeypatch.setattr(selectors, "COUNT_CAP", 3)
+    for _ in range(5):
         make_task(account, status=TaskStatus.FAILED)
     make_task(account, status=TaskStatus.QUEUED)
-    response = user_client.get("/?status=failed&page_size=10&page=2")
-    assert len(row_ids(response)) == 10
-    pages = pager_links(response)
-    assert pages["next"] == "?status=failed&page_size=10&page=3"
-    assert pages["previous"] == "?status=failed&page_size=10&page=1"
-    assert pages["first"] == "?status=failed&page_size=10&page=1"
-    assert pages["last"] == "?status=failed&page_size=10&page=3"
-    assert "11–20 of 25" in response.content.decode()
+    response = user_client.get("/")
+    assert response.content.decode().count('<span class="chip-count">3+</span>') == 1
+    assert chips_on(response)["queued"]["count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("zone", "value", "storable"),
+    [
+        ("America/Los_Angeles", "9999-12-31T23:59", False),  # past year 9999 in UTC
+        ("Asia/Tokyo", "0001-01-01T00:00", False),  # before year 1 in UTC
+        ("Asia/Tokyo", "0001-01-02T00:00", True),
+        ("UTC", "9999-12-31T23:59", True),
+        ("UTC", "0001-01-01T00:00", True),
+    ],
+)
+def test_it_answers_400_not_500_to_dates_at_the_ends_of_the_calendar(user_client, account, zone, value, storable):
+    make_task(account)
+    user_client.cookies["arkdash_tz"] = zone
+    for name, label in (("created_after", "Created from"), ("created_before", "Created until")):
+        response = user_client.get("/", {name: value})
+        assert response.status_code == (200 if storable else 400)
+        assert (f"{label}: That date is out of range." in response.content.decode()) is not storable
+    # The bulk cancel reads the same filter: refused politely, never a 500.
+    bulk = user_client.post(f"/tasks/cancel/?created_after={value}", {"scope": "matching", "confirmed": "1"})
+    assert bulk.status_code == 302
 
 
 def test_it_drops_rejected_parameters_from_the_links_it_builds(user_client, account):
@@ -148,13 +193,17 @@ def test_it_drops_rejected_parameters_from_the_links_it_builds(user_client, acco
     assert chips_on(response)["queued"]["href"] == "?kind=video&status=queued"
 
 
-def test_it_renders_the_poller_only_while_a_row_on_screen_is_live(user_client, account):
-    make_task(account, status=TaskStatus.SUCCEEDED)
-    assert b'id="live-poller"' not in user_client.get("/").content
+def test_it_marks_only_rows_that_can_still_change_as_live(user_client, account):
+    done = make_task(account, status=TaskStatus.SUCCEEDED)
     live = make_task(account, status=TaskStatus.RUNNING)
+    gone = make_task(account, status=TaskStatus.RUNNING, gone_upstream_at=timezone.now())
     html = user_client.get("/").content.decode()
-    assert 'id="live-poller"' in html
+    assert 'id="live-poller"' in html  # one poll per page, slower while nothing is live
     assert re.search(rf'<tr id="task-{live.pk}"[^>]*data-live', html)
+    assert not re.search(rf'<tr id="task-{done.pk}"[^>]*data-live', html)
+    # Gone from Ark: never re-read, so not polled, and it says what it last was.
+    assert not re.search(rf'<tr id="task-{gone.pk}"[^>]*data-live', html)
+    assert "gone from Ark (last seen running)" in html
 
 
 def test_it_offers_cancel_on_queued_rows_and_delete_on_finished_rows_only(user_client, account):
@@ -220,7 +269,8 @@ def test_it_shows_the_archive_lag_once_outputs_wait_for_long(user_client, accoun
     assert "Archive lag: 2 h 00 m" in html and "banner-failing" in html
 
 
-_PARAMS = ["status", "kind", "model", "ids", "created_after", "created_before", "archive", "sort", "page", "page_size"]
+_PARAMS = ["status", "kind", "model", "ids", "created_after", "created_before", "archive", "sort", "after", "before",
+           "page_size"]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -234,7 +284,7 @@ def test_it_never_fails_on_any_query_string(user_client, account, query):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.text(max_size=60), health=st.text(max_size=10))
 def test_it_never_fails_on_any_poll_parameter(user_client, account, rows, health):
-    response = user_client.get("/tasks/rows/", {"rows": rows, "health": health})
+    response = user_client.get("/tasks/rows/", {"rows": rows, "health": health, "seen": health, "newest": rows})
     assert response.status_code in (200, 204, 400)
 
 
@@ -253,15 +303,15 @@ def test_a_task_waiting_for_its_archive_hand_off_stays_live_until_the_hand_off(u
     task = make_task(account, status=TaskStatus.SUCCEEDED, archive_handoff_pending=True)
     html = user_client.get("/").content.decode()
     # Succeeded, archive state still "none": without the flag the row would stop polling here.
-    assert re.search(rf'<tr id="task-{task.pk}"[^>]*data-live', html) and 'id="live-poller"' in html
+    assert re.search(rf'<tr id="task-{task.pk}"[^>]*data-live', html)
 
-    before = selectors.row_version(task)
+    before = task.version
     monkeypatch.setattr(archive, "artifacts_create_for_task", lambda *, task: None)  # no outputs to queue
     assert sync.archive_handoff(task=task)
     task.refresh_from_db()
     assert not task.archive_handoff_pending
     # The poll sees the row change (its version moved) and the page no longer polls it.
-    ana = django_user_model.objects.get(username="ana")
-    assert [changed.pk for changed in selectors.rows_changed(user=ana, versions={task.pk: before})] == [task.pk]
+    ana = selectors.access_for(django_user_model.objects.get(username="ana"))
+    assert [changed.pk for changed in selectors.rows_changed(access=ana, versions={task.pk: before})] == [task.pk]
     html = user_client.get("/").content.decode()
-    assert not re.search(rf'<tr id="task-{task.pk}"[^>]*data-live', html) and 'id="live-poller"' not in html
+    assert not re.search(rf'<tr id="task-{task.pk}"[^>]*data-live', html)

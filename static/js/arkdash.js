@@ -30,7 +30,18 @@
     }
   }
 
-  // --- live rows ------------------------------------------------------------------------
+  // --- live: one poll for the page -------------------------------------------------------
+  // Fast while a row on screen can still change, slow otherwise, none while the tab is
+  // hidden or "Live" is off. The server answers 204 when nothing changed; otherwise
+  // out-of-band swaps (rows, new rows, chips, banner) and headers for the next poll.
+  var POLL_FAST_MS = 3000;
+  var POLL_SLOW_MS = 10000;
+  var pollTimer = null;
+
+  function poller() {
+    return document.getElementById("live-poller");
+  }
+
   function liveToggle() {
     return document.getElementById("live-toggle");
   }
@@ -45,7 +56,23 @@
   }
 
   function shouldPoll() {
-    return document.visibilityState === "visible" && liveEnabled() && liveRows().length > 0;
+    return Boolean(poller()) && document.visibilityState === "visible" && liveEnabled();
+  }
+
+  function pollDelay() {
+    return liveRows().length > 0 ? POLL_FAST_MS : POLL_SLOW_MS;
+  }
+
+  function schedulePoll(delay) {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(poll, delay === undefined ? pollDelay() : delay);
+  }
+
+  function poll() {
+    var el = poller();
+    if (!el) return;
+    if (!shouldPoll()) return; // resumed by visibilitychange or the Live toggle
+    el.dispatchEvent(new Event("arkdash:poll"));
   }
 
   function rowVersions() {
@@ -59,6 +86,13 @@
   function bannerState() {
     var banner = document.getElementById("sync-banner");
     return banner ? banner.dataset.health : "";
+  }
+
+  function setConnectionLost(lost) {
+    var notice = document.getElementById("connection-lost");
+    if (notice) notice.hidden = !lost;
+    // A dead server must not go on looking "synced".
+    document.documentElement.classList.toggle("connection-lost", lost);
   }
 
   // "synced 12 s ago", ticking every second from the last sync time the server reported.
@@ -77,50 +111,72 @@
     if (el.textContent !== text) el.textContent = text;
   }
 
-  function setupLiveToggle() {
+  function setupLive() {
+    var el = poller();
+    if (!el) return;
     var toggle = liveToggle();
-    if (!toggle) return;
-    if (localStorage.getItem(LIVE_KEY) === "off") toggle.checked = false;
-    toggle.addEventListener("change", function () {
-      localStorage.setItem(LIVE_KEY, toggle.checked ? "on" : "off");
-      if (toggle.checked) document.body.dispatchEvent(new Event("arkdash:live-on"));
+    if (toggle) {
+      if (localStorage.getItem(LIVE_KEY) === "off") toggle.checked = false;
+      toggle.addEventListener("change", function () {
+        localStorage.setItem(LIVE_KEY, toggle.checked ? "on" : "off");
+        if (toggle.checked) schedulePoll(0);
+      });
+    }
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "visible") schedulePoll(0); // back to the tab: catch up at once
     });
-  }
-
-  // The poller's trigger. Here, not as an hx-trigger filter ("every 3s [expr]"): htmx runs
-  // such filters through Function(), which the Content-Security-Policy (no unsafe-eval) blocks.
-  var POLL_EVERY_MS = 3000;
-
-  function poll() {
-    var poller = document.getElementById("live-poller");
-    if (poller && shouldPoll()) poller.dispatchEvent(new Event("arkdash:poll"));
-  }
-
-  function setupPoller() {
-    if (!document.getElementById("live-poller")) return;
-    setInterval(poll, POLL_EVERY_MS);
-    document.addEventListener("visibilitychange", poll); // back to the tab: catch up at once
-    document.body.addEventListener("arkdash:live-on", poll);
+    schedulePoll();
   }
 
   document.addEventListener("htmx:configRequest", function (event) {
-    if (event.detail.elt && event.detail.elt.id === "live-poller") {
-      event.detail.parameters.rows = rowVersions();
-      event.detail.parameters.health = bannerState();
-    }
+    var el = event.detail.elt;
+    if (!el || el.id !== "live-poller") return;
+    var chips = document.getElementById("status-chips");
+    var params = event.detail.parameters;
+    params.rows = rowVersions();
+    params.health = bannerState();
+    params.seen = el.dataset.seen || "";
+    params.newest = el.dataset.newest || "";
+    params.counts = chips ? chips.dataset.counts : "";
+    params.slide = el.hasAttribute("data-slide-in") ? "1" : "0";
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {
-    if (!event.detail.elt || event.detail.elt.id !== "live-poller") return;
+    var el = event.detail.elt;
+    if (!el || el.id !== "live-poller") return;
     var xhr = event.detail.xhr;
-    var el = document.querySelector("#sync-banner .synced[data-synced-at]");
-    if (xhr && el) {
+    var answered = Boolean(xhr) && xhr.status > 0 && xhr.status < 500;
+    setConnectionLost(!answered);
+    if (answered && event.detail.successful) {
+      var seen = xhr.getResponseHeader("X-Ark-Seen");
+      if (seen !== null) el.dataset.seen = seen;
+      var newest = xhr.getResponseHeader("X-Ark-Newest");
+      if (newest) el.dataset.newest = newest;
+      var synced = document.querySelector("#sync-banner .synced[data-synced-at]");
       var syncedAt = xhr.getResponseHeader("X-Ark-Synced-At");
-      if (syncedAt) el.dataset.syncedAt = syncedAt;
+      if (synced && syncedAt) synced.dataset.syncedAt = syncedAt;
+      var empty = document.querySelector("#task-rows .empty-row");
+      if (empty && document.querySelector("#task-rows tr[id^='task-']")) empty.remove();
     }
     document.documentElement.dataset.lastPoll = String(Date.now());
     renderSynced();
+    schedulePoll();
   });
+
+  // A poll that never got an answer (server down, network gone): htmx reports it here.
+  ["htmx:sendError", "htmx:timeout"].forEach(function (name) {
+    document.addEventListener(name, function (event) {
+      if (!event.detail.elt || event.detail.elt.id !== "live-poller") return;
+      setConnectionLost(true);
+      schedulePoll();
+    });
+  });
+
+  // On a phone the filter form folds away until asked for (the summary opens it).
+  function foldFiltersOnSmallScreens() {
+    var panel = document.querySelector("details.filters-panel");
+    if (panel && window.matchMedia("(max-width: 640px)").matches) panel.open = false;
+  }
 
   // --- copy buttons ---------------------------------------------------------------------
   function copyText(text) {
@@ -190,12 +246,12 @@
     });
   }
 
-  window.ArkDash = { shouldPoll: shouldPoll, rowVersions: rowVersions, renderSynced: renderSynced };
+  window.ArkDash = { shouldPoll: shouldPoll, pollDelay: pollDelay, rowVersions: rowVersions };
 
   syncTimeZone();
   document.addEventListener("DOMContentLoaded", function () {
-    setupLiveToggle();
-    setupPoller();
+    setupLive();
+    foldFiltersOnSmallScreens();
     setupSelectAll();
     setupAutosubmit();
     renderSynced();

@@ -1,16 +1,8 @@
-"""The task tally and the triggers that keep it (tasks_app/task_tally.py says how)."""
+"""Historical: the status-count tally table. Its triggers were installed here once; 0004
+drops the table and, on databases that have them, the triggers.
+"""
 
 from django.db import migrations, models
-
-from tasks_app import task_tally
-
-
-def install(apps, schema_editor):
-    task_tally.install(schema_editor)
-
-
-def uninstall(apps, schema_editor):
-    task_tally.uninstall(schema_editor)
 
 
 class Migration(migrations.Migration):
@@ -31,5 +23,4 @@ class Migration(migrations.Migration):
             ],
             options={"indexes": [models.Index(fields=["account_id", "day"], name="tally_account_day")]},
         ),
-        migrations.RunPython(install, uninstall),
     ]

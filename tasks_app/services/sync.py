@@ -35,7 +35,6 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from tasks_app import mirror_version
 from tasks_app.ark import ArkClient, ArkError, ArkNotFoundError, ArkRateLimitedError, ArkTask
 from tasks_app.crypto import SecretDecryptError
 from tasks_app.models import ACTIVE_STATUSES, Account, Task, TaskStatus
@@ -215,8 +214,7 @@ def tasks_upsert_from_ark(*, account: Account, ark_tasks: Iterable[ArkTask]) -> 
     if not latest:
         return result
     now = timezone.now()
-    # Rows are written one by one: the mirror's version moves once for the batch.
-    with transaction.atomic(), mirror_version.batched():
+    with transaction.atomic():
         existing = {
             task.ark_id: task
             for task in Task.objects.select_for_update()
