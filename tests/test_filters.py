@@ -100,10 +100,16 @@ def test_it_sorts_by_created_or_updated(account):
     now = timezone.now()
     first = make_task(account, created=now - timedelta(hours=3), ark_updated_at=now)
     second = make_task(account, created=now - timedelta(hours=1), ark_updated_at=now - timedelta(hours=1))
-    assert list(run("").qs) == [second, first]
-    assert list(run("sort=created").qs) == [first, second]
-    assert list(run("sort=-updated").qs) == [first, second]
-    assert list(run("sort=updated").qs) == [second, first]
+    from tasks_app.selectors import task_list
+
+    def listed(params: str) -> list[Task]:
+        return task_list(filterset=run(params), paging=parse_paging(QueryDict(params))).tasks
+
+    assert listed("") == [second, first]
+    assert listed("sort=created") == [first, second]
+    assert listed("sort=-updated") == [first, second]
+    assert listed("sort=updated") == [second, first]
+    assert listed("sort=bogus") == [second, first]  # rejected: the default order
 
 
 def test_it_counts_without_the_status_filter(account):
@@ -117,18 +123,20 @@ def test_it_counts_without_the_status_filter(account):
 
 
 @pytest.mark.parametrize(
-    ("params", "page", "size", "has_error"),
+    ("params", "size", "has_cursor", "has_error"),
     [
-        ({}, 1, 50, False),
-        ({"page": "3", "page_size": "200"}, 3, 200, False),
-        ({"page": "0"}, 1, 50, True),
-        ({"page": "-5"}, 1, 50, True),
-        ({"page": "two"}, 1, 50, True),
-        ({"page": "1000000000"}, 1000000000, 50, False),
-        ({"page_size": "1000000"}, 1, 50, True),
-        ({"page_size": "7"}, 1, 50, True),
+        ({}, 50, False, False),
+        ({"page_size": "200", "after": "1743414619123457.12"}, 200, True, False),
+        ({"before": "n.12"}, 50, True, False),
+        ({"after": "two"}, 50, False, True),
+        ({"after": "1.2.3"}, 50, False, True),
+        ({"before": "-99999999999999999.1"}, 50, False, True),
+        ({"page_size": "1000000"}, 50, False, True),
+        ({"page_size": "7"}, 50, False, True),
     ],
 )
-def test_it_parses_paging_with_safe_defaults(params, page, size, has_error):
-    paging = parse_paging(params)
-    assert (paging.page, paging.page_size, bool(paging.errors)) == (page, size, has_error)
+def test_it_parses_paging_with_safe_defaults(params, size, has_cursor, has_error):
+    paging = parse_paging(QueryDict(mutable=True) | params)
+    assert paging.page_size == size
+    assert (paging.after is not None or paging.before is not None) == has_cursor
+    assert bool(paging.errors) == has_error

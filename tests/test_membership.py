@@ -115,8 +115,8 @@ def test_it_scopes_sync_health_and_model_suggestions(account, rival, people):
     rival.failing_since = timezone.now()
     rival.last_sync_error = "rival is down"
     rival.save()
-    assert selectors.known_models(user=people["viewer"]) == ["our-model"]
-    assert selectors.known_models(user=people["outsider"]) == ["their-model"]
+    assert selectors.known_models(access=selectors.access_for(people["viewer"])) == ["our-model"]
+    assert selectors.known_models(access=selectors.access_for(people["outsider"])) == ["their-model"]
     assert selectors.sync_health(user=people["viewer"]).state == "never"
     assert selectors.sync_health(user=people["outsider"]).failing_accounts == ("rival",)
 
@@ -124,8 +124,8 @@ def test_it_scopes_sync_health_and_model_suggestions(account, rival, people):
 def test_it_polls_only_visible_rows(account, rival, people):
     theirs = make_task(rival, status=S.RUNNING)
     versions = {theirs.pk: 0}  # a version that differs: it would be sent if it were visible
-    assert selectors.rows_changed(user=people["viewer"], versions=versions) == []
-    assert [t.pk for t in selectors.rows_changed(user=people["outsider"], versions=versions)] == [theirs.pk]
+    assert selectors.rows_changed(access=selectors.access_for(people["viewer"]), versions=versions) == []
+    assert [t.pk for t in selectors.rows_changed(access=selectors.access_for(people["outsider"]), versions=versions)] == [theirs.pk]
 
 
 # --- the services -----------------------------------------------------------------------

@@ -7,8 +7,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import Http404
 from django.utils import timezone
 
-from tasks_app import mirror_version, selectors
-from tasks_app.compiled_query import CompiledQuery
+from tasks_app import selectors
+from tasks_app.filters import SORTS, Cursor, TaskFilter, parse_paging
 from tasks_app.models import (
     Account,
     ArchiveState,
@@ -57,30 +57,55 @@ def test_it_counts_every_status_including_empty_ones(account):
     assert counts == {"queued": 0, "running": 0, "succeeded": 0, "failed": 2, "expired": 0, "cancelled": 0}
 
 
-def test_it_clamps_a_page_past_the_end_to_the_last_page(account):
-    tasks = [make_task(account) for _ in range(7)]
-    newest_first = Task.objects.order_by("-ark_created_at", "-id")
-    row_keys = CompiledQuery.of(selectors.row_keys_query(newest_first))
-    page = selectors.task_list_page(row_keys=row_keys, total=7, page=99, page_size=5)
-    assert (page.page, page.num_pages, len(page.rows), page.first_index, page.last_index) == (2, 2, 2, 6, 7)
-    assert [row.pk for row in page.rows] == list(newest_first.values_list("pk", flat=True))[5:]
-    assert {row.pk for row in page.rows} < {task.pk for task in tasks}
-    empty = selectors.task_list_page(row_keys=CompiledQuery.of(Task.objects.none()), total=0, page=3, page_size=5)
-    assert (empty.page, empty.num_pages, empty.rows, empty.first_index) == (1, 1, [], 0)
+def page_of(query: str, *, user) -> selectors.TaskListPage:
+    from django.http import QueryDict
+
+    params = QueryDict(query)
+    filterset = TaskFilter(data=params, queryset=selectors.tasks_visible_to(user))
+    return selectors.task_list(filterset=filterset, paging=parse_paging(params))
 
 
-def test_a_row_key_carries_what_its_row_shows(account):
-    queued = make_task(account, status=TaskStatus.QUEUED)
-    copying = make_task(account, status=TaskStatus.SUCCEEDED, archive_state=ArchiveState.COPYING)
-    Artifact.objects.create(task=copying, output=ArtifactOutput.VIDEO, state=ArtifactState.COPYING, size=200,
-                            bytes_copied=50)
-    row_keys = CompiledQuery.of(selectors.row_keys_query(Task.objects.order_by("pk")))
-    rows = selectors.task_list_page(row_keys=row_keys, total=2, page=1, page_size=50).rows
-    assert [(row.pk, row.status, row.can_cancel, row.archive_percent) for row in rows] == [
-        (queued.pk, "queued", True, None), (copying.pk, "succeeded", False, 25)
-    ]
-    queued.refresh_from_db()
-    assert (rows[0].changed_at, selectors.row_version(rows[0])) == (queued.changed_at, selectors.row_version(queued))
+def test_it_pages_oldest_first_by_cursor_with_ties_broken_by_id(account, user):
+    same_time = timezone.now() - timedelta(hours=1)
+    tasks = [make_task(account, created=same_time) for _ in range(15)] + [make_task(account) for _ in range(10)]
+    oldest_first = sorted(tasks, key=lambda t: (t.ark_created_at, t.pk))
+    seen, cursor, pages = [], "", 0
+    while True:
+        page = page_of("page_size=10&sort=created" + (f"&after={cursor}" if cursor else ""), user=user)
+        seen += page.tasks
+        pages += 1
+        assert page.is_first == (pages == 1)
+        if page.older is None:
+            break
+        cursor = str(page.older)
+    assert seen == oldest_first and pages == 3
+
+
+def test_it_pages_tasks_without_an_update_time_last(account, user):
+    dated = [make_task(account, ark_updated_at=timezone.now() - timedelta(minutes=n)) for n in range(3)]
+    undated = [make_task(account, ark_updated_at=None) for _ in range(3)]
+    for sort in ("-updated", "updated"):
+        seen, cursor = [], ""
+        while True:
+            page = page_of(f"sort={sort}&page_size=10" + (f"&after={cursor}" if cursor else ""), user=user)
+            seen += page.tasks
+            if page.older is None:
+                break
+            cursor = str(page.older)
+        assert {t.pk for t in seen[-3:]} == {t.pk for t in undated} and len(seen) == 6
+        assert {t.pk for t in seen[:3]} == {t.pk for t in dated}
+
+
+def test_a_cursor_survives_its_round_trip_and_refuses_garbage():
+    moment = datetime(2025, 3, 31, 9, 50, 19, 123457, tzinfo=UTC)
+    for cursor in (Cursor(moment, 42), Cursor(None, 7), Cursor(datetime(1960, 1, 1, tzinfo=UTC), 1)):
+        assert Cursor.parse(str(cursor)) == cursor
+    for bad in ("", "1.", ".1", "x.1", "1.2.3", "9" * 30 + ".1"):
+        with pytest.raises(ValueError):
+            Cursor.parse(bad)
+    with pytest.raises(OverflowError):
+        Cursor.parse("-99999999999999999.1")
+    assert SORTS["-created"].descending
 
 
 def test_it_reports_only_rows_whose_version_differs(account, user):
@@ -88,8 +113,10 @@ def test_it_reports_only_rows_whose_version_differs(account, user):
     versions = {same.pk: selectors.row_version(same), changed.pk: selectors.row_version(changed)}
     changed.status = TaskStatus.SUCCEEDED
     changed.save()
-    assert [task.pk for task in selectors.rows_changed(user=user, versions=versions)] == [changed.pk]
-    assert selectors.rows_changed(user=AnonymousUser(), versions=versions) == []
+    access = selectors.access_for(user)
+    assert [task.pk for task in selectors.rows_changed(access=access, versions=versions)] == [changed.pk]
+    nobody = selectors.access_for(AnonymousUser())
+    assert selectors.rows_changed(access=nobody, versions=versions) == []
 
 
 def test_it_computes_copy_progress_only_when_every_size_is_known(account):
@@ -107,7 +134,7 @@ def test_it_lists_known_models_for_suggestions(account, user):
     make_task(account, model="b-model")
     make_task(account, model="a-model")
     make_task(account, model="a-model")
-    assert selectors.known_models(user=user) == ["a-model", "b-model"]
+    assert selectors.known_models(access=selectors.access_for(user)) == ["a-model", "b-model"]
 
 
 def test_it_summarises_sync_health_across_accounts(account, user):
@@ -129,28 +156,6 @@ def test_it_summarises_sync_health_across_accounts(account, user):
     assert selectors.sync_health(user=AnonymousUser()).state == "none"
 
 
-def test_access_and_health_in_one_query_agree_with_the_two_selectors(
-    account, user, django_user_model, django_assert_num_queries
-):
-    now = timezone.now()
-    failing = Account(name="failing", base_url="http://arksim.test/api/v3", last_sync_ok_at=now,
-                      failing_since=now - timedelta(minutes=1), last_sync_error="HTTP 401")  # fmt: skip
-    failing.set_api_key("k")
-    failing.save()
-    Account.objects.filter(pk=account.pk).update(last_sync_ok_at=now - timedelta(seconds=9))
-    member_of(user, failing, MembershipRole.OPERATOR)
-    outsider = django_user_model.objects.create_user("out", password="pw")
-    root = django_user_model.objects.create_superuser("root", password="pw")
-
-    for person in (user, outsider, root, AnonymousUser()):
-        expected = (selectors.access_for(person), selectors.sync_health(user=person))
-        assert selectors.access_and_health(person) == expected
-    with django_assert_num_queries(1):
-        access, health = selectors.access_and_health(user)
-    assert access.visible_account_ids == {account.pk, failing.pk} and access.operable_account_ids == {failing.pk}
-    assert health.state == "failing" and health.failing_accounts == ("failing",)
-
-
 def test_it_builds_the_timeline_with_unseen_steps_empty(account):
     task = make_task(account, status=TaskStatus.QUEUED)
     assert [when for _, when in selectors.task_timeline(task=task)][1:] == [None, None, None]
@@ -159,32 +164,21 @@ def test_it_builds_the_timeline_with_unseen_steps_empty(account):
     assert steps["finished"] == done.ark_updated_at and steps["archived"] is None
 
 
-def test_it_recounts_statuses_only_when_the_mirror_changed(account, django_assert_num_queries):
-    task = make_task(account, status=TaskStatus.QUEUED)
-    assert selectors.status_counts(queryset=Task.objects.all())["queued"] == 1
-    with django_assert_num_queries(1):  # only the version probe: the counts come from the cache
-        assert selectors.status_counts(queryset=Task.objects.all())["queued"] == 1
-    task.status = TaskStatus.RUNNING
-    task.save()
-    counts = selectors.status_counts(queryset=Task.objects.all())
-    assert (counts["queued"], counts["running"]) == (0, 1)
-    make_task(account, status=TaskStatus.FAILED)
-    assert selectors.status_counts(queryset=Task.objects.all())["failed"] == 1
-    Task.objects.filter(pk=task.pk).delete()  # not the newest row: its changed_at would not tell
-    assert selectors.status_counts(queryset=Task.objects.all())["running"] == 0
+def test_it_counts_each_status_up_to_the_cap_and_no_further(account, monkeypatch, django_assert_num_queries):
+    monkeypatch.setattr(selectors, "COUNT_CAP", 2)
+    for _ in range(4):
+        make_task(account, status=TaskStatus.FAILED)
+    make_task(account, status=TaskStatus.QUEUED)
+    with django_assert_num_queries(len(TaskStatus.values)):  # fresh every time: nothing is cached
+        counts = selectors.status_counts(queryset=Task.objects.all())
+    assert (counts["failed"], counts["queued"], counts["running"]) == (3, 1, 0)  # 3 = "more than 2"
 
 
-def test_the_list_reads_access_health_and_the_mirror_version_together(account, user, django_user_model,
-                                                                        django_assert_num_queries):
-    make_task(account)
-    with django_assert_num_queries(1):
-        access, health, version = selectors.access_health_and_version(user)
-    assert access.visible_account_ids == {account.pk} and health.state == "never"
-    assert version == mirror_version.current()
-    make_task(account)
-    assert selectors.access_health_and_version(user)[2] > version
-    # People without a membership query (superusers) or with none get it read on its own.
-    boss = django_user_model.objects.create_superuser("boss", password="pw")
-    loner = django_user_model.objects.create_user("loner", password="pw")
-    assert selectors.access_health_and_version(boss)[2] == mirror_version.current()
-    assert selectors.access_health_and_version(loner)[2] == mirror_version.current()
+def test_it_finds_the_tasks_created_after_the_newest_the_page_knows(account):
+    older = make_task(account, created=timezone.now() - timedelta(hours=2))
+    known = selectors.newest_cursor(queryset=Task.objects.all())
+    assert known == Cursor.of(older, SORTS["-created"])
+    newer = [make_task(account, created=timezone.now() - timedelta(minutes=n)) for n in (5, 1)]
+    found = selectors.tasks_newer_than(queryset=Task.objects.all(), cursor=known, limit=10)
+    assert found == sorted(newer, key=lambda t: t.ark_created_at, reverse=True)
+    assert selectors.tasks_newer_than(queryset=Task.objects.all(), cursor=known, limit=1) == found[:1]

@@ -35,8 +35,7 @@ def test_it_renders_the_list_in_simplified_chinese_when_asked(user_client, accou
     assert '<html lang="zh-hans"' in html
     for text in ("任务", "排队中", "应用筛选", "正在取消…", "前</time>"):
         assert text in html
-    # The parts that follow the mirror (tasks_app/list_parts.py) are translated too.
-    for text in ("实时", "第 1–1 条，共 1 条", "第 1 / 1 页", "取消所选", "取消符合此筛选条件的全部 1 个排队中任务"):
+    for text in ("实时", "共 1 个任务", "筛选条件", "连接已断开", "取消所选", "取消符合此筛选条件的全部 1 个排队中任务"):
         assert text in html
 
 
@@ -50,8 +49,8 @@ def test_it_switches_language_with_the_language_form(user_client, account):
 
 
 def test_it_translates_validation_messages(user_client, account):
-    html = user_client.get("/?page=0", headers={"Accept-Language": "zh-hans"}).content.decode()
-    assert "页码从 1 开始。" in html
+    html = user_client.get("/?after=0", headers={"Accept-Language": "zh-hans"}).content.decode()
+    assert "此链接中的翻页位置无效" in html
 
 
 def _po_entries(text: str) -> list[tuple[str, str]]:
