@@ -69,8 +69,8 @@ def test_it_logs_in_and_filters_by_status_and_by_several_ids(sim, account, dashb
     expect(row(page, succeeded[1])).to_be_visible()
 
     # Bad input is explained on the page.
-    page.goto(f"{live_server.url}/?status=bogus&page=0")
-    expect(page.locator("#filter-errors")).to_contain_text("Page numbers start at 1.")
+    page.goto(f"{live_server.url}/?status=bogus&after=0")
+    expect(page.locator("#filter-errors")).to_contain_text("page position is not valid")
     expect(page.locator("#filter-errors")).to_contain_text("bogus")
 
 
