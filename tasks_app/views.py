@@ -135,11 +135,12 @@ def _count_label(n: int) -> str:
     return f"{selectors.COUNT_CAP:,}+" if n > selectors.COUNT_CAP else f"{n:,}"
 
 
-def _total(counts: dict[str, int], selected: list[str]) -> str:
+def _total(counts: dict[str, int], selected: list[str]) -> dict:
+    """The tasks the filter matches, as counted (each status up to the cap)."""
     shown = [counts[status] for status in (selected or counts)]
     capped = any(n > selectors.COUNT_CAP for n in shown)
     total = sum(min(n, selectors.COUNT_CAP) for n in shown)
-    return f"{total:,}+" if capped else f"{total:,}"
+    return {"count": total, "label": f"{total:,}+" if capped else f"{total:,}"}
 
 
 def _signature(counts: dict[str, int]) -> str:
