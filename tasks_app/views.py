@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import selectors
 from .filters import PAGE_SIZES, Cursor, TaskFilter, parse_paging
-from .models import Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
+from .models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskKind, TaskStatus
 from .services import actions
 from .services.archive import archive_lag_seconds
 
@@ -102,9 +102,16 @@ def task_list(request: HttpRequest) -> HttpResponse:
 
 
 def _prepare_rows(tasks: list[Task], access: selectors.Access) -> None:
-    """What a row shows beyond the task itself: copy progress, the viewer's buttons."""
+    """What a row shows beyond the task itself: labels, copy progress, the viewer's buttons."""
     selectors.attach_archive_progress(tasks)
+    # Labels looked up once per answer: Model.get_FOO_display() hashes every choice per call.
+    statuses, kinds, archive_states = (
+        {value: str(label) for value, label in choices.choices} for choices in (TaskStatus, TaskKind, ArchiveState)
+    )
     for task in tasks:
+        task.status_label = statuses.get(task.status, task.status)
+        task.kind_label = kinds.get(task.kind, task.kind)
+        task.archive_label = archive_states.get(task.archive_state, task.archive_state)
         operable = access.can_operate(task.account_id)
         task.operable_cancel = operable and task.can_cancel
         task.operable_delete = operable and task.can_delete
