@@ -99,8 +99,22 @@ def pk_values(world: dict) -> st.SearchStrategy[int]:
     return st.one_of(st.sampled_from(world["pks"]), st.integers(min_value=0, max_value=10**30))
 
 
-LIST_PARAMS = ["status", "kind", "model", "ids", "created_after", "created_before", "archive", "sort", "page",
-               "page_size"]
+LIST_PARAMS = ["status", "kind", "model", "ids", "created_after", "created_before", "archive", "sort", "after",
+               "before", "page_size"]
+# Dates at the ends of the calendar, where a zone's offset pushes UTC past year 1 or 9999.
+EDGE_DATES = st.builds(
+    lambda year, rest: f"{year:04d}-{rest}",
+    st.sampled_from([1, 2, 1969, 1970, 9998, 9999]),
+    st.sampled_from(["01-01T00:00", "01-01T08:59", "12-31T23:59", "12-31T15:00", "06-15T12:00", "01-01", "12-31"]),
+)
+ZONES = st.sampled_from(["UTC", "America/Los_Angeles", "Asia/Tokyo", "Pacific/Kiritimati", "Pacific/Pago_Pago",
+                         "Asia/Shanghai", "not/a-zone"])
+# Cursors: well-formed, at the edges of what fits, and almost-well-formed garbage.
+CURSORS = st.one_of(
+    st.builds(lambda micros, pk: f"{micros}.{pk}", st.integers(-(10**17) + 1, 10**17 - 1), st.integers(0, 10**18 - 1)),
+    st.builds(lambda pk: f"n.{pk}", st.integers(0, 10**19)),
+    st.from_regex(r"-?[0-9n.]{0,45}", fullmatch=True),
+)
 
 
 @pytest.mark.slow
@@ -116,9 +130,28 @@ def test_it_survives_any_list_query(world):
 
 
 @pytest.mark.slow
+def test_it_survives_calendar_edge_dates_in_any_zone_and_any_cursor(world):
+    @fuzz(300)
+    @given(after=EDGE_DATES, before=EDGE_DATES, zone=ZONES, cursor=CURSORS, direction=st.sampled_from(["after", "before"]),
+           bulk=st.booleans())
+    def run(after, before, zone, cursor, direction, bulk):
+        client = world["op"]
+        client.cookies["arkdash_tz"] = zone
+        query = encode([("created_after", after), ("created_before", before), (direction, cursor)])
+        if bulk:
+            check(client.post(f"/tasks/cancel/?{query}", {"scope": "matching"}), f"bulk ?{query} in {zone}")
+        else:
+            check(client.get(f"/?{query}"), f"list ?{query} in {zone}")
+            check(client.get(f"/tasks/rows/?{query}&newest={cursor}&seen={cursor.split('.')[0]}"), f"poll ?{query}")
+
+    run()
+
+
+@pytest.mark.slow
 def test_it_survives_any_poll_and_detail_request(world):
     @fuzz(500)
-    @given(pairs=params(["rows", "health"]), raw=raw_query, pk=pk_values(world), which=st.booleans())
+    @given(pairs=params(["rows", "health", "seen", "newest", "counts", "slide", *LIST_PARAMS]), raw=raw_query,
+           pk=pk_values(world), which=st.booleans())
     def run(pairs, raw, pk, which):
         if which:
             rows = [(key, value) for key, value in pairs] + [("rows", f"{pk}.{abs(hash(raw)) % 10**20}")]
