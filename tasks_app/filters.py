@@ -18,7 +18,7 @@ from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .models import ArchiveState, Task, TaskKind, TaskStatus
+from .models import ACTIVE_STATUSES, ArchiveState, Task, TaskKind, TaskStatus
 
 # Ark ids look like cgt-20250331175019-68d9t; accept the family loosely (the suffix
 # format is not promised) but refuse anything that could not be an id.
@@ -30,6 +30,13 @@ MAX_TASK_IDS = 500
 PAGE_SIZES = (10, 25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 DEFAULT_SORT = "-created"
+
+
+def in_statuses(statuses: list[str]) -> Q:
+    """Tasks in these statuses. A queued or running task gone from Ark is neither any more:
+    nothing will ever re-read it (it shows as "gone from Ark, last seen running")."""
+    gone_active = Q(status__in=ACTIVE_STATUSES, gone_upstream_at__isnull=False)
+    return Q(status__in=statuses) & ~gone_active
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,7 @@ class TaskFilterForm(forms.Form):
 class TaskFilter(django_filters.FilterSet):
     # distinct=False: one status per row, and DISTINCT would defeat the ordered index scan.
     status = django_filters.MultipleChoiceFilter(
-        label=_("Status"), choices=TaskStatus.choices, widget=forms.CheckboxSelectMultiple, distinct=False
+        label=_("Status"), choices=TaskStatus.choices, widget=forms.CheckboxSelectMultiple, method="in_status"
     )
     kind = django_filters.ChoiceFilter(label=_("Kind"), choices=TaskKind.choices, empty_label=_("Any kind"))
     model = django_filters.CharFilter(label=_("Model"), field_name="model", max_length=128)
@@ -161,6 +168,9 @@ class TaskFilter(django_filters.FilterSet):
 
     def keep(self, qs: QuerySet, name: str, value: str) -> QuerySet:
         return qs
+
+    def in_status(self, qs: QuerySet, name: str, value: list[str]) -> QuerySet:
+        return qs.filter(in_statuses(value)) if value else qs
 
     @property
     def chosen_sort(self) -> Sort:

@@ -13,7 +13,7 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils.translation import gettext as _
 
-from .filters import SORTS, Cursor, Paging, Sort, TaskFilter, ordering
+from .filters import SORTS, Cursor, Paging, Sort, TaskFilter, in_statuses, ordering
 from .models import (
     ACTIVE_STATUSES,
     Account,
@@ -182,7 +182,7 @@ def status_counts(*, queryset: QuerySet[Task]) -> dict[str, int]:
     # One small query per status, each stopping at the cap: counting under a LIMIT reads
     # at most that many index entries, where a GROUP BY would read every matching row.
     plain = queryset.order_by()
-    return {status: plain.filter(status=status)[: COUNT_CAP + 1].count() for status in TaskStatus.values}
+    return {status: plain.filter(in_statuses([status]))[: COUNT_CAP + 1].count() for status in TaskStatus.values}
 
 
 def newest_cursor(*, queryset: QuerySet[Task]) -> Cursor | None:

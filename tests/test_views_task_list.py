@@ -204,6 +204,9 @@ def test_it_marks_only_rows_that_can_still_change_as_live(user_client, account):
     # Gone from Ark: never re-read, so not polled, and it says what it last was.
     assert not re.search(rf'<tr id="task-{gone.pk}"[^>]*data-live', html)
     assert "gone from Ark (last seen running)" in html
+    # ...nor counted or listed as running: nothing will ever re-read it.
+    assert chips_on(user_client.get("/"))["running"]["count"] == 1
+    assert row_ids(user_client.get("/?status=running")) == [str(live.pk)]
 
 
 def test_it_offers_cancel_on_queued_rows_and_delete_on_finished_rows_only(user_client, account):
