@@ -1,12 +1,15 @@
 """Pieces of the security settings that need a little logic (kept out of settings.py).
 
-Pure functions of their arguments: settings.py calls them at import time.
+Mostly pure functions of their arguments: settings.py calls them at import time.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 
 
@@ -52,12 +55,78 @@ def s3_media_sources(*, bucket: str, endpoint_url: str, region: str) -> list[str
     return sources
 
 
-def client_ip_behind_proxy(request: HttpRequest) -> str | None:
-    """The client address for the login throttle when a trusted reverse proxy is in front.
+# --- Reverse proxies (ARKDASH_TRUSTED_PROXIES) -------------------------------------------
+# Headers a client could set to pass for someone else; believed only from a trusted proxy.
+FORWARDED_HEADERS = (
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT",
+    "HTTP_X_REAL_IP",
+    "HTTP_FORWARDED",
+)
+# Where TrustedProxyMiddleware keeps the address of the peer that really connected.
+PEER_ADDR = "arkdash.peer_addr"
 
-    The proxy appends the address it saw to X-Forwarded-For; everything before it may
-    have been sent by the client itself, so only the last entry is trusted.
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_trusted_proxies(entries: list[str]) -> list[Network]:
+    """ARKDASH_TRUSTED_PROXIES: addresses or networks ("10.0.0.5", "172.28.0.0/24")."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"ARKDASH_TRUSTED_PROXIES: {entry!r} is not an IP address or network"
+            ) from None
+    return networks
+
+
+def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(value.strip().split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def is_trusted_proxy(value: str, proxies: list[Network]) -> bool:
+    address = _address(value)
+    return address is not None and any(address in network for network in proxies)
+
+
+def client_address(peer: str, forwarded_for: str, proxies: list[Network]) -> str:
+    """The client's address when `peer` is a trusted proxy: the right-most X-Forwarded-For
+    entry that is not itself a trusted proxy. Entries further left were written by
+    whoever sent the request to the first proxy, so they prove nothing."""
+    client = peer
+    for entry in reversed([part.strip() for part in forwarded_for.split(",")]):
+        if _address(entry) is None:
+            break  # garbage where a proxy should have written an address: stop believing
+        client = entry
+        if not is_trusted_proxy(entry, proxies):
+            break
+    return client
+
+
+def is_direct_loopback(request: HttpRequest) -> bool:
+    """A caller on this machine that did not come through a proxy (probes, `make run`).
+
+    Behind a proxy on the same host every request arrives from loopback: those do not count.
     """
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    last = forwarded.rsplit(",", 1)[-1].strip()
-    return last or request.META.get("REMOTE_ADDR")
+    peer = request.META.get(PEER_ADDR, request.META.get("REMOTE_ADDR", ""))
+    address = _address(peer)
+    if address is None or not address.is_loopback:
+        return False
+    proxies = getattr(settings, "ARKDASH_TRUSTED_PROXY_NETWORKS", [])
+    return not is_trusted_proxy(peer, proxies)
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client address for the login throttle (django-axes): REMOTE_ADDR, which
+    TrustedProxyMiddleware has already set to the client behind a trusted proxy."""
+    return request.META.get("REMOTE_ADDR") or None

@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from .env import envbool, envfloat, envint, envlist, envstr
-from .security import output_media_sources, s3_media_sources
+from .security import output_media_sources, parse_trusted_proxies, s3_media_sources
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("ARKDASH_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -90,6 +90,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so it also counts the 500s Django makes of exceptions (/metrics).
     "tasks_app.observability.middleware.ResponseCountingMiddleware",
+    # Before anything reads the client's address or asks whether the request is https.
+    "arkdash.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -98,6 +100,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Signed-in pages: Cache-Control: private, no-store (downloads keep their own rule).
+    "arkdash.middleware.PrivateCacheMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -253,15 +257,24 @@ STORAGES = {
 # ARKDASH_SECURE=true (docker-compose) means HTTPS in front: secure cookies, HSTS, redirect
 # to https. Off by default so the laptop's plain http://127.0.0.1 keeps working.
 ARKDASH_SECURE = envbool("ARKDASH_SECURE", False)
-# A TLS-terminating proxy that sets X-Forwarded-Proto (and appends to X-Forwarded-For).
-ARKDASH_BEHIND_PROXY = envbool("ARKDASH_BEHIND_PROXY", False)
+# The reverse proxies in front (addresses or networks): only a request arriving from one of
+# them may say who the client is (X-Forwarded-For) and that it came over https
+# (X-Forwarded-Proto). From anyone else those headers are dropped (arkdash/middleware.py).
+ARKDASH_TRUSTED_PROXIES = envlist("ARKDASH_TRUSTED_PROXIES", [])
+ARKDASH_TRUSTED_PROXY_NETWORKS = parse_trusted_proxies(ARKDASH_TRUSTED_PROXIES)
+if envbool("ARKDASH_BEHIND_PROXY", False) and not ARKDASH_TRUSTED_PROXY_NETWORKS:
+    # The old switch trusted the headers from any client that reached the app directly.
+    raise ImproperlyConfigured(
+        "ARKDASH_BEHIND_PROXY is replaced by ARKDASH_TRUSTED_PROXIES: list the proxy's addresses "
+        "(see README, Security)"
+    )
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = ARKDASH_SECURE
 SECURE_SSL_REDIRECT = envbool("ARKDASH_SSL_REDIRECT", ARKDASH_SECURE)
 # Probes and Prometheus call these over plain http from inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = 31_536_000 if ARKDASH_SECURE else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = ARKDASH_SECURE
-if ARKDASH_BEHIND_PROXY:
+if ARKDASH_TRUSTED_PROXY_NETWORKS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -310,8 +323,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "tasks_app.views_auth.login_locked_out"
 AXES_VERBOSE = False  # its own start-up banner; failures and lockouts are still logged
-if ARKDASH_BEHIND_PROXY:
-    AXES_CLIENT_IP_CALLABLE = "arkdash.security.client_ip_behind_proxy"
+# REMOTE_ADDR, already the client's behind a trusted proxy (never django-ipware's guess).
+AXES_CLIENT_IP_CALLABLE = "arkdash.security.client_ip"
 
 # --- Celery -----------------------------------------------------------------------
 REDIS_URL = envstr("REDIS_URL")
