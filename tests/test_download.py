@@ -272,3 +272,16 @@ def test_it_closes_the_file_of_a_range_nobody_started_reading(user_client, accou
 
     assert response.status_code == 206
     assert opened.files[0].closed
+
+
+def test_it_answers_only_the_canonical_id_of_an_output(user_client, account, local_archive):
+    artifact = archived_artifact(account)
+
+    assert user_client.get(f"/outputs/{artifact.pk}/download/").status_code == 200
+    assert user_client.get(f"/outputs/0{artifact.pk}/download/").status_code == 404
+
+
+def test_it_keeps_its_own_caching_rule_for_downloads(user_client, account, local_archive):
+    artifact = archived_artifact(account)
+
+    assert user_client.get(url_for(artifact))["Cache-Control"] == "private, max-age=3600"

@@ -144,3 +144,14 @@ def test_it_sends_no_policy_on_an_idle_polls_empty_answer(root_client, account):
     assert idle["X-Frame-Options"] == "DENY"
     changed = root_client.get(f"/tasks/rows/?rows={running.pk}.1&health=never")
     assert changed.status_code == 200 and "Content-Security-Policy" in changed
+
+
+def test_it_tells_browsers_and_proxies_not_to_store_signed_in_pages(root_client, account):
+    task = make_task(account)
+
+    for url in ("/", f"/tasks/{task.pk}/", f"/tasks/{task.pk}/cancel/", "/accounts/password_change/"):
+        response = root_client.get(url)
+        assert response.status_code == 200, url
+        directives = {part.strip() for part in response["Cache-Control"].split(",")}
+        assert {"private", "no-store"} <= directives, (url, response["Cache-Control"])
+
