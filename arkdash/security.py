@@ -16,9 +16,9 @@ from django.http import HttpRequest
 def output_media_sources(allowed_hosts: list[str]) -> list[str]:
     """CSP sources for Ark's output URLs, which the detail page plays until they are archived.
 
-    The same hosts the archive may fetch from (ARKDASH_ARCHIVE_ALLOWED_HOSTS): "*.volces.com"
-    stays a wildcard source, an exact name ("arksim.test", "127.0.0.1") is allowed on any
-    port (the simulator's), and "*" means any https origin.
+    The same hosts the archive may fetch from (ARKDASH_ARCHIVE_ALLOWED_HOSTS and the opted-in
+    ARKDASH_ARCHIVE_PRIVATE_HOSTS): "*.volces.com" stays a wildcard source, "host:port"
+    stays as it is, a bare exact name is allowed on any port, and "*" means any https origin.
     """
     sources: list[str] = []
     for host in allowed_hosts:
@@ -27,13 +27,27 @@ def output_media_sources(allowed_hosts: list[str]) -> list[str]:
             continue
         if host == "*":
             source = "https:"
-        elif host.startswith("*."):
+        elif host.startswith("*.") or _has_port(host):
             source = host
         else:
             source = f"{host}:*"
         if source not in sources:
             sources.append(source)
     return sources
+
+
+def _has_port(host: str) -> bool:
+    name, colon, port = host.rpartition(":")
+    return bool(colon) and port.isdigit() and (":" not in name or name.endswith("]"))
+
+
+def simulator_host(url: str) -> str:
+    """ARKDASH_SIMULATOR_URL's `host:port`, the one entry its outputs need."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImproperlyConfigured(f"ARKDASH_SIMULATOR_URL must be an http(s) URL, not {url!r}")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
 def s3_media_sources(*, bucket: str, endpoint_url: str, region: str) -> list[str]:

@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from .env import envbool, envfloat, envint, envlist, envstr
-from .security import output_media_sources, parse_trusted_proxies, s3_media_sources
+from .security import output_media_sources, parse_trusted_proxies, s3_media_sources, simulator_host
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("ARKDASH_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -44,6 +44,12 @@ ARKDASH_ENCRYPTION_KEYS = envlist("ARKDASH_ENCRYPTION_KEYS", [])
 # --- Ark -------------------------------------------------------------------------
 ARK_API_KEY = envstr("ARK_API_KEY")
 ARK_BASE_URL = envstr("ARK_BASE_URL", "https://ark.cn-beijing.volces.com/api/v3")
+# Hosts an account's base URL may name (always over https): Ark's regions and BytePlus
+# ModelArk, the international edition. The API key is sent there, so nowhere else.
+ARKDASH_ARK_ALLOWED_HOSTS = envlist("ARKDASH_ARK_ALLOWED_HOSTS", ["ark.*.volces.com", "ark.*.bytepluses.com"])
+# The Ark simulator's address when one runs (`make run` without ARK_API_KEY, the tests):
+# its base URL may be plain http and its outputs may live on loopback. Unset in production.
+ARKDASH_SIMULATOR_URL = envstr("ARKDASH_SIMULATOR_URL").rstrip("/")
 ARK_TIMEOUT_SECONDS = envfloat("ARK_TIMEOUT_SECONDS", 30.0)
 ARK_MAX_RETRIES = envint("ARK_MAX_RETRIES", 3)
 # First retry waits up to this long (full jitter, doubling); a 429's Retry-After is a floor.
@@ -215,23 +221,18 @@ else:
     }
 
 # --- Archive (copying outputs before their URLs die) ------------------------------
-# Hosts output URLs may be fetched from. An exact name is trusted wherever it points
-# (the simulator on loopback); a wildcard ("*.volces.com", or "*") must resolve to
-# public addresses unless ARKDASH_ARCHIVE_ALLOW_PRIVATE is set.
+# Hosts output URLs may be fetched from: Ark's and BytePlus ModelArk's object storage and
+# CDN ("*.volces.com", or "*" for any host). Whatever the entry, every address a host
+# resolves to must be public (tasks_app/fetch.py), on every redirect hop.
 ARKDASH_ARCHIVE_ALLOWED_HOSTS = envlist(
     "ARKDASH_ARCHIVE_ALLOWED_HOSTS",
-    [
-        "*.volces.com",
-        "*.volccdn.com",
-        "*.tos-cn-beijing.volces.com",
-        "*.bytepluses.com",
-        "*.byteplus.com",
-        "arksim.test",
-        "127.0.0.1",
-        "localhost",
-    ],
+    ["*.volces.com", "*.volccdn.com", "*.bytepluses.com", "*.byteplus.com"],
 )
-ARKDASH_ARCHIVE_ALLOW_PRIVATE = envbool("ARKDASH_ARCHIVE_ALLOW_PRIVATE", False)
+# The explicit opt-in for outputs on loopback or a private network: `host:port` entries
+# (a bare host means any port). The simulator's host is added when it runs.
+ARKDASH_ARCHIVE_PRIVATE_HOSTS = envlist("ARKDASH_ARCHIVE_PRIVATE_HOSTS", [])
+if ARKDASH_SIMULATOR_URL:
+    ARKDASH_ARCHIVE_PRIVATE_HOSTS = [*ARKDASH_ARCHIVE_PRIVATE_HOSTS, simulator_host(ARKDASH_SIMULATOR_URL)]
 ARKDASH_ARCHIVE_CONNECT_TIMEOUT_SECONDS = envfloat("ARKDASH_ARCHIVE_CONNECT_TIMEOUT_SECONDS", 10.0)
 ARKDASH_ARCHIVE_READ_TIMEOUT_SECONDS = envfloat("ARKDASH_ARCHIVE_READ_TIMEOUT_SECONDS", 60.0)
 # A copy whose worker stopped reporting progress this long ago may be taken over.
@@ -287,7 +288,7 @@ SESSION_COOKIE_HTTPONLY = True
 # redirects); the vendored 3D viewer decodes models through blob: workers and URLs.
 _MEDIA_SOURCES = [
     SELF,
-    *output_media_sources(ARKDASH_ARCHIVE_ALLOWED_HOSTS),
+    *output_media_sources([*ARKDASH_ARCHIVE_ALLOWED_HOSTS, *ARKDASH_ARCHIVE_PRIVATE_HOSTS]),
     *s3_media_sources(
         bucket=ARKDASH_S3_BUCKET,
         endpoint_url=envstr("ARKDASH_S3_ENDPOINT_URL"),

@@ -8,6 +8,9 @@ import tempfile
 import dj_database_url
 
 os.environ.setdefault("ARKDASH_DATA_DIR", tempfile.mkdtemp(prefix="arkdash-test-"))
+# The in-process simulator's host, as `make run` declares its own: http base URL and
+# outputs without a public address are allowed for it alone.
+os.environ.setdefault("ARKDASH_SIMULATOR_URL", "http://arksim.test")
 os.environ.pop("REDIS_URL", None)  # Celery stays on the embedded broker unless a test asks.
 
 from arkdash.settings import *  # noqa: E402,F403

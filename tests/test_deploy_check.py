@@ -105,3 +105,21 @@ def test_it_publishes_only_the_proxy_in_docker_compose():
     proxy_address = services["proxy"]["networks"]["default"]["ipv4_address"]
     assert environment["ARKDASH_TRUSTED_PROXIES"] == f"${{ARKDASH_TRUSTED_PROXIES:-{proxy_address}}}"
     assert services["proxy"]["command"][-1] == "web:8000"
+
+
+PRINT_CSP = """
+import django, json
+django.setup()
+from django.conf import settings as s
+print(json.dumps(s.CONTENT_SECURITY_POLICY["DIRECTIVES"]["media-src"]))
+"""
+
+
+def test_it_lists_no_loopback_in_the_production_content_security_policy(tmp_path):
+    production = json.loads(run(["-c", PRINT_CSP], production_env(tmp_path)).stdout)
+    assert not [source for source in production if "127.0.0.1" in source or "localhost" in source], production
+    assert "*.volces.com" in production and "*.bytepluses.com" in production
+
+    with_simulator = json.loads(
+        run(["-c", PRINT_CSP], production_env(tmp_path, ARKDASH_SIMULATOR_URL="http://127.0.0.1:8765")).stdout)
+    assert "127.0.0.1:8765" in with_simulator

@@ -79,8 +79,10 @@ def test_it_sends_a_strict_content_security_policy(client):
 def test_it_allows_media_only_from_us_arks_output_hosts_and_the_archive(client):
     media = csp_directives(client.get("/accounts/login/"))["media-src"]
     assert media[0] == "'self'"
-    assert "*.volces.com" in media and "arksim.test:*" in media
+    assert "*.volces.com" in media and "*.bytepluses.com" in media
+    assert "arksim.test:80" in media  # the tests' simulator (ARKDASH_SIMULATOR_URL), on its port only
     assert "*" not in media and "https:" not in media
+    assert not [source for source in media if "127.0.0.1" in source or "localhost" in source]
 
 
 def test_it_sends_the_other_security_headers(client):
