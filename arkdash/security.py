@@ -6,6 +6,9 @@ Mostly pure functions of their arguments: settings.py calls them at import time.
 from __future__ import annotations
 
 import ipaddress
+import stat
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -144,3 +147,31 @@ def client_ip(request: HttpRequest) -> str | None:
     """The client address for the login throttle (django-axes): REMOTE_ADDR, which
     TrustedProxyMiddleware has already set to the client behind a trusted proxy."""
     return request.META.get("REMOTE_ADDR") or None
+
+
+# --- Files under the data folder (ARKDASH_FILE_MODE) -------------------------------------
+_FILE_MODES = {"0600": 0o600, "600": 0o600, "0640": 0o640, "640": 0o640}
+
+
+def file_mode(value: str) -> int:
+    try:
+        return _FILE_MODES[value.strip()]
+    except KeyError:
+        raise ImproperlyConfigured(f"ARKDASH_FILE_MODE must be 0600 or 0640, not {value!r}") from None
+
+
+def private_sqlite_file(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """connection_created: the SQLite database file (and so the journals SQLite creates
+    beside it, which copy its mode) is no more open than ARKDASH_FILE_MODE."""
+    if connection.vendor != "sqlite":
+        return
+    name = str(connection.settings_dict.get("NAME") or "")
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    mode = getattr(settings, "ARKDASH_FILE_MODE", 0o600)
+    path = Path(name)
+    try:
+        if stat.S_IMODE(path.stat().st_mode) & ~mode:
+            path.chmod(mode)
+    except FileNotFoundError:
+        pass

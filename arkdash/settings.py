@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from .env import envbool, envfloat, envint, envlist, envstr
-from .security import output_media_sources, parse_trusted_proxies, s3_media_sources, simulator_host
+from .security import file_mode, output_media_sources, parse_trusted_proxies, s3_media_sources, simulator_host
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("ARKDASH_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -192,6 +192,14 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(envstr("ARKDASH_STATIC_ROOT", str(DATA_DIR / "staticfiles")))
+
+# --- Files under the data folder -----------------------------------------------------
+# Archived outputs and the SQLite database are the app user's alone (0600), or also its
+# group's (0640, for a backup user, say); their folders follow (0700 / 0750). Django's
+# FileSystemStorage applies these to every file it writes.
+ARKDASH_FILE_MODE = file_mode(envstr("ARKDASH_FILE_MODE", "0600"))
+FILE_UPLOAD_PERMISSIONS = ARKDASH_FILE_MODE
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = ARKDASH_FILE_MODE | ((ARKDASH_FILE_MODE & 0o444) >> 2)
 
 # --- Archive storage --------------------------------------------------------------
 ARKDASH_S3_BUCKET = envstr("ARKDASH_S3_BUCKET")

@@ -124,7 +124,7 @@ class LocalWriter:
         self.partial_path = self.final_path.with_name(
             f"{self.final_path.name}{PARTIAL_MARK}{secrets.token_hex(8)}"
         )
-        mode = storage.file_permissions_mode or 0o644
+        mode = storage.file_permissions_mode or 0o600  # settings: ARKDASH_FILE_MODE
         fd = os.open(
             self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode
         )

@@ -123,3 +123,19 @@ def test_it_lists_no_loopback_in_the_production_content_security_policy(tmp_path
     with_simulator = json.loads(
         run(["-c", PRINT_CSP], production_env(tmp_path, ARKDASH_SIMULATOR_URL="http://127.0.0.1:8765")).stdout)
     assert "127.0.0.1:8765" in with_simulator
+
+
+def test_it_keeps_the_sqlite_database_readable_by_the_app_user_only(tmp_path):
+    env = production_env(tmp_path)
+    database = tmp_path / "data" / "arkdash.sqlite3"
+    database.parent.mkdir()
+    database.touch(mode=0o644)  # made by an older version, or by sqlite under a lax umask
+    database.chmod(0o644)
+
+    result = run(["manage.py", "migrate", "--noinput", "-v", "0"], env)
+
+    assert result.returncode == 0, result.stderr
+    assert oct(database.stat().st_mode & 0o777) == oct(0o600)
+    grouped = run(["manage.py", "check"], {**env, "ARKDASH_FILE_MODE": "0640"})
+    assert grouped.returncode == 0, grouped.stderr
+    assert run(["manage.py", "check"], {**env, "ARKDASH_FILE_MODE": "0666"}).returncode != 0
