@@ -76,6 +76,9 @@ ARKDASH_SYNC_LEASE_SECONDS = envint("ARKDASH_SYNC_LEASE_SECONDS", 60)
 ARKDASH_SYNC_RATE_LIMIT_PATIENCE_SECONDS = envfloat("ARKDASH_SYNC_RATE_LIMIT_PATIENCE_SECONDS", 120.0)
 # Ark gives a callback 5 s to be acknowledged: the inline re-read must finish sooner.
 ARKDASH_CALLBACK_TIMEOUT_SECONDS = envfloat("ARKDASH_CALLBACK_TIMEOUT_SECONDS", 3.0)
+# Callbacks for one task share re-reads: one in flight, then this quiet window, after
+# which one more re-read covers every callback that arrived meanwhile.
+ARKDASH_CALLBACK_COALESCE_SECONDS = envfloat("ARKDASH_CALLBACK_COALESCE_SECONDS", 2.0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
