@@ -221,7 +221,15 @@ def test_it_mirrors_a_task_the_moment_ark_calls_back(db, account):
 # --- coalescing (issue: 500 callbacks for one id cost 500 upstream GETs) --------------------
 
 
-def test_it_coalesces_a_flood_of_callbacks_for_one_task(sim, account, client, settings):
+@pytest.fixture
+def own_keys(settings):
+    """Keys of this test's own: a quiet window must not reach into a later test."""
+    import uuid
+
+    settings.ARK_RATE_LIMIT_KEY_PREFIX = f"test:{uuid.uuid4()}"
+
+
+def test_it_coalesces_a_flood_of_callbacks_for_one_task(sim, account, client, settings, own_keys):
     settings.ARKDASH_CALLBACK_COALESCE_SECONDS = 60.0  # the whole flood falls in one window
     ark_id = sim.add_task(kind="video", status="running")
     sim.reset_stats()
@@ -235,7 +243,7 @@ def test_it_coalesces_a_flood_of_callbacks_for_one_task(sim, account, client, se
     assert Task.objects.get(account=account, ark_id=ark_id).status == TaskStatus.RUNNING
 
 
-def test_it_rereads_again_once_the_window_has_passed(sim, account, client, settings):
+def test_it_rereads_again_once_the_window_has_passed(sim, account, client, settings, own_keys):
     settings.ARKDASH_CALLBACK_COALESCE_SECONDS = 0.2
     ark_id = sim.add_task(kind="video", status="running")
     sim.reset_stats()
@@ -246,7 +254,7 @@ def test_it_rereads_again_once_the_window_has_passed(sim, account, client, setti
     assert sim.stats()["get"] == 2
 
 
-def test_it_keeps_one_task_from_holding_back_another(sim, account, client, settings):
+def test_it_keeps_one_task_from_holding_back_another(sim, account, client, settings, own_keys):
     settings.ARKDASH_CALLBACK_COALESCE_SECONDS = 60.0
     first, second = sim.add_task(kind="video", status="running"), sim.add_task(kind="video", status="queued")
 
