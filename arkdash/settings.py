@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from .env import envbool, envfloat, envint, envlist, envstr
-from .security import output_media_sources, s3_media_sources
+from .security import file_mode, output_media_sources, parse_trusted_proxies, s3_media_sources, simulator_host
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("ARKDASH_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -44,6 +44,12 @@ ARKDASH_ENCRYPTION_KEYS = envlist("ARKDASH_ENCRYPTION_KEYS", [])
 # --- Ark -------------------------------------------------------------------------
 ARK_API_KEY = envstr("ARK_API_KEY")
 ARK_BASE_URL = envstr("ARK_BASE_URL", "https://ark.cn-beijing.volces.com/api/v3")
+# Hosts an account's base URL may name (always over https): Ark's regions and BytePlus
+# ModelArk, the international edition. The API key is sent there, so nowhere else.
+ARKDASH_ARK_ALLOWED_HOSTS = envlist("ARKDASH_ARK_ALLOWED_HOSTS", ["ark.*.volces.com", "ark.*.bytepluses.com"])
+# The Ark simulator's address when one runs (`make run` without ARK_API_KEY, the tests):
+# its base URL may be plain http and its outputs may live on loopback. Unset in production.
+ARKDASH_SIMULATOR_URL = envstr("ARKDASH_SIMULATOR_URL").rstrip("/")
 ARK_TIMEOUT_SECONDS = envfloat("ARK_TIMEOUT_SECONDS", 30.0)
 ARK_MAX_RETRIES = envint("ARK_MAX_RETRIES", 3)
 # First retry waits up to this long (full jitter, doubling); a 429's Retry-After is a floor.
@@ -70,6 +76,9 @@ ARKDASH_SYNC_LEASE_SECONDS = envint("ARKDASH_SYNC_LEASE_SECONDS", 60)
 ARKDASH_SYNC_RATE_LIMIT_PATIENCE_SECONDS = envfloat("ARKDASH_SYNC_RATE_LIMIT_PATIENCE_SECONDS", 120.0)
 # Ark gives a callback 5 s to be acknowledged: the inline re-read must finish sooner.
 ARKDASH_CALLBACK_TIMEOUT_SECONDS = envfloat("ARKDASH_CALLBACK_TIMEOUT_SECONDS", 3.0)
+# Callbacks for one task share re-reads: one in flight, then this quiet window, after
+# which one more re-read covers every callback that arrived meanwhile.
+ARKDASH_CALLBACK_COALESCE_SECONDS = envfloat("ARKDASH_CALLBACK_COALESCE_SECONDS", 2.0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -90,6 +99,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so it also counts the 500s Django makes of exceptions (/metrics).
     "tasks_app.observability.middleware.ResponseCountingMiddleware",
+    # Before anything reads the client's address or asks whether the request is https.
+    "arkdash.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -98,6 +109,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Signed-in pages: Cache-Control: private, no-store (downloads keep their own rule).
+    "arkdash.middleware.PrivateCacheMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -177,6 +190,14 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(envstr("ARKDASH_STATIC_ROOT", str(DATA_DIR / "staticfiles")))
 
+# --- Files under the data folder -----------------------------------------------------
+# Archived outputs and the SQLite database are the app user's alone (0600), or also its
+# group's (0640, for a backup user, say); their folders follow (0700 / 0750). Django's
+# FileSystemStorage applies these to every file it writes.
+ARKDASH_FILE_MODE = file_mode(envstr("ARKDASH_FILE_MODE", "0600"))
+FILE_UPLOAD_PERMISSIONS = ARKDASH_FILE_MODE
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = ARKDASH_FILE_MODE | ((ARKDASH_FILE_MODE & 0o444) >> 2)
+
 # --- Archive storage --------------------------------------------------------------
 ARKDASH_S3_BUCKET = envstr("ARKDASH_S3_BUCKET")
 if ARKDASH_S3_BUCKET:
@@ -205,23 +226,18 @@ else:
     }
 
 # --- Archive (copying outputs before their URLs die) ------------------------------
-# Hosts output URLs may be fetched from. An exact name is trusted wherever it points
-# (the simulator on loopback); a wildcard ("*.volces.com", or "*") must resolve to
-# public addresses unless ARKDASH_ARCHIVE_ALLOW_PRIVATE is set.
+# Hosts output URLs may be fetched from: Ark's and BytePlus ModelArk's object storage and
+# CDN ("*.volces.com", or "*" for any host). Whatever the entry, every address a host
+# resolves to must be public (tasks_app/fetch.py), on every redirect hop.
 ARKDASH_ARCHIVE_ALLOWED_HOSTS = envlist(
     "ARKDASH_ARCHIVE_ALLOWED_HOSTS",
-    [
-        "*.volces.com",
-        "*.volccdn.com",
-        "*.tos-cn-beijing.volces.com",
-        "*.bytepluses.com",
-        "*.byteplus.com",
-        "arksim.test",
-        "127.0.0.1",
-        "localhost",
-    ],
+    ["*.volces.com", "*.volccdn.com", "*.bytepluses.com", "*.byteplus.com"],
 )
-ARKDASH_ARCHIVE_ALLOW_PRIVATE = envbool("ARKDASH_ARCHIVE_ALLOW_PRIVATE", False)
+# The explicit opt-in for outputs on loopback or a private network: `host:port` entries
+# (a bare host means any port). The simulator's host is added when it runs.
+ARKDASH_ARCHIVE_PRIVATE_HOSTS = envlist("ARKDASH_ARCHIVE_PRIVATE_HOSTS", [])
+if ARKDASH_SIMULATOR_URL:
+    ARKDASH_ARCHIVE_PRIVATE_HOSTS = [*ARKDASH_ARCHIVE_PRIVATE_HOSTS, simulator_host(ARKDASH_SIMULATOR_URL)]
 ARKDASH_ARCHIVE_CONNECT_TIMEOUT_SECONDS = envfloat("ARKDASH_ARCHIVE_CONNECT_TIMEOUT_SECONDS", 10.0)
 ARKDASH_ARCHIVE_READ_TIMEOUT_SECONDS = envfloat("ARKDASH_ARCHIVE_READ_TIMEOUT_SECONDS", 60.0)
 # A copy whose worker stopped reporting progress this long ago may be taken over.
@@ -247,15 +263,24 @@ STORAGES = {
 # ARKDASH_SECURE=true (docker-compose) means HTTPS in front: secure cookies, HSTS, redirect
 # to https. Off by default so the laptop's plain http://127.0.0.1 keeps working.
 ARKDASH_SECURE = envbool("ARKDASH_SECURE", False)
-# A TLS-terminating proxy that sets X-Forwarded-Proto (and appends to X-Forwarded-For).
-ARKDASH_BEHIND_PROXY = envbool("ARKDASH_BEHIND_PROXY", False)
+# The reverse proxies in front (addresses or networks): only a request arriving from one of
+# them may say who the client is (X-Forwarded-For) and that it came over https
+# (X-Forwarded-Proto). From anyone else those headers are dropped (arkdash/middleware.py).
+ARKDASH_TRUSTED_PROXIES = envlist("ARKDASH_TRUSTED_PROXIES", [])
+ARKDASH_TRUSTED_PROXY_NETWORKS = parse_trusted_proxies(ARKDASH_TRUSTED_PROXIES)
+if envbool("ARKDASH_BEHIND_PROXY", False) and not ARKDASH_TRUSTED_PROXY_NETWORKS:
+    # The old switch trusted the headers from any client that reached the app directly.
+    raise ImproperlyConfigured(
+        "ARKDASH_BEHIND_PROXY is replaced by ARKDASH_TRUSTED_PROXIES: list the proxy's addresses "
+        "(see README, Security)"
+    )
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = ARKDASH_SECURE
 SECURE_SSL_REDIRECT = envbool("ARKDASH_SSL_REDIRECT", ARKDASH_SECURE)
 # Probes and Prometheus call these over plain http from inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = 31_536_000 if ARKDASH_SECURE else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = ARKDASH_SECURE
-if ARKDASH_BEHIND_PROXY:
+if ARKDASH_TRUSTED_PROXY_NETWORKS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -268,7 +293,7 @@ SESSION_COOKIE_HTTPONLY = True
 # redirects); the vendored 3D viewer decodes models through blob: workers and URLs.
 _MEDIA_SOURCES = [
     SELF,
-    *output_media_sources(ARKDASH_ARCHIVE_ALLOWED_HOSTS),
+    *output_media_sources([*ARKDASH_ARCHIVE_ALLOWED_HOSTS, *ARKDASH_ARCHIVE_PRIVATE_HOSTS]),
     *s3_media_sources(
         bucket=ARKDASH_S3_BUCKET,
         endpoint_url=envstr("ARKDASH_S3_ENDPOINT_URL"),
@@ -304,8 +329,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "tasks_app.views_auth.login_locked_out"
 AXES_VERBOSE = False  # its own start-up banner; failures and lockouts are still logged
-if ARKDASH_BEHIND_PROXY:
-    AXES_CLIENT_IP_CALLABLE = "arkdash.security.client_ip_behind_proxy"
+# REMOTE_ADDR, already the client's behind a trusted proxy (never django-ipware's guess).
+AXES_CLIENT_IP_CALLABLE = "arkdash.security.client_ip"
 
 # --- Celery -----------------------------------------------------------------------
 REDIS_URL = envstr("REDIS_URL")

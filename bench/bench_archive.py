@@ -88,6 +88,7 @@ class Env:
             "REDIS_URL": REDIS_URL,
             "ARK_API_KEY": SIM_KEY,
             "ARK_BASE_URL": f"{self.sim_url}/api/v3",
+            "ARKDASH_SIMULATOR_URL": self.sim_url,
             "ARKDASH_LOG_LEVEL": "WARNING",
             **extra,
         }

@@ -131,6 +131,7 @@ def run_pass(name: str, *, tasks: int, workdir: Path) -> list[Measurement]:
                 "DATABASE_URL": f"{POSTGRES}/{db_name}",
                 "ARKDASH_DATA_DIR": str(data_dir),
                 "ARK_API_KEY": "",
+                "ARKDASH_SIMULATOR_URL": sim_url,
                 "REDIS_URL": "",
                 "ARKDASH_LOG_LEVEL": "WARNING",
                 "ARK_LIST_RATE_PER_SECOND": "1" if limited else "0",

@@ -34,6 +34,8 @@ def main() -> int:
     if use_simulator:
         env["ARK_API_KEY"] = SIM_KEY
         env["ARK_BASE_URL"] = f"http://127.0.0.1:{sim_port}/api/v3"
+        # Only the simulator may be plain http and on loopback (README, Security).
+        env["ARKDASH_SIMULATOR_URL"] = f"http://127.0.0.1:{sim_port}"
     os.environ.update(env)
 
     manage("migrate", "--noinput", "-v", "0")

@@ -160,6 +160,7 @@ class Harness:
             "ARKDASH_LOG_FORMAT": "json",
             "ARK_API_KEY": SIM_API_KEY,
             "ARK_BASE_URL": f"{self.sim_url}/api/v3",
+            "ARKDASH_SIMULATOR_URL": self.sim_url,
             "ARKDASH_SYNC_INTERVAL_SECONDS": str(self.config.sync_interval_seconds),
             "ARKDASH_S3_BUCKET": BUCKET,
             "ARKDASH_S3_ENDPOINT_URL": self.s3_url,

@@ -21,6 +21,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .models import ACTIVE_STATUSES, Account, AuditEntry, Membership
+from .services import accounts
 
 _SECRET_PLACEHOLDER = "secret-placeholder"
 
@@ -52,7 +53,25 @@ class AccountAdminForm(forms.ModelForm):
         return key
 
     def clean_base_url(self) -> str:
-        return self.cleaned_data["base_url"].strip().rstrip("/")
+        base_url = self.cleaned_data["base_url"].strip().rstrip("/")
+        problem = accounts.base_url_problem(base_url)
+        if problem:
+            raise forms.ValidationError(problem)
+        return base_url
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        # Where the key is sent is part of the secret: moving it needs the key itself, so
+        # someone who may edit accounts cannot point a key they never knew at their host.
+        self.previous_base_url = self.instance.base_url if self.instance.pk else ""
+        base_url = cleaned.get("base_url")
+        if self.instance.pk and base_url and base_url != self.instance.base_url and not cleaned.get("api_key"):
+            self.add_error("api_key", _("Type the API key again to change the base URL: the key is sent there."))
+        return cleaned
+
+    @property
+    def base_url_changed(self) -> bool:
+        return bool(self.previous_base_url) and self.instance.base_url != self.previous_base_url
 
     def save(self, commit: bool = True) -> Account:
         account = super().save(commit=False)
@@ -105,6 +124,11 @@ class AccountAdmin(admin.ModelAdmin):
         (_("Sync"), {"fields": ["sync_health", "last_sync_error", "last_full_sweep_at", "created"]}),
     ]
 
+    def save_model(self, request: HttpRequest, obj: Account, form: AccountAdminForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and form.base_url_changed:
+            accounts.account_base_url_audit(user=request.user, account=obj, old=form.previous_base_url)
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
         # The callback URL needs the request's host, and list columns only get the row:
         # the row carries it. Counts for the list in the same query.
@@ -154,7 +178,11 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(admin.ModelAdmin):
-    """Read-only: an audit log nobody can edit from the site."""
+    """Read-only: an audit log nobody can edit from the site.
+
+    Reading it takes its own permission, "Can view audit entry" (tasks_app.view_auditentry),
+    granted to a user or a group on its own: being staff is not enough.
+    """
 
     list_display = ["created", "username", "action", "result", "account_name", "ark_id", "short_message"]
     list_filter = [
@@ -174,12 +202,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
     @admin.display(description=_("message"))
     def short_message(self, entry: AuditEntry) -> str:
         return entry.message if len(entry.message) <= 120 else entry.message[:119] + "…"
-
-    def has_view_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
-        return request.user.is_active and request.user.is_staff  # every staff member may read it
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -4,11 +4,14 @@ Output URLs come from Ark responses, so they are remote input: a URL pointing at
 an internal address must not turn the archive worker into a proxy into our network
 (SSRF). Rules:
 - http(s) only, no credentials in the URL;
-- the host must match ARKDASH_ARCHIVE_ALLOWED_HOSTS. An exact entry (`arksim.test`,
-  `127.0.0.1`) is trusted wherever it points, which is how the simulator on loopback
-  works; a wildcard entry (`*.volces.com`, or `*` for any host) must resolve to public
-  addresses only, unless ARKDASH_ARCHIVE_ALLOW_PRIVATE is set. The address really
-  connected to is checked again before the body is read (DNS rebinding);
+- the host must match ARKDASH_ARCHIVE_ALLOWED_HOSTS (`*.volces.com`, an exact name, or
+  `*` for any host), and every address it resolves to must be public: loopback,
+  private, link-local, unspecified and other special addresses are refused. The check
+  is made again by the connection itself on the addresses it is about to use (a DNS
+  answer that changes in between is refused, not connected to), and once more on the
+  address really connected to;
+- only an explicit opt-in, ARKDASH_ARCHIVE_PRIVATE_HOSTS (`host:port` entries, and the
+  simulator of `make run` and the tests, ARKDASH_SIMULATOR_URL), lets a host be non-public;
 - redirects are followed by hand, a few hops at most, each hop checked again;
 - every request has connect and read timeouts.
 
@@ -24,9 +27,10 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpcore
@@ -62,7 +66,10 @@ class FetchError(Exception):
 
 
 class FetchRefused(FetchError):
-    """The URL is not one we may fetch (scheme, host or address). Configuration can fix it."""
+    """The URL is not one we may fetch (scheme, host or address): trying again cannot help."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
 
 
 class SourceGone(FetchError):
@@ -87,27 +94,38 @@ def _normalise_host(host: str) -> str:
     return host.strip().lower().rstrip(".")
 
 
-def _host_rule(host: str, allowed_hosts: list[str]) -> str | None:
-    """'exact' or 'wildcard' for the first entry that matches host, else None."""
+def _host_allowed(host: str, allowed_hosts: list[str]) -> bool:
     host = _normalise_host(host)
     for entry in allowed_hosts:
         entry = _normalise_host(entry)
         if not entry:
             continue
-        if entry == "*":
-            return "wildcard"
-        if entry.startswith("*."):
-            if host.endswith(entry[1:]) and host != entry[2:]:
-                return "wildcard"
-        elif host == entry:
-            return "exact"
-    return None
+        if entry == "*" or host == entry:
+            return True
+        if entry.startswith("*.") and host.endswith(entry[1:]) and host != entry[2:]:
+            return True
+    return False
+
+
+def _split_host_port(entry: str) -> tuple[str, int | None]:
+    """"host", "host:8765", "[::1]:8765" → (host, port or None)."""
+    entry = entry.strip()
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        return _normalise_host(host), int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
+    host, colon, port = entry.rpartition(":")
+    if colon and port.isdigit() and ":" not in host:
+        return _normalise_host(host), int(port)
+    return _normalise_host(entry), None
 
 
 def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address carried inside an IPv6 one is judged as itself.
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is not None:
+            ip = embedded
     return ip.is_global and not ip.is_multicast
 
 
@@ -119,34 +137,26 @@ def _system_resolver(host: str, port: int) -> list[str]:
 @dataclass(frozen=True)
 class UrlPolicy:
     allowed_hosts: list[str]
-    allow_private: bool
+    # Hosts (`host` or `host:port`) explicitly allowed to be loopback or private: the simulator.
+    private_hosts: list[str] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls) -> UrlPolicy:
         return cls(
             allowed_hosts=list(settings.ARKDASH_ARCHIVE_ALLOWED_HOSTS),  # defaults: arkdash/settings.py
-            allow_private=bool(getattr(settings, "ARKDASH_ARCHIVE_ALLOW_PRIVATE", False)),
+            private_hosts=list(getattr(settings, "ARKDASH_ARCHIVE_PRIVATE_HOSTS", [])),
         )
 
-    def check(self, url: str, *, resolver: Resolver = _system_resolver) -> bool:
-        """Raise FetchRefused unless url may be fetched; True when the peer must be public."""
-        try:
-            parts = urlsplit(url)
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError as exc:
-            raise FetchRefused(f"invalid URL ({exc})", retryable=False) from None
-        if parts.scheme not in ("http", "https"):
-            raise FetchRefused(f"refused URL scheme {parts.scheme!r}: only http and https", retryable=False)
-        if parts.username is not None or parts.password is not None:
-            raise FetchRefused("refused URL with credentials in it", retryable=False)
-        host = parts.hostname or ""
-        if not host:
-            raise FetchRefused("refused URL without a host", retryable=False)
-        rule = _host_rule(host, self.allowed_hosts)
-        if rule is None:
-            raise FetchRefused(f"refused host {host!r}: not in ARKDASH_ARCHIVE_ALLOWED_HOSTS")
-        if rule == "exact" or self.allow_private:
-            return False
+    def is_private_host(self, host: str, port: int) -> bool:
+        host = _normalise_host(host)
+        for entry in self.private_hosts:
+            entry_host, entry_port = _split_host_port(entry)
+            if entry_host == host and entry_port in (None, port):
+                return True
+        return False
+
+    def public_addresses(self, host: str, port: int, *, resolver: Resolver) -> list[str]:
+        """The addresses of host, all of them public, or FetchRefused / FetchError (DNS)."""
         try:
             addresses = resolver(host, port)
         except (OSError, UnicodeError) as exc:
@@ -157,9 +167,84 @@ class UrlPolicy:
             if not _is_public(address):
                 raise FetchRefused(
                     f"refused host {host!r}: it resolves to the non-public address {address} "
-                    "(list the host exactly in ARKDASH_ARCHIVE_ALLOWED_HOSTS or set ARKDASH_ARCHIVE_ALLOW_PRIVATE)"
+                    "(only hosts listed in ARKDASH_ARCHIVE_PRIVATE_HOSTS may)"
                 )
+        return addresses
+
+    def check(self, url: str, *, resolver: Resolver = _system_resolver) -> bool:
+        """Raise FetchRefused unless url may be fetched; True when the peer must be public."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise FetchRefused(f"invalid URL ({exc})") from None
+        if parts.scheme not in ("http", "https"):
+            raise FetchRefused(f"refused URL scheme {parts.scheme!r}: only http and https")
+        if parts.username is not None or parts.password is not None:
+            raise FetchRefused("refused URL with credentials in it")
+        host = parts.hostname or ""
+        if not host:
+            raise FetchRefused("refused URL without a host")
+        if self.is_private_host(host, port):
+            return False
+        if not _host_allowed(host, self.allowed_hosts):
+            raise FetchRefused(f"refused host {host!r}: not in ARKDASH_ARCHIVE_ALLOWED_HOSTS")
+        self.public_addresses(host, port, resolver=resolver)
         return True
+
+
+class _GuardedNetwork(httpcore.NetworkBackend):
+    """Opens connections only to addresses the policy allows, resolved right here.
+
+    httpcore hands the backend the host name; resolving it here, checking every answer
+    and connecting to the checked address leaves no gap in which DNS could answer
+    differently (rebinding). A refused address is never connected to.
+    """
+
+    def __init__(self, policy: UrlPolicy, resolver: Resolver) -> None:
+        self._policy = policy
+        self._resolver = resolver
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        if self._policy.is_private_host(host, port):
+            addresses = [host]
+        else:
+            addresses = self._policy.public_addresses(host, port, resolver=self._resolver)
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        raise FetchRefused("refused: no unix sockets")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _guarded_transport(policy: UrlPolicy, resolver: Resolver) -> httpx.HTTPTransport:
+    transport = httpx.HTTPTransport(verify=_tls_context())
+    # httpx has no argument for a network backend; httpcore's pool has one, so the pool
+    # httpx built is replaced by the same pool with ours.
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=_tls_context(), network_backend=_GuardedNetwork(policy, resolver)
+    )
+    return transport
 
 
 @functools.cache
@@ -288,7 +373,7 @@ def open_source(
     """Open url for streaming after checking it; closes the connection on exit."""
     policy = policy or UrlPolicy.from_settings()
     client = httpx.Client(
-        transport=transport or outbound.transport(),
+        transport=transport or outbound.transport() or _guarded_transport(policy, resolver),
         verify=_tls_context(),
         timeout=_timeout(),
         follow_redirects=False,
@@ -309,7 +394,7 @@ def open_source(
                 raise FetchError(f"could not connect to {redact_url(current)} ({exc})") from None
             try:
                 peer = _peer_address(response)
-                if must_be_public and peer is not None and not policy.allow_private and not _is_public(peer):
+                if must_be_public and peer is not None and not _is_public(peer):
                     raise FetchRefused(
                         f"refused: {redact_url(current)} connected to the non-public address {peer}"
                     )

@@ -301,6 +301,7 @@ class AuditAction(models.TextChoices):
     CANCEL = "cancel", _("cancel")
     DELETE = "delete", _("delete")
     BULK_CANCEL = "bulk_cancel", _("bulk cancel")
+    BASE_URL = "base_url", _("change base URL")
 
 
 class AuditResult(models.TextChoices):
@@ -310,7 +311,8 @@ class AuditResult(models.TextChoices):
 
 
 class AuditEntry(models.Model):
-    """One attempt to cancel or delete (refusals included), written by services/actions.py.
+    """One attempt to cancel or delete (refusals included), written by services/actions.py,
+    or a change of an account's base URL (services/accounts.py).
 
     Snapshots (username, account name, task id) keep the entry readable after the
     user, the account or the task row is gone.

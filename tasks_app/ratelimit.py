@@ -50,6 +50,9 @@ class BucketStore(Protocol):
     def push_back(self, key: str, *, delay: float, tolerance: float) -> None:
         """No request may be granted for `delay` seconds from now."""
 
+    def hold(self, key: str, *, seconds: float) -> None:
+        """The next request is granted `seconds` from now, no sooner and no later."""
+
 
 # --- Redis -------------------------------------------------------------------------
 # Redis' own clock (TIME) is the one clock all machines agree on. Floats are passed as
@@ -83,6 +86,16 @@ return 1
 """
 
 
+_HOLD_LUA = """
+local seconds = tonumber(ARGV[1])
+local ttl_ms = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('SET', KEYS[1], string.format('%.6f', now + seconds), 'PX', ttl_ms)
+return 1
+"""
+
+
 class RedisBucketStore:
     def __init__(self, url: str, *, socket_timeout: float = 5.0) -> None:
         import redis
@@ -92,6 +105,7 @@ class RedisBucketStore:
         )
         self._take = self._redis.register_script(_TAKE_LUA)
         self._push = self._redis.register_script(_PUSH_LUA)
+        self._hold = self._redis.register_script(_HOLD_LUA)
 
     def try_take(self, key: str, *, interval: float, tolerance: float) -> float:
         ttl_ms = _ttl_ms(interval + tolerance)
@@ -99,6 +113,9 @@ class RedisBucketStore:
 
     def push_back(self, key: str, *, delay: float, tolerance: float) -> None:
         self._push(keys=[key], args=[repr(delay), repr(tolerance), _ttl_ms(delay + tolerance)])
+
+    def hold(self, key: str, *, seconds: float) -> None:
+        self._hold(keys=[key], args=[repr(max(seconds, 0.0)), _ttl_ms(seconds)])
 
 
 # --- SQLite (embedded default) -------------------------------------------------------
@@ -128,6 +145,15 @@ class SqliteBucketStore:
             target = self._clock() + delay + tolerance
             if target > self._tat(db, key):
                 self._store(db, key, target)
+
+    def hold(self, key: str, *, seconds: float) -> None:
+        with self._transaction() as db:
+            now = self._clock()
+            self._store(db, key, now + max(seconds, 0.0))
+            # Keys that long ago stopped holding anything back (one per task that called
+            # back) are as good as absent: drop them now and then so the file stays small.
+            if random.random() < 0.01:  # noqa: S311
+                db.execute("DELETE FROM bucket WHERE tat < ?", (now - _IDLE_TTL_SECONDS,))
 
     def _connection(self) -> sqlite3.Connection:
         # One connection per thread and process (a forked child must not reuse its parent's).
@@ -301,3 +327,29 @@ def limiter_for_account(account_id: int) -> SharedRateLimiter:
     return SharedRateLimiter(
         store=store_from_settings(), scope=f"{prefix}:account:{account_id}", rates=rates_from_settings()
     )
+
+
+# --- One at a time, then a quiet window (Ark callbacks) ---------------------------------
+class Coalescer:
+    """At most one holder per key across every process, then a quiet window.
+
+    Built on the same store as the budget: `try_start` is a take from a bucket whose
+    interval is the longest a holder may take (a crashed holder frees the key then),
+    `finish` moves the next grant to the end of the quiet window.
+    """
+
+    def __init__(self, store: BucketStore, prefix: str) -> None:
+        self._store = store
+        self._prefix = prefix
+
+    def try_start(self, key: str, *, max_seconds: float) -> bool:
+        return self._store.try_take(f"{self._prefix}:{key}", interval=max_seconds, tolerance=0.0) <= 0
+
+    def finish(self, key: str, *, quiet_seconds: float) -> None:
+        self._store.hold(f"{self._prefix}:{key}", seconds=quiet_seconds)
+
+
+def coalescer_from_settings() -> Coalescer:
+    from django.conf import settings
+
+    return Coalescer(store_from_settings(), f"{settings.ARK_RATE_LIMIT_KEY_PREFIX}:coalesce")

@@ -124,7 +124,7 @@ class LocalWriter:
         self.partial_path = self.final_path.with_name(
             f"{self.final_path.name}{PARTIAL_MARK}{secrets.token_hex(8)}"
         )
-        mode = storage.file_permissions_mode or 0o644
+        mode = storage.file_permissions_mode or 0o600  # settings: ARKDASH_FILE_MODE
         fd = os.open(
             self.partial_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode
         )
@@ -444,6 +444,9 @@ class RangeNotSatisfiable(Exception):
 
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+# No file has an offset of more than 18 digits; a longer number is not a range we could
+# honour, and int() of one beyond 4,300 digits raises (Python's guard against slow parsing).
+_MAX_OFFSET_DIGITS = 18
 
 
 def parse_range(header: str | None, size: int) -> ByteRange | None:
@@ -460,6 +463,8 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     first, last = match.groups()
     if first == "" and last == "":
         return None
+    if len(first.lstrip("0")) > _MAX_OFFSET_DIGITS or len(last.lstrip("0")) > _MAX_OFFSET_DIGITS:
+        return None  # ignored, like any range we cannot honour: the whole file (RFC 9110)
     if first == "":
         suffix = int(last)
         if suffix == 0 or size == 0:
@@ -474,18 +479,32 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     return ByteRange(start, min(end, size - 1))
 
 
-def _file_chunks(file: BinaryIO, start: int, length: int) -> Iterator[bytes]:
-    try:
-        file.seek(start)
-        remaining = length
-        while remaining > 0:
-            chunk = file.read(min(STREAM_CHUNK, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-            yield chunk
-    finally:
-        file.close()
+class _FileRange:
+    """The bytes of one range of an open file, for a StreamingHttpResponse.
+
+    An object with close(), not a generator: Django calls close() when the response is
+    done, and closing a generator that never started would not run its cleanup, leaving
+    the file open when the client went away before the first byte.
+    """
+
+    def __init__(self, file: BinaryIO, start: int, length: int) -> None:
+        self._file, self._start, self._length = file, start, length
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            self._file.seek(self._start)
+            remaining = self._length
+            while remaining > 0:
+                chunk = self._file.read(min(STREAM_CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                yield chunk
+        finally:
+            self._file.close()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _if_range_allows(request: HttpRequest, *, etag: str, last_modified: datetime | None) -> bool:
@@ -530,6 +549,28 @@ def download_response(
         file = open(storage.path(key), "rb")  # noqa: SIM115 - closed by the response
     except FileNotFoundError:
         raise StorageError(f"{key} is missing from archive storage") from None
+    try:
+        response = _local_file_response(
+            request, file, content_type=content_type, disposition=disposition, etag=etag,
+            last_modified=last_modified,
+        )
+    except BaseException:
+        file.close()  # whatever went wrong, the file is not left open
+        raise
+    if response.status_code in (304, 416) or request.method == "HEAD":
+        file.close()  # answers without a body: nothing will read it
+    return response
+
+
+def _local_file_response(
+    request: HttpRequest,
+    file: BinaryIO,
+    *,
+    content_type: str,
+    disposition: str,
+    etag: str,
+    last_modified: datetime | None,
+) -> HttpResponseBase:
     size = os.fstat(file.fileno()).st_size
     etag = f'"{etag}"' if etag and not etag.startswith('"') else etag
 
@@ -544,8 +585,8 @@ def download_response(
     if last_modified is not None:
         headers["Last-Modified"] = http_date(last_modified.timestamp())
 
+    response: HttpResponseBase
     if etag and request.headers.get("If-None-Match") in (etag, "*"):
-        file.close()
         response = HttpResponse(status=304)
         for name, value in headers.items():
             response[name] = value
@@ -554,7 +595,6 @@ def download_response(
     try:
         wanted = parse_range(request.headers.get("Range"), size)
     except RangeNotSatisfiable:
-        file.close()
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
         response["Accept-Ranges"] = "bytes"
@@ -563,7 +603,6 @@ def download_response(
         wanted = None
 
     if request.method == "HEAD":
-        file.close()
         response = HttpResponse(content_type=content_type)
         response["Content-Length"] = str(wanted.length if wanted else size)
         if wanted:
@@ -573,7 +612,7 @@ def download_response(
         response = FileResponse(file, content_type=content_type)
     else:
         response = StreamingHttpResponse(
-            _file_chunks(file, wanted.start, wanted.length), status=206, content_type=content_type
+            _FileRange(file, wanted.start, wanted.length), status=206, content_type=content_type
         )
         response["Content-Length"] = str(wanted.length)
         response["Content-Range"] = f"bytes {wanted.start}-{wanted.end}/{size}"

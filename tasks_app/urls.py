@@ -1,6 +1,24 @@
-from django.urls import path
+from __future__ import annotations
+
+from django.urls import path, register_converter
 
 from . import views, views_download, views_hooks
+
+
+class IdConverter:
+    """A database id written the one canonical way: no leading zeros, no sign, at most 18
+    digits (always inside a bigint, so no lookup can overflow). `/tasks/0001/` is not task 1."""
+
+    regex = "[1-9][0-9]{0,17}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(int(value))
+
+
+register_converter(IdConverter, "id")
 
 app_name = "tasks_app"
 
@@ -9,8 +27,8 @@ urlpatterns = [
     path("hooks/ark/<str:secret>/", views_hooks.ark_callback, name="ark_callback"),
     path("tasks/rows/", views.task_rows, name="task_rows"),
     path("tasks/cancel/", views.tasks_cancel_bulk, name="tasks_cancel_bulk"),
-    path("tasks/<int:pk>/", views.task_detail, name="task_detail"),
-    path("tasks/<int:pk>/cancel/", views.task_cancel, name="task_cancel"),
-    path("tasks/<int:pk>/delete/", views.task_delete, name="task_delete"),
-    path("outputs/<int:artifact_id>/download/", views_download.artifact_download, name="artifact_download"),
+    path("tasks/<id:pk>/", views.task_detail, name="task_detail"),
+    path("tasks/<id:pk>/cancel/", views.task_cancel, name="task_cancel"),
+    path("tasks/<id:pk>/delete/", views.task_delete, name="task_delete"),
+    path("outputs/<id:artifact_id>/download/", views_download.artifact_download, name="artifact_download"),
 ]

@@ -2,22 +2,25 @@
 
 /healthz needs no login and reveals no secret: 200 when the database, the broker and
 archive storage all answer, 503 otherwise, with the details as JSON. Account names and
-their sync state are shown only to trusted callers (loopback, the metrics token, staff);
-anyone else sees how many accounts are syncing and how many are failing.
+their sync state are shown only to trusted callers (loopback not through a trusted proxy,
+the metrics token, staff); anyone else sees how many accounts are syncing and how many
+are failing.
 
-/metrics is open to loopback only, unless ARKDASH_METRICS_TOKEN is set: then any
-client presenting `Authorization: Bearer <token>` may scrape it, and nobody else.
+/metrics is open to loopback (not through a trusted proxy) only, unless
+ARKDASH_METRICS_TOKEN is set: then any client presenting `Authorization: Bearer <token>`
+may scrape it, and nobody else.
 """
 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
+
+from arkdash.security import is_direct_loopback
 
 from .observability import metrics
 from .observability.health import health_report
@@ -38,10 +41,11 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 
 def _trusted(request: HttpRequest) -> bool:
-    """Loopback (probes on the host), a metrics scraper with the token, or a staff member."""
+    """Loopback without a proxy in between (probes on the host), a metrics scraper with the
+    token, or a staff member. Behind a proxy on the same host every caller is loopback."""
     token = getattr(settings, "ARKDASH_METRICS_TOKEN", "")
     return (
-        _is_loopback(request.META.get("REMOTE_ADDR", ""))
+        is_direct_loopback(request)
         or (bool(token) and _presents_token(request, token))
         or bool(getattr(request.user, "is_staff", False))
     )
@@ -50,13 +54,6 @@ def _trusted(request: HttpRequest) -> bool:
 def _presents_token(request: HttpRequest, token: str) -> bool:
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
-
-
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def _plain(text: str, status: int) -> HttpResponse:
@@ -72,7 +69,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             response = _plain("A valid bearer token (ARKDASH_METRICS_TOKEN) is required.", 401)
             response["WWW-Authenticate"] = 'Bearer realm="arkdash-metrics"'
             return response
-    elif not _is_loopback(request.META.get("REMOTE_ADDR", "")):
+    elif not is_direct_loopback(request):
         return _plain(
             "Metrics are served to localhost only; set ARKDASH_METRICS_TOKEN to scrape remotely.", 403
         )

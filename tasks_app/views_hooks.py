@@ -22,12 +22,28 @@ def ark_callback(request: HttpRequest, secret: str) -> JsonResponse:
     if declared.isdigit() and int(declared) > callbacks.MAX_BODY_BYTES:
         return _unlogged(JsonResponse({"error": "body too large"}, status=413))
     try:
-        body = request.body
+        body = _body(request)
     except RequestDataTooBig:
         return _unlogged(JsonResponse({"error": "body too large"}, status=413))
     outcome = callbacks.callback_receive(account=account, body=body)
     key = "status" if outcome.status_code < 400 else "error"
     return _unlogged(JsonResponse({key: outcome.message}, status=outcome.status_code))
+
+
+def _body(request: HttpRequest) -> bytes:
+    """The request body, also when it came chunked (no Content-Length).
+
+    Django reads exactly CONTENT_LENGTH bytes, so a chunked body reads as empty. The
+    server (gunicorn) has already undone the chunking in wsgi.input: read it from there,
+    at most one byte past the limit.
+    """
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if not chunked or request.headers.get("Content-Length"):
+        return request.body
+    body = request.META["wsgi.input"].read(callbacks.MAX_BODY_BYTES + 1)
+    if len(body) > callbacks.MAX_BODY_BYTES:
+        raise RequestDataTooBig("callback body too large")
+    return body
 
 
 def _unlogged(response: JsonResponse) -> JsonResponse:

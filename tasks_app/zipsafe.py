@@ -27,7 +27,15 @@ CHUNK = 1024 * 1024
 
 
 class ZipError(Exception):
-    """The zip is corrupt or unsafe; the message says which and why, for the page."""
+    """The zip is corrupt or unsafe; the message says which and why, for the page.
+
+    `final` marks what downloading the same URL again cannot change: a zip bomb, too
+    many members, encryption, not a zip at all. A bad CRC may be a damaged transfer.
+    """
+
+    def __init__(self, message: str, *, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
 
 
 @dataclass(frozen=True)
@@ -64,17 +72,18 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
 def _check_directory(archive: zipfile.ZipFile, limits: ZipLimits) -> list[zipfile.ZipInfo]:
     infos = archive.infolist()
     if len(infos) > limits.max_members:
-        raise ZipError(f"zip has {len(infos)} members, more than the limit of {limits.max_members}")
+        raise ZipError(f"zip has {len(infos)} members, more than the limit of {limits.max_members}", final=True)
     total = 0
     for info in infos:
         if info.flag_bits & 0x1:
-            raise ZipError(f"zip member {info.filename!r} is encrypted")
+            raise ZipError(f"zip member {info.filename!r} is encrypted", final=True)
         total += info.file_size
         if total > limits.max_total_bytes:
-            raise ZipError(f"zip would inflate to more than {limits.max_total_bytes} bytes")
+            raise ZipError(f"zip would inflate to more than {limits.max_total_bytes} bytes", final=True)
         if info.file_size > 0 and info.file_size > limits.max_ratio * max(info.compress_size, 1):
             raise ZipError(
-                f"zip member {info.filename!r} has a compression ratio above {limits.max_ratio:g} (zip bomb?)"
+                f"zip member {info.filename!r} has a compression ratio above {limits.max_ratio:g} (zip bomb?)",
+                final=True,
             )
     return infos
 
@@ -83,7 +92,7 @@ def _open(file: str | BinaryIO) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(file)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise ZipError(f"not a valid zip ({exc})") from None
+        raise ZipError(f"not a valid zip ({exc})", final=True) from None
 
 
 def verify_zip(file: str | BinaryIO, *, limits: ZipLimits = ZipLimits()) -> list[str]:

@@ -8,6 +8,9 @@ import tempfile
 import dj_database_url
 
 os.environ.setdefault("ARKDASH_DATA_DIR", tempfile.mkdtemp(prefix="arkdash-test-"))
+# The in-process simulator's host, as `make run` declares its own: http base URL and
+# outputs without a public address are allowed for it alone.
+os.environ.setdefault("ARKDASH_SIMULATOR_URL", "http://arksim.test")
 os.environ.pop("REDIS_URL", None)  # Celery stays on the embedded broker unless a test asks.
 
 from arkdash.settings import *  # noqa: E402,F403
@@ -31,4 +34,7 @@ ARK_API_KEY = ""
 # The in-process simulator has no rate limit unless a test asks: the shared limiter must
 # not make unrelated tests wait. Tests of the budget set their own rates.
 ARK_LIST_RATE_PER_SECOND = ARK_GET_RATE_PER_SECOND = ARK_DELETE_RATE_PER_SECOND = 10_000.0
+# No quiet window between callbacks for one task, so tests that call back twice in a row
+# see two re-reads; the coalescing tests set their own window.
+ARKDASH_CALLBACK_COALESCE_SECONDS = 0.0
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing folder  # noqa: F405

@@ -30,7 +30,7 @@ def form(**fields) -> dict:
     """The account form with an empty membership inline."""
     data = {
         "name": "video-team",
-        "base_url": "https://ark.example/api/v3/",
+        "base_url": "https://ark.cn-beijing.volces.com/api/v3/",
         "api_key": KEY,
         "memberships-TOTAL_FORMS": "0",
         "memberships-INITIAL_FORMS": "0",
@@ -48,7 +48,7 @@ def test_it_creates_an_account_with_the_key_encrypted_and_never_echoes_it(admin_
     assert response.status_code == 200
     account = Account.objects.get(name="video-team")
     assert account.api_key == KEY and KEY not in account.api_key_encrypted
-    assert account.base_url == "https://ark.example/api/v3"  # the trailing slash is dropped
+    assert account.base_url == "https://ark.cn-beijing.volces.com/api/v3"  # the trailing slash is dropped
     change = admin_client.get(f"{LIST_URL}{account.pk}/change/").content.decode()
     for text in (response.content.decode(), change):
         assert KEY not in text and account.api_key_encrypted not in text
@@ -64,6 +64,85 @@ def test_it_keeps_the_key_when_the_field_is_left_blank_and_replaces_it_when_type
     admin_client.post(url, form(name="renamed", api_key="ark-new-key-2"))
     account.refresh_from_db()
     assert account.api_key == "ark-new-key-2"
+
+
+@pytest.fixture
+def staff_editor(django_user_model) -> Client:
+    """Staff with change_account and nothing else: the probe's attacker."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("editor", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["change_account", "view_account"]))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["http://attacker.example/api/v3", "https://attacker.example/api/v3", "http://ark.cn-beijing.volces.com/api/v3",
+     "https://ark.cn-beijing.volces.com.attacker.example/api/v3", "https://user@attacker.example/api/v3",
+     "https://volces.com/api/v3"],
+)
+def test_it_refuses_a_base_url_the_key_may_not_be_sent_to(admin_client, staff_editor, base_url):
+    admin_client.post(ADD_URL, form())
+    account = Account.objects.get(name="video-team")
+
+    for client, key in ((staff_editor, ""), (admin_client, "ark-retyped-key")):
+        response = client.post(f"{LIST_URL}{account.pk}/change/", form(base_url=base_url, api_key=key))
+        assert response.status_code == 200, base_url  # the form again, with the error
+
+    account.refresh_from_db()
+    assert account.base_url == "https://ark.cn-beijing.volces.com/api/v3" and account.api_key == KEY
+
+
+def test_it_accepts_ark_and_byteplus_hosts_and_audits_the_change(admin_client, django_user_model):
+    from tasks_app.models import AuditEntry
+
+    admin_client.post(ADD_URL, form())
+    account = Account.objects.get(name="video-team")
+    url = f"{LIST_URL}{account.pk}/change/"
+
+    for base_url in ("https://ark.ap-southeast-1.volces.com/api/v3", "https://ark.ap-southeast.bytepluses.com/api/v3"):
+        assert admin_client.post(url, form(base_url=base_url, api_key="ark-retyped-key")).status_code == 302
+        account.refresh_from_db()
+        assert account.base_url == base_url
+
+    entries = list(AuditEntry.objects.order_by("pk").values_list("username", "account_name", "action", "message"))
+    assert entries == [
+        ("root", "video-team", "base_url", "base URL changed from https://ark.cn-beijing.volces.com/api/v3 to "
+                                           "https://ark.ap-southeast-1.volces.com/api/v3"),
+        ("root", "video-team", "base_url", "base URL changed from https://ark.ap-southeast-1.volces.com/api/v3 to "
+                                           "https://ark.ap-southeast.bytepluses.com/api/v3"),
+    ]
+    assert "ark-retyped-key" not in str(entries)
+
+
+def test_it_needs_the_key_typed_again_to_change_the_base_url(admin_client, staff_editor):
+    admin_client.post(ADD_URL, form())
+    account = Account.objects.get(name="video-team")
+    url = f"{LIST_URL}{account.pk}/change/"
+
+    response = staff_editor.post(url, form(base_url="https://ark.cn-shanghai.volces.com/api/v3", api_key=""))
+
+    assert response.status_code == 200 and b"Type the API key again" in response.content
+    account.refresh_from_db()
+    assert account.base_url == "https://ark.cn-beijing.volces.com/api/v3"
+    # Renaming needs no key; the same URL with a trailing slash is no change either.
+    assert staff_editor.post(url, form(name="renamed", api_key="")).status_code == 302
+
+
+def test_it_sends_no_key_to_a_base_url_outside_the_allow_list(account, sim):
+    from tasks_app.services.sync import sync_account
+
+    Account.objects.filter(pk=account.pk).update(base_url="http://attacker.example/api/v3")  # edited in the DB
+    account.refresh_from_db()
+    sim.reset_stats()
+
+    report = sync_account(account=account)
+
+    assert not report.ok and "https" in " ".join(report.errors)
+    assert sum(sim.stats().values()) == 0
 
 
 def test_it_requires_a_key_for_a_new_account(admin_client):

@@ -221,17 +221,21 @@ def test_it_schedules_the_last_retry_no_later_than_the_deadline(sim, mirror, loc
     assert failed.next_attempt_at == deadline
 
 
-def test_it_refuses_a_url_from_a_host_that_is_not_allowed(sim, mirror, local_archive, settings):
+def test_it_refuses_a_url_from_a_host_that_is_not_allowed_once_and_for_all(sim, mirror, local_archive, settings):
     settings.ARKDASH_ARCHIVE_ALLOWED_HOSTS = ["*.volces.com"]
+    settings.ARKDASH_ARCHIVE_PRIVATE_HOSTS = []
     task = video_task(sim, mirror)
     artifact = artifacts_create_for_task(task=task)[0]
     sim.reset_stats()
 
-    failed = artifact_archive(artifact_id=artifact.pk)
+    refused = artifact_archive(artifact_id=artifact.pk)
 
-    assert failed.state == ArtifactState.FAILED
-    assert "not in ARKDASH_ARCHIVE_ALLOWED_HOSTS" in failed.last_error
+    # Configuration, not time, could change that: a final state with the reason, no retry.
+    assert refused.state == ArtifactState.LOST
+    assert refused.attempts == 1 and refused.next_attempt_at is None
+    assert "will not retry" in refused.last_error and "not in ARKDASH_ARCHIVE_ALLOWED_HOSTS" in refused.last_error
     assert sim.stats().get("output", 0) == 0
+    assert artifact_archive(artifact_id=artifact.pk).attempts == 1
 
 
 def test_it_does_not_copy_an_artifact_another_worker_holds(sim, mirror, local_archive):
@@ -429,6 +433,52 @@ def test_it_refuses_a_corrupt_zip_and_publishes_nothing(account, archive_backend
     assert failed.state == ArtifactState.FAILED
     assert "zip is broken" in failed.last_error
     assert_nothing_visible(archive_backend)
+
+
+def _zip_of(members: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=compression) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _encrypted_zip() -> bytes:
+    data = bytearray(_zip_of({"model.glb": b"glTF" + b"x" * 100}, compression=zipfile.ZIP_STORED))
+    # Set the "encrypted" flag bit in the local header and the central directory entry.
+    data[6] |= 0x1
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 8] |= 0x1
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (_zip_of({"model.glb": b"\0" * 5_000_000}), "compression ratio above"),  # a small zip bomb
+        (_zip_of({f"part{n}.bin": b"x" for n in range(1001)}, compression=zipfile.ZIP_STORED), "members"),
+        (_encrypted_zip(), "encrypted"),
+        (b"<html>an error page, not a zip</html>", "not a valid zip"),
+    ],
+    ids=["bomb", "too-many-members", "encrypted", "not-a-zip"],
+)
+def test_it_stops_retrying_a_zip_that_can_never_be_archived(account, local_archive, body, reason):
+    task = _hand_made_3d_task(account)
+    artifact = artifacts_create_for_task(task=task)[0]
+    downloads = []
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        downloads.append(request.url)
+        return httpx.Response(200, content=body)
+
+    with outbound.routed_to(httpx.MockTransport(serve)):
+        final = artifact_archive(artifact_id=artifact.pk)
+        again = artifact_archive(artifact_id=artifact.pk, force=True)
+
+    assert final.state == ArtifactState.LOST and final.next_attempt_at is None
+    assert reason in final.last_error and "will not retry" in final.last_error
+    assert again.attempts == 1 and len(downloads) == 1  # downloaded once, never again
+    assert local_archive.visible_keys() == []
 
 
 def test_it_archives_a_3d_zip_and_extracts_its_model_for_preview(sim, mirror, archive_backend):

@@ -45,6 +45,8 @@ def sim():
 @pytest.fixture(autouse=True)
 def small_parts(settings):
     settings.ARKDASH_ARCHIVE_S3_PART_MB = 5
+    # The simulator listens on loopback: opted in, as `make run` does for its own.
+    settings.ARKDASH_ARCHIVE_PRIVATE_HOSTS = ["127.0.0.1"]
 
 
 def video_artifact(sim, mirror, *, output_bytes: int = SIZE):

@@ -82,6 +82,8 @@ def worker_env(backend, data_dir: Path, **extra: str) -> dict[str, str]:
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "ARKDASH_DATA_DIR": str(data_dir),
         "ARKDASH_ARCHIVE_S3_PART_MB": "5",
+        # The simulator and its relay listen on loopback: opted in, as `make run` does.
+        "ARKDASH_ARCHIVE_PRIVATE_HOSTS": "127.0.0.1",
         **extra,
     }
     env.pop("REDIS_URL", None)

@@ -113,6 +113,27 @@ def test_it_redacts_the_key_from_server_text():
     assert "sk-secret-123" not in error.message
 
 
+KEY = "0f3c9d2e-7b1a-4c55-9e8f-aa12bc34de56"
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [KEY.upper(), KEY[:12], KEY[10:30], KEY[-8:].upper(), f"{KEY[:9]}…{KEY[20:29]}", KEY.swapcase()],
+)
+def test_it_redacts_any_run_of_eight_characters_of_the_key_in_any_case(echo):
+    response, body = _response(401, _envelope("AuthenticationError", f"the API key {echo} is invalid"))
+
+    error = error_from_response(response, body, secret=KEY)
+
+    text = str(error).casefold()
+    assert not any(KEY[i : i + 8].casefold() in text for i in range(len(KEY) - 7)), text
+    assert "the api key *** is invalid" in text or "the api key ***…*** is invalid" in text
+
+
+def test_it_leaves_short_coincidences_with_the_key_alone():
+    assert redact("request 0f3c9d2 failed", KEY) == "request 0f3c9d2 failed"  # 7 characters
+
+
 def test_it_masks_bearer_tokens_even_without_knowing_the_key():
     error = ArkError("header was Authorization: Bearer abc.def-ghi")
 

@@ -1,4 +1,5 @@
-"""The audit log: every cancel, delete and bulk action, refusals included, visible to staff."""
+"""The audit log: every cancel, delete and bulk action, refusals included, visible to staff
+holding its own permission (tasks_app.view_auditentry)."""
 
 from __future__ import annotations
 
@@ -133,7 +134,10 @@ def test_it_audits_attempts_made_through_the_views(sim, account, viewer):
 
 @pytest.fixture
 def staff_client(django_user_model):
+    from django.contrib.auth.models import Permission
+
     staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_auditentry"))
     client = Client()
     client.force_login(staff)
     return client
@@ -175,6 +179,21 @@ def test_it_lets_nobody_edit_add_or_delete_entries(sim, account, operator, djang
     assert client.post(f"{url}{entry.pk}/delete/", {"post": "yes"}).status_code == 403
     client.post(f"{url}{entry.pk}/change/", {"result": "failed", "message": "rewritten"})
     assert AuditEntry.objects.get(pk=entry.pk).message == "Cancelled."
+
+
+def test_it_hides_the_log_from_staff_without_its_permission(sim, account, operator, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    [task] = mirror(sim, account, {"status": "queued"})
+    actions.task_cancel(task=task, user=operator)
+    editor = django_user_model.objects.create_user("editor", password="pw", is_staff=True)
+    editor.user_permissions.add(Permission.objects.get(codename="change_account"))
+    client = Client()
+    client.force_login(editor)
+
+    assert client.get("/admin/tasks_app/auditentry/").status_code == 403
+    assert client.get(f"/admin/tasks_app/auditentry/{only_entry().pk}/change/").status_code == 403
+    assert b"auditentry" not in client.get("/admin/").content
 
 
 def test_it_hides_the_log_from_non_staff(sim, account, viewer):

@@ -162,6 +162,7 @@ def test_it_answers_within_arks_deadline_when_ark_is_slow(db, client, settings, 
     monkeypatch.setattr(celery_tasks.refresh_ark_task, "delay", lambda *args: deferred.append(args))
     sim = Simulator(api_keys=("slow-key",), list_rate_per_second=None)
     with sim.serve() as server:
+        settings.ARKDASH_SIMULATOR_URL = server.url  # a simulator on loopback, as `make run` declares
         account = Account(name="slow", base_url=server.base_url)
         account.set_api_key("slow-key")
         account.save()
@@ -215,3 +216,73 @@ def test_it_mirrors_a_task_the_moment_ark_calls_back(db, account):
     assert task.status == TaskStatus.SUCCEEDED and task.archive_handoff_pending
     stats = sim.stats()
     assert stats["list"] == 0 and stats["callbacks"] == 2 and stats["callback_failures"] == 0
+
+
+# --- coalescing (issue: 500 callbacks for one id cost 500 upstream GETs) --------------------
+
+
+@pytest.fixture
+def own_keys(settings):
+    """Keys of this test's own: a quiet window must not reach into a later test."""
+    import uuid
+
+    settings.ARK_RATE_LIMIT_KEY_PREFIX = f"test:{uuid.uuid4()}"
+
+
+def test_it_coalesces_a_flood_of_callbacks_for_one_task(sim, account, client, settings, own_keys):
+    settings.ARKDASH_CALLBACK_COALESCE_SECONDS = 60.0  # the whole flood falls in one window
+    ark_id = sim.add_task(kind="video", status="running")
+    sim.reset_stats()
+
+    statuses = [_post(client, _hook(account), {"id": ark_id, "status": "running"}).status_code for _ in range(500)]
+
+    # One re-read at once, and one more for all the callbacks that came during the window
+    # (run at once here: Celery is eager in the tests).
+    assert sim.stats()["get"] == 2
+    assert statuses[0] == 200 and set(statuses[1:]) == {202}
+    assert Task.objects.get(account=account, ark_id=ark_id).status == TaskStatus.RUNNING
+
+
+def test_it_rereads_again_once_the_window_has_passed(sim, account, client, settings, own_keys):
+    settings.ARKDASH_CALLBACK_COALESCE_SECONDS = 0.2
+    ark_id = sim.add_task(kind="video", status="running")
+    sim.reset_stats()
+
+    assert _post(client, _hook(account), {"id": ark_id}).status_code == 200
+    time.sleep(0.5)
+    assert _post(client, _hook(account), {"id": ark_id}).status_code == 200
+    assert sim.stats()["get"] == 2
+
+
+def test_it_keeps_one_task_from_holding_back_another(sim, account, client, settings, own_keys):
+    settings.ARKDASH_CALLBACK_COALESCE_SECONDS = 60.0
+    first, second = sim.add_task(kind="video", status="running"), sim.add_task(kind="video", status="queued")
+
+    assert _post(client, _hook(account), {"id": first}).status_code == 200
+    assert _post(client, _hook(account), {"id": second}).status_code == 200
+
+
+def test_it_accepts_a_chunked_body(sim, account, client):
+    import io
+
+    ark_id = sim.add_task(kind="video", status="running")
+    body = json.dumps({"id": ark_id, "status": "running"}).encode()
+
+    # What gunicorn hands Django for `Transfer-Encoding: chunked`: no CONTENT_LENGTH, the
+    # de-chunked bytes in wsgi.input.
+    response = client.post(_hook(account), data=b"", content_type="application/json", CONTENT_LENGTH="",
+                           HTTP_TRANSFER_ENCODING="chunked", **{"wsgi.input": io.BytesIO(body)})
+
+    assert response.status_code == 200, response.content
+    assert Task.objects.get(account=account, ark_id=ark_id).status == TaskStatus.RUNNING
+
+
+def test_it_refuses_a_chunked_body_over_the_limit(sim, account, client):
+    import io
+
+    from tasks_app.services.callbacks import MAX_BODY_BYTES
+
+    response = client.post(_hook(account), data=b"", content_type="application/json", CONTENT_LENGTH="",
+                           HTTP_TRANSFER_ENCODING="chunked", **{"wsgi.input": io.BytesIO(b" " * (MAX_BODY_BYTES + 10))})
+
+    assert response.status_code == 413

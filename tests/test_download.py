@@ -214,3 +214,74 @@ def test_it_redirects_to_a_short_lived_presigned_url_on_s3(user_client, account,
     assert (
         fetched.headers["content-disposition"] == 'attachment; filename="cgt-20250331175019-68d9t-video.mp4"'
     )
+
+
+@pytest.mark.parametrize("header", ["bytes=" + "9" * 5000 + "-", "bytes=0-" + "1" * 4301, "bytes=-" + "7" * 9000])
+def test_it_ignores_a_range_with_more_digits_than_python_parses(user_client, account, local_archive, header):
+    artifact = archived_artifact(account)
+
+    response = user_client.get(url_for(artifact), HTTP_RANGE=header)
+
+    assert response.status_code == 200
+    assert body_of(response) == BODY
+
+
+class _OpenedFiles:
+    """Every file the download view opens, to see that each one is closed again."""
+
+    def __init__(self) -> None:
+        self.files: list = []
+
+    def __call__(self, *args, **kwargs):
+        file = open(*args, **kwargs)  # noqa: SIM115 - the point is to watch it being closed
+        self.files.append(file)
+        return file
+
+
+@pytest.mark.parametrize(
+    "method, headers",
+    [
+        ("get", {}),
+        ("get", {"HTTP_RANGE": "bytes=0-9"}),
+        ("get", {"HTTP_RANGE": "bytes=999999999-"}),  # 416
+        ("get", {"HTTP_RANGE": "bytes=" + "9" * 5000 + "-"}),
+        ("get", {"HTTP_IF_NONE_MATCH": "*"}),  # 304
+        ("head", {"HTTP_RANGE": "bytes=0-9"}),
+    ],
+)
+def test_it_closes_the_file_on_every_path(user_client, account, local_archive, monkeypatch, method, headers):
+    artifact = archived_artifact(account)
+    opened = _OpenedFiles()
+    monkeypatch.setattr(storage, "open", opened, raising=False)
+
+    response = getattr(user_client, method)(url_for(artifact), **headers)
+    response.close()  # what the server does once the answer is sent, read to the end or not
+
+    assert response.status_code < 500
+    assert len(opened.files) == 1
+    assert opened.files[0].closed
+
+
+def test_it_closes_the_file_of_a_range_nobody_started_reading(user_client, account, local_archive, monkeypatch):
+    artifact = archived_artifact(account)
+    opened = _OpenedFiles()
+    monkeypatch.setattr(storage, "open", opened, raising=False)
+
+    response = user_client.get(url_for(artifact), HTTP_RANGE="bytes=0-9")
+    response.close()  # the client went away before the first byte
+
+    assert response.status_code == 206
+    assert opened.files[0].closed
+
+
+def test_it_answers_only_the_canonical_id_of_an_output(user_client, account, local_archive):
+    artifact = archived_artifact(account)
+
+    assert user_client.get(f"/outputs/{artifact.pk}/download/").status_code == 200
+    assert user_client.get(f"/outputs/0{artifact.pk}/download/").status_code == 404
+
+
+def test_it_keeps_its_own_caching_rule_for_downloads(user_client, account, local_archive):
+    artifact = archived_artifact(account)
+
+    assert user_client.get(url_for(artifact))["Cache-Control"] == "private, max-age=3600"

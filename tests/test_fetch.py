@@ -19,7 +19,8 @@ from tasks_app.fetch import (
     redact_url,
 )
 
-ARK_HOSTS = ["*.volces.com", "arksim.test", "127.0.0.1"]
+ARK_HOSTS = ["*.volces.com"]
+SIM_HOSTS = ["arksim.test"]  # the in-process simulator: opted in, like ARKDASH_SIMULATOR_URL does
 GLOBAL_IP = "93.184.216.34"
 
 
@@ -36,7 +37,7 @@ def failing_resolver(host: str, port: int) -> list[str]:
 
 
 def body_of(url: str, *, transport: httpx.BaseTransport, policy: UrlPolicy | None = None, **kwargs) -> bytes:
-    policy = policy or UrlPolicy(allowed_hosts=ARK_HOSTS, allow_private=False)
+    policy = policy or UrlPolicy(allowed_hosts=ARK_HOSTS, private_hosts=SIM_HOSTS)
     with open_source(url, policy=policy, transport=transport, resolver=public_resolver, **kwargs) as source:
         return b"".join(source.iter_chunks())
 
@@ -62,8 +63,8 @@ def test_it_refuses_urls_outside_the_policy(url, reason):
         body_of(url, transport=answer())
 
 
-def test_it_fetches_an_exact_host_without_resolving_it():
-    policy = UrlPolicy(allowed_hosts=["arksim.test"], allow_private=False)
+def test_it_fetches_an_opted_in_simulator_host_without_resolving_it():
+    policy = UrlPolicy(allowed_hosts=[], private_hosts=["arksim.test"])
 
     with open_source(
         "http://arksim.test/x.mp4", policy=policy, transport=answer(body=b"video"), resolver=failing_resolver
@@ -77,7 +78,7 @@ def test_it_fetches_a_wildcard_host_that_resolves_to_public_addresses():
 
 
 def test_it_refuses_a_wildcard_host_that_resolves_to_a_private_address():
-    policy = UrlPolicy(allowed_hosts=["*.volces.com"], allow_private=False)
+    policy = UrlPolicy(allowed_hosts=["*.volces.com"])
 
     with pytest.raises(FetchRefused, match="non-public address 10.1.2.3"):
         with open_source(
@@ -87,7 +88,7 @@ def test_it_refuses_a_wildcard_host_that_resolves_to_a_private_address():
 
 
 def test_it_lets_private_addresses_through_when_explicitly_allowed():
-    policy = UrlPolicy(allowed_hosts=["*.volces.com"], allow_private=True)
+    policy = UrlPolicy(allowed_hosts=["*.volces.com"], private_hosts=["x.volces.com:443"])
 
     with open_source(
         "https://x.volces.com/a", policy=policy, transport=answer(), resolver=private_resolver
@@ -97,6 +98,7 @@ def test_it_lets_private_addresses_through_when_explicitly_allowed():
 
 def test_it_reads_the_policy_from_settings(settings):
     settings.ARKDASH_ARCHIVE_ALLOWED_HOSTS = ["only.example"]
+    settings.ARKDASH_ARCHIVE_PRIVATE_HOSTS = []
 
     with pytest.raises(FetchRefused):
         with open_source("http://arksim.test/a", transport=answer()):
@@ -202,8 +204,10 @@ def test_it_redacts_the_query_of_presigned_urls():
 
 class _Handler(BaseHTTPRequestHandler):
     delay = 0.0
+    seen: list[str]
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.seen.append(self.path)
         time.sleep(self.delay)
         self.send_response(200)
         self.send_header("Content-Length", "5")
@@ -215,8 +219,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def local_server(delay: float = 0.0) -> Iterator[int]:
-    handler = type("Handler", (_Handler,), {"delay": delay})
+def local_server(delay: float = 0.0, seen: list[str] | None = None) -> Iterator[int]:
+    handler = type("Handler", (_Handler,), {"delay": delay, "seen": [] if seen is None else seen})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -229,7 +233,7 @@ def local_server(delay: float = 0.0) -> Iterator[int]:
 
 def test_it_refuses_when_the_connected_address_is_private_despite_dns():
     # DNS said public (rebinding), the socket went to loopback: refused before the body is read.
-    policy = UrlPolicy(allowed_hosts=["*"], allow_private=False)
+    policy = UrlPolicy(allowed_hosts=["*"])
     with local_server() as port:
         with pytest.raises(FetchRefused, match="connected to the non-public address 127.0.0.1"):
             with open_source(
@@ -241,21 +245,95 @@ def test_it_refuses_when_the_connected_address_is_private_despite_dns():
                 pass
 
 
-def test_it_downloads_from_an_exactly_listed_loopback_server():
-    policy = UrlPolicy(allowed_hosts=["127.0.0.1"], allow_private=False)
+def test_it_downloads_from_a_loopback_server_opted_in_with_its_port():
     with local_server() as port:
-        with open_source(
-            f"http://127.0.0.1:{port}/a", policy=policy, transport=httpx.HTTPTransport()
-        ) as source:
+        policy = UrlPolicy(allowed_hosts=[], private_hosts=[f"127.0.0.1:{port}"])
+        with open_source(f"http://127.0.0.1:{port}/a", policy=policy) as source:
             assert b"".join(source.iter_chunks()) == b"hello"
 
 
 def test_it_gives_up_on_a_server_that_does_not_answer_in_time(settings):
     settings.ARKDASH_ARCHIVE_READ_TIMEOUT_SECONDS = 0.2
-    policy = UrlPolicy(allowed_hosts=["127.0.0.1"], allow_private=False)
     with local_server(delay=2.0) as port:
+        policy = UrlPolicy(allowed_hosts=[], private_hosts=[f"127.0.0.1:{port}"])
         started = time.monotonic()
         with pytest.raises(FetchError, match="timed out"):
-            with open_source(f"http://127.0.0.1:{port}/a", policy=policy, transport=httpx.HTTPTransport()):
+            with open_source(f"http://127.0.0.1:{port}/a", policy=policy):
                 pass
         assert time.monotonic() - started < 1.5
+
+
+# --- Loopback and private networks (issue: SSRF through loopback) -------------------------
+
+
+def test_it_refuses_loopback_with_the_default_settings_and_never_connects():
+    seen: list[str] = []
+    with local_server(seen=seen) as port:
+        for url in (f"http://127.0.0.1:{port}/healthz", f"http://localhost:{port}/healthz"):
+            with pytest.raises(FetchRefused):
+                with open_source(url):
+                    pass
+    assert seen == []
+
+
+def test_it_refuses_a_redirect_from_an_allowed_host_to_loopback_with_the_default_settings():
+    def redirect(request: httpx.Request) -> httpx.Response:
+        if request.url.host.endswith(".volces.com"):
+            return httpx.Response(302, headers={"Location": "http://127.0.0.1:8000/healthz"})
+        return httpx.Response(200, content=b'{"accounts": ["secret project"]}')
+
+    with pytest.raises(FetchRefused, match="127.0.0.1"):
+        with open_source("https://out.tos-cn-beijing.volces.com/v.mp4", transport=httpx.MockTransport(redirect),
+                         resolver=public_resolver):
+            pass
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "127.8.9.10", "::1", "10.0.0.7", "172.16.3.4", "192.168.1.1", "169.254.169.254", "fe80::1",
+     "0.0.0.0", "::", "::ffff:127.0.0.1", "fc00::1", "100.64.0.1", "2002:7f00:1::1"],
+)
+def test_it_refuses_a_host_that_resolves_to_a_non_public_address(address):
+    policy = UrlPolicy(allowed_hosts=["*"])
+
+    with pytest.raises(FetchRefused, match="non-public address"):
+        policy.check("https://cdn.example/v.mp4", resolver=lambda host, port: [address])
+
+
+def test_it_refuses_a_listed_address_literal_that_is_not_opted_in():
+    # An exact entry was trusted wherever it pointed, on any port: no longer.
+    policy = UrlPolicy(allowed_hosts=["127.0.0.1", "localhost"])
+
+    for url in ("http://127.0.0.1:22/", "http://localhost:8000/healthz"):
+        with pytest.raises(FetchRefused, match="non-public address"):
+            policy.check(url)
+
+
+def test_it_opts_in_a_private_host_on_its_port_only():
+    policy = UrlPolicy(allowed_hosts=[], private_hosts=["127.0.0.1:8765"])
+
+    assert policy.check("http://127.0.0.1:8765/_outputs/x.mp4") is False
+    with pytest.raises(FetchRefused):
+        policy.check("http://127.0.0.1:22/")
+
+
+def test_it_refuses_when_dns_changes_its_answer_before_the_connection():
+    # Public to the check, loopback to the connection (rebinding): never connected to.
+    answers = iter([[GLOBAL_IP]])
+    seen: list[str] = []
+
+    def rebinding(host: str, port: int) -> list[str]:
+        return next(answers, ["127.0.0.1"])
+
+    with local_server(seen=seen) as port:
+        with pytest.raises(FetchRefused, match="non-public address 127.0.0.1"):
+            with open_source(f"http://cdn.volces.com:{port}/a", policy=UrlPolicy(allowed_hosts=ARK_HOSTS),
+                             resolver=rebinding):
+                pass
+    assert seen == []
+
+
+def test_it_counts_a_refused_url_as_final():
+    with pytest.raises(FetchRefused) as caught:
+        UrlPolicy(allowed_hosts=ARK_HOSTS).check("https://evil.example/")
+    assert caught.value.retryable is False

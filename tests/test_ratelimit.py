@@ -228,3 +228,35 @@ def test_its_sleeps_run_a_little_past_the_wait_at_random(monkeypatch):
     long, short = slept[:20], slept[20:]
     assert all(1.0 <= s <= 1.02 for s in long) and all(0.05 <= s <= 0.055 for s in short)
     assert len(set(long)) > 10 and len(set(short)) > 10
+
+
+# --- Coalescer (callback re-reads) ----------------------------------------------------------
+def test_it_lets_one_holder_at_a_time_then_keeps_a_quiet_window(tmp_path, clock):
+    from tasks_app.ratelimit import Coalescer
+
+    coalescer = Coalescer(SqliteBucketStore(tmp_path / "buckets.sqlite3", clock=clock), "test")
+
+    assert coalescer.try_start("task-1", max_seconds=10.0)
+    assert not coalescer.try_start("task-1", max_seconds=10.0)  # in flight
+    assert coalescer.try_start("task-2", max_seconds=10.0)  # another key is free
+    coalescer.finish("task-1", quiet_seconds=2.0)
+    clock.now += 1.9
+    assert not coalescer.try_start("task-1", max_seconds=10.0)  # the quiet window
+    clock.now += 0.2
+    assert coalescer.try_start("task-1", max_seconds=10.0)
+    clock.now += 10.1  # a holder that died frees the key after max_seconds
+    assert coalescer.try_start("task-1", max_seconds=10.0)
+
+
+@pytest.mark.redis
+def test_it_coalesces_through_redis(redis_store):
+    from tasks_app.ratelimit import Coalescer
+
+    coalescer = Coalescer(redis_store, f"test:{uuid.uuid4()}")
+
+    assert coalescer.try_start("task-1", max_seconds=30.0)
+    assert not coalescer.try_start("task-1", max_seconds=30.0)
+    coalescer.finish("task-1", quiet_seconds=0.0)
+    assert coalescer.try_start("task-1", max_seconds=30.0)
+    coalescer.finish("task-1", quiet_seconds=30.0)
+    assert not coalescer.try_start("task-1", max_seconds=30.0)

@@ -80,8 +80,10 @@ def test_it_sends_a_strict_content_security_policy(client):
 def test_it_allows_media_only_from_us_arks_output_hosts_and_the_archive(client):
     media = csp_directives(client.get("/accounts/login/"))["media-src"]
     assert media[0] == "'self'"
-    assert "*.volces.com" in media and "arksim.test:*" in media
+    assert "*.volces.com" in media and "*.bytepluses.com" in media
+    assert "arksim.test:80" in media  # the tests' simulator (ARKDASH_SIMULATOR_URL), on its port only
     assert "*" not in media and "https:" not in media
+    assert not [source for source in media if "127.0.0.1" in source or "localhost" in source]
 
 
 def test_it_sends_the_other_security_headers(client):
@@ -150,3 +152,14 @@ def test_it_sends_no_policy_on_an_idle_polls_empty_answer(root_client, account):
     assert idle["X-Frame-Options"] == "DENY"
     changed = root_client.get(f"/tasks/rows/?rows={running.pk}.1&health=never{state}")
     assert changed.status_code == 200 and "Content-Security-Policy" in changed
+
+
+def test_it_tells_browsers_and_proxies_not_to_store_signed_in_pages(root_client, account):
+    task = make_task(account)
+
+    for url in ("/", f"/tasks/{task.pk}/", f"/tasks/{task.pk}/cancel/", "/accounts/password_change/"):
+        response = root_client.get(url)
+        assert response.status_code == 200, url
+        directives = {part.strip() for part in response["Cache-Control"].split(",")}
+        assert {"private", "no-store"} <= directives, (url, response["Cache-Control"])
+

@@ -227,3 +227,17 @@ def test_the_s3_client_settings_follow_the_standard_aws_variables(monkeypatch):
     changed = client_config(addressing_style="virtual")
     assert changed.request_checksum_calculation == "when_supported"
     assert changed.s3 == {"addressing_style": "virtual", "payload_signing_enabled": True}
+
+
+def test_it_archives_files_readable_by_the_app_user_only(local_archive):
+    import stat
+
+    from tasks_app import storage as archive
+
+    writer = archive.open_writer("outputs/1/cgt-x/video.mp4")
+    writer.write(b"private bytes")
+    writer.publish()
+
+    path = local_archive.root / "outputs/1/cgt-x/video.mp4"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700

@@ -164,3 +164,23 @@ def test_it_records_an_unusable_account_as_a_failure(sim, db):
     broken.refresh_from_db()
     assert broken.consecutive_failures == 1
     assert (broken.sync_lease_token, broken.sync_lease_until) == ("", None)
+
+
+def test_it_stores_and_shows_upstream_errors_without_any_run_of_the_key(db, client):
+    key = "0f3c9d2e-7b1a-4c55-9e8f-aa12bc34de56"
+    account = Account(name="echoing", base_url="http://arksim.test/api/v3")
+    account.set_api_key(key)
+    account.save()
+    echo = f"key {key.upper()} is revoked; you sent {key[:14]}…"
+    upstream = httpx.MockTransport(lambda request: httpx.Response(
+        401, json={"error": {"code": "AuthenticationError", "message": echo}}))
+
+    with outbound.routed_to(upstream):
+        report = sync_account(account=account)
+
+    account.refresh_from_db()
+    assert not report.ok and "revoked" in account.last_sync_error
+    health = client.get("/healthz", REMOTE_ADDR="127.0.0.1").content.decode()
+    for shown in (account.last_sync_error, " ".join(report.errors), health):
+        lowered = shown.casefold()
+        assert not any(key[i : i + 8].casefold() in lowered for i in range(len(key) - 7)), shown

@@ -75,6 +75,7 @@ def test_it_never_exceeds_the_list_budget_with_two_processes(tmp_path, limiter, 
             "DATABASE_URL": _database_url(),
             "DJANGO_SECRET_KEY": settings.SECRET_KEY,  # decrypts the account's key
             "ARKDASH_DATA_DIR": str(tmp_path),  # the embedded limiter's file, shared by both
+            "ARKDASH_SIMULATOR_URL": server.url,  # plain http on loopback: the simulator's alone
             "ARK_API_KEY": "",
             "ARK_RETRY_BACKOFF_SECONDS": "0.05",
             "ARKDASH_LOG_LEVEL": "WARNING",

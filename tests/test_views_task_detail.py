@@ -32,6 +32,17 @@ def test_it_requires_login_and_answers_404_for_unknown_tasks(user_client, accoun
     assert user_client.get("/tasks/999999/").status_code == 404
 
 
+def test_it_answers_only_the_canonical_id_of_a_task(user_client, account):
+    task = make_task(account)
+
+    assert user_client.get(f"/tasks/{task.pk}/").status_code == 200
+    for alias in (f"0{task.pk}", f"000{task.pk}", f"{task.pk:08d}"):
+        assert user_client.get(f"/tasks/{alias}/").status_code == 404, alias
+        assert user_client.post(f"/tasks/{alias}/cancel/").status_code == 404, alias
+    assert user_client.get("/tasks/0/").status_code == 404
+    assert user_client.get("/tasks/" + "9" * 40 + "/").status_code == 404  # no overflow on the way
+
+
 def test_it_shows_every_field_the_error_usage_parameters_and_raw_json(user_client, account):
     task = make_task(
         account, status=TaskStatus.FAILED, error_code="OutputVideoSensitiveContentDetected.PolicyViolation",

@@ -21,6 +21,8 @@ _REQUEST_ID_IN_MESSAGE = re.compile(r"request\s*id\s*[:=]\s*([A-Za-z0-9._-]+)", 
 _BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
 _MAX_MESSAGE_CHARS = 500
 _MIN_SECRET_CHARS = 4
+# The shortest piece of a key that counts as leaking it (issue: upper-cased or cut-off echoes).
+_MIN_SECRET_RUN = 8
 
 
 class ArkError(Exception):
@@ -118,11 +120,36 @@ class ArkProtocolError(ArkError):
 
 
 def redact(text: str, secret: str | None) -> str:
-    """Remove a secret (and any bearer token) from text meant for logs or exceptions."""
+    """Remove a secret (and any bearer token) from text meant for logs or exceptions.
+
+    Not only the exact key: a server may echo it upper-cased, or cut off. Any run of
+    _MIN_SECRET_RUN or more characters of the key, in any case, is masked.
+    """
     # A real key is long; masking a 1-3 character "key" would garble every message.
     if secret and len(secret) >= _MIN_SECRET_CHARS:
-        text = text.replace(secret, "***")
+        text = _without_runs_of(text, secret)
     return _BEARER.sub(r"\1***", text)
+
+
+def _without_runs_of(text: str, secret: str) -> str:
+    if len(secret) < _MIN_SECRET_RUN:
+        return re.sub(re.escape(secret), "***", text, flags=re.IGNORECASE)
+    # Every window of the text that is a piece of the key marks its characters; each
+    # stretch of marked characters becomes one "***". Linear in the text's length.
+    pieces = {secret[i : i + _MIN_SECRET_RUN].casefold() for i in range(len(secret) - _MIN_SECRET_RUN + 1)}
+    marked = [False] * len(text)
+    for start in range(len(text) - _MIN_SECRET_RUN + 1):
+        if text[start : start + _MIN_SECRET_RUN].casefold() in pieces:
+            marked[start : start + _MIN_SECRET_RUN] = [True] * _MIN_SECRET_RUN
+    if not any(marked):
+        return text
+    out: list[str] = []
+    for index, char in enumerate(text):
+        if not marked[index]:
+            out.append(char)
+        elif index == 0 or not marked[index - 1]:
+            out.append("***")
+    return "".join(out)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from tasks_app import outbound
 from tasks_app.ark import ArkClient, RateLimiter
 from tasks_app.crypto import SecretDecryptError
-from tasks_app.models import Account
+from tasks_app.models import Account, AuditAction, AuditEntry, AuditResult
 from tasks_app.ratelimit import limiter_for_account
 
 logger = logging.getLogger(__name__)
@@ -32,8 +36,12 @@ def client_for(
     `timeout`/`max_retries` default to settings; `max_rate_wait` lets a web request give
     up (RateLimitWaitTooLong) instead of queueing behind the sync for long.
     `count_calls` counts every attempt made, by endpoint ("list", "get", ...).
-    Raises SecretDecryptError when the stored key cannot be decrypted.
+    Raises SecretDecryptError when the stored key cannot be decrypted, and ValueError when
+    the base URL is not one the key may be sent to (an edited row, a changed allow-list).
     """
+    problem = base_url_problem(account.base_url)
+    if problem:
+        raise ValueError(problem)
     limiter = limiter_for_account(account.pk)
     if max_rate_wait is not None:
         limiter = limiter.with_max_wait(max_rate_wait)
@@ -48,6 +56,71 @@ def client_for(
         rate_limiter=limiter,
         backoff_base=settings.ARK_RETRY_BACKOFF_SECONDS,
     )
+
+
+_LABEL = re.compile(r"[a-z0-9-]+")
+
+
+def _host_matches(host: str, pattern: str) -> bool:
+    """`ark.*.volces.com` matches `ark.cn-beijing.volces.com`: `*` is one DNS label."""
+    host_labels, pattern_labels = host.split("."), pattern.strip().lower().rstrip(".").split(".")
+    if len(host_labels) != len(pattern_labels):
+        return False
+    return all(
+        _LABEL.fullmatch(label) is not None if wanted == "*" else label == wanted
+        for label, wanted in zip(host_labels, pattern_labels, strict=True)
+    )
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    return parts.scheme, (parts.hostname or ""), port
+
+
+def base_url_problem(url: str) -> str | None:
+    """Why an account's API key may not be sent to `url`, or None when it may.
+
+    The key goes, as a bearer token, wherever the base URL points: https only, and only to
+    a host of ARKDASH_ARK_ALLOWED_HOSTS (Ark's and BytePlus ModelArk's by default). The
+    simulator (ARKDASH_SIMULATOR_URL, `make run` and the tests) is the one exception.
+    """
+    origin = _origin(url)
+    if origin is None:
+        return _("The base URL is not a valid URL.")
+    simulator = getattr(settings, "ARKDASH_SIMULATOR_URL", "")
+    if simulator and origin == _origin(simulator):
+        return None
+    scheme, host, _port = origin
+    parts = urlsplit(url)
+    if scheme != "https":
+        return _("The base URL must use https: the API key travels with every request.")
+    if parts.username is not None or parts.password is not None:
+        return _("The base URL must not hold a user name or password.")
+    allowed = list(getattr(settings, "ARKDASH_ARK_ALLOWED_HOSTS", []))
+    if not any(_host_matches(host.rstrip("."), pattern) for pattern in allowed):
+        return _("%(host)s is not an Ark host this installation may send keys to (ARKDASH_ARK_ALLOWED_HOSTS: "
+                 "%(allowed)s).") % {"host": host, "allowed": ", ".join(allowed)}
+    return None
+
+
+def account_base_url_audit(*, user: AbstractBaseUser | AnonymousUser, account: Account, old: str) -> None:
+    """Write a base URL change to the audit log: it decides where the key is sent."""
+    authenticated = bool(getattr(user, "is_authenticated", False))
+    AuditEntry.objects.create(
+        user_id=user.pk if authenticated else None,
+        username=user.get_username() if authenticated else "",
+        account=account,
+        account_name=account.name,
+        action=AuditAction.BASE_URL,
+        result=AuditResult.DONE,
+        code="changed",
+        message=f"base URL changed from {old} to {account.base_url}"[:2000],
+    )
+    logger.warning("base URL of account %r changed from %s to %s", account.name, old, account.base_url)
 
 
 class _CountingLimiter:

@@ -466,7 +466,9 @@ def _publish_zip(
     try:
         zipsafe.verify_zip(spool, limits=_zip_limits())
     except zipsafe.ZipError as exc:
-        raise ArchiveError(f"the downloaded zip is broken: {exc}") from None
+        # A zip bomb was downloaded again and again until the URL died: what cannot
+        # change is final now.
+        raise ArchiveError(f"the downloaded zip is broken: {exc}", retryable=not exc.final) from None
     spool.seek(0)
     writer = storage.open_writer(artifact.storage_key, content_type="application/zip")
     try:
@@ -607,7 +609,7 @@ def _record_failure(artifact: Artifact, token: str, exc: Exception) -> None:
     max_attempts = int(_setting("ARKDASH_ARCHIVE_MAX_ATTEMPTS", 100))
     is_source = artifact.output != ArtifactOutput.MODEL_FILE
     if not retryable:
-        lost = f"Lost: {message}"
+        lost = f"Lost (will not retry): {message}"
     elif is_source and artifact.deadline is not None and now >= artifact.deadline:
         lost = f"Lost: the output URL expired before a copy succeeded (last error: {message})"
     elif attempts >= max_attempts:

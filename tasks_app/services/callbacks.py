@@ -19,7 +19,7 @@ from django.conf import settings
 from tasks_app.ark import ArkError
 from tasks_app.crypto import SecretDecryptError
 from tasks_app.models import Account, Task
-from tasks_app.ratelimit import RateLimitWaitTooLong
+from tasks_app.ratelimit import Coalescer, RateLimitWaitTooLong, coalescer_from_settings
 
 from .accounts import client_for
 from .sync import task_refresh_by_ark_id
@@ -56,12 +56,46 @@ def account_for_callback_secret(secret: str) -> Account | None:
 
 
 def callback_receive(*, account: Account, body: bytes) -> CallbackOutcome:
-    """Validate a callback body and re-read the task it names."""
+    """Validate a callback body and re-read the task it names.
+
+    Callbacks for one task are coalesced: one re-read in flight at a time, then a quiet
+    window (ARKDASH_CALLBACK_COALESCE_SECONDS). Callbacks meanwhile are acknowledged and
+    share a single re-read after the window, so a flood of them costs two upstream GETs
+    per window instead of one each, out of the budget sync, cancel and delete share.
+    """
     if len(body) > MAX_BODY_BYTES:
         return CallbackOutcome(413, "body too large")
     ark_id = _task_id_from_body(body)
     if ark_id is None:
         return CallbackOutcome(400, "expected a JSON object with a task id in `id`")
+    coalescer = coalescer_from_settings()
+    key = f"callback:{account.pk}:{ark_id}"
+    window = float(settings.ARKDASH_CALLBACK_COALESCE_SECONDS)
+    # The longest an inline re-read can take; a holder that died frees the key after it.
+    in_flight = settings.ARKDASH_CALLBACK_TIMEOUT_SECONDS + _MAX_RATE_WAIT_SECONDS + 5.0
+    if not coalescer.try_start(key, max_seconds=in_flight):
+        return _coalesce(account, ark_id, coalescer=coalescer, key=key, window=window)
+    try:
+        return _reread(account, ark_id)
+    finally:
+        coalescer.finish(key, quiet_seconds=window)
+
+
+def _coalesce(account: Account, ark_id: str, *, coalescer: Coalescer, key: str, window: float) -> CallbackOutcome:
+    """A re-read of this task is running or just ran: one more, after the window, covers
+    whatever this callback announced; later callbacks in the window ride on that one."""
+    if coalescer.try_start(f"{key}:after", max_seconds=max(window, 1.0)):
+        from tasks_app.tasks import refresh_ark_task
+
+        try:
+            refresh_ark_task.apply_async((account.pk, ark_id), countdown=window)
+        except Exception:  # noqa: BLE001 - the sync's active refresh will still see the change
+            logger.warning("callback for %s: could not queue the re-read after the window", ark_id, exc_info=True)
+    logger.info("callback for %s coalesced with a re-read in flight or just done", ark_id)
+    return CallbackOutcome(202, "accepted")
+
+
+def _reread(account: Account, ark_id: str) -> CallbackOutcome:
     try:
         client = client_for(
             account,
