@@ -70,6 +70,12 @@ ARKDASH_SYNC_LEASE_SECONDS = envint("ARKDASH_SYNC_LEASE_SECONDS", 60)
 ARKDASH_SYNC_RATE_LIMIT_PATIENCE_SECONDS = envfloat("ARKDASH_SYNC_RATE_LIMIT_PATIENCE_SECONDS", 120.0)
 # Ark gives a callback 5 s to be acknowledged: the inline re-read must finish sooner.
 ARKDASH_CALLBACK_TIMEOUT_SECONDS = envfloat("ARKDASH_CALLBACK_TIMEOUT_SECONDS", 3.0)
+# The Ark-compatible gateway (/api/v3): how long its links to archived outputs stay valid,
+# and where it may relay callers' callbacks (any public host by default, as for downloads'
+# wildcard entries: private addresses are refused unless allowed).
+ARKDASH_GATEWAY_OUTPUT_URL_SECONDS = envint("ARKDASH_GATEWAY_OUTPUT_URL_SECONDS", 7 * 24 * 3600)
+ARKDASH_GATEWAY_CALLBACK_ALLOWED_HOSTS = envlist("ARKDASH_GATEWAY_CALLBACK_ALLOWED_HOSTS", ["*"])
+ARKDASH_GATEWAY_CALLBACK_ALLOW_PRIVATE = envbool("ARKDASH_GATEWAY_CALLBACK_ALLOW_PRIVATE", False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

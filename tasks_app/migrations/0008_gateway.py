@@ -1,0 +1,55 @@
+# The gateway: personal API tokens and the tasks created through them.
+
+import django.db.models.deletion
+from django.conf import settings
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('tasks_app', '0003_task_tally'),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+    ]
+
+    operations = [
+        migrations.CreateModel(
+            name='ApiToken',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=100, verbose_name='name')),
+                ('token_hash', models.CharField(editable=False, max_length=64, unique=True)),
+                ('hint', models.CharField(editable=False, max_length=16)),
+                ('read_only', models.BooleanField(default=False, verbose_name='read-only')),
+                ('expires_at', models.DateTimeField(blank=True, null=True, verbose_name='expires')),
+                ('allowed_models', models.JSONField(blank=True, default=list)),
+                ('daily_token_budget', models.BigIntegerField(blank=True, null=True, verbose_name='tokens per day')),
+                ('monthly_token_budget', models.BigIntegerField(blank=True, null=True, verbose_name='tokens per month')),
+                ('requests_per_minute', models.PositiveIntegerField(default=600, verbose_name='requests per minute')),
+                ('created', models.DateTimeField(auto_now_add=True)),
+                ('last_used_at', models.DateTimeField(blank=True, null=True)),
+                ('revoked_at', models.DateTimeField(blank=True, null=True)),
+                ('accounts', models.ManyToManyField(related_name='api_tokens', to='tasks_app.account')),
+                ('create_account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tasks_app.account')),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL)),
+            ],
+            options={
+                'ordering': ['-created'],
+            },
+        ),
+        migrations.CreateModel(
+            name='GatewayTask',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('endpoint', models.CharField(db_index=True, max_length=128)),
+                ('callback_url', models.TextField(blank=True)),
+                ('site_url', models.CharField(blank=True, max_length=300)),
+                ('created', models.DateTimeField(auto_now_add=True)),
+                ('task', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='gateway_origin', to='tasks_app.task')),
+                ('token', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='tasks', to='tasks_app.apitoken')),
+            ],
+            options={
+                'indexes': [models.Index(fields=['token', 'created'], name='gateway_task_token_created')],
+            },
+        ),
+    ]
