@@ -9,7 +9,12 @@ from volcenginesdkarkruntime._exceptions import ArkBadRequestError, ArkNotFoundE
 
 from tasks_app.models import AuditEntry, Task
 
-from .gateway_support import in_process_django, make_token, operator, sdk  # noqa: F401
+from . import gateway_support
+from .gateway_support import make_token, sdk
+
+# Fixtures shared by the gateway tests.
+in_process_django = gateway_support.in_process_django
+operator = gateway_support.operator
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +22,7 @@ TEXT = [{"type": "text", "text": "a red panda drinking tea"}]
 
 
 @pytest.fixture
-def client(sim, account, operator, in_process_django):  # noqa: F811
+def client(sim, account, operator, in_process_django):
     return sdk(in_process_django, make_token(operator, [account]))
 
 
