@@ -22,7 +22,7 @@ from .. import outbound, views_hooks
 from ..fetch import FetchError, FetchRefused, _is_public, _peer_address, redact_url
 from ..models import Task
 from .models import GatewayTask
-from .serializers import task_object
+from .serializers import output_links, task_objects
 from .services import callback_policy
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def relay_callback(*, task: Task, transport: httpx.BaseTransport | None = None) 
     """POST the gateway's view of `task` to the callback_url its creator gave; the HTTP status."""
     origin = GatewayTask.objects.get(task=task)
     url = origin.callback_url
-    body = task_object(task, absolute=lambda path: urljoin(origin.site_url, path))
+    body = task_objects([task], links=output_links(lambda path: urljoin(origin.site_url, path)))[0]
     policy = callback_policy()
     try:
         must_be_public = policy.check(url)

@@ -6,12 +6,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from ..models import AuditAction, AuditEntry, AuditResult, Task, TaskTally
 from .models import ApiToken, GatewayTask
-from .serializers import archived_artifacts_queryset
+from .serializers import SERIALIZED_FIELDS
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,7 @@ def gateway_tasks(account_ids: Iterable[int]) -> QuerySet[Task]:
 
 def gateway_task(*, account_ids: Iterable[int], ark_id: str) -> Task | None:
     """One task of the caller's accounts by Ark id (newest mirror row when two accounts share it)."""
-    tasks = gateway_tasks(account_ids).filter(ark_id=ark_id).select_related("account")
-    return tasks.prefetch_related(Prefetch("artifacts", archived_artifacts_queryset(), to_attr="archived")).first()
+    return gateway_tasks(account_ids).filter(ark_id=ark_id).select_related("account").first()
 
 
 def gateway_task_page(*, account_ids: Iterable[int], query: ListQuery) -> tuple[int, list[Task]]:
@@ -52,33 +51,37 @@ def gateway_task_page(*, account_ids: Iterable[int], query: ListQuery) -> tuple[
         tasks = tasks.filter(status=query.status)
     if query.task_ids:
         tasks = tasks.filter(ark_id__in=query.task_ids)
-    if query.model:
+    # Ark's filter.model is the endpoint id a task was sent to; the mirror knows it for tasks
+    # created through the gateway, and the model name for all.
+    by_endpoint = bool(query.model) and GatewayTask.objects.filter(
+        endpoint=query.model, task__account_id__in=ids
+    ).exists()
+    if by_endpoint:
         tasks = tasks.filter(Q(model=query.model) | Q(gateway_origin__endpoint=query.model))
+    elif query.model:
+        tasks = tasks.filter(model=query.model)
     if query.service_tier:
         tasks = tasks.filter(service_tier=query.service_tier)
-    total = _total(ids, query, tasks)
+    if query.task_ids or query.service_tier or by_endpoint:
+        total = tasks.count()  # a narrow filter, or one the tally does not know
+    else:
+        total = _tally_total(ids, status=query.status, model=query.model)
     start = (query.page_num - 1) * query.page_size
     if start >= total:
         return total, []
-    page = list(
-        tasks.order_by("-ark_created_at", "-id")
-        .prefetch_related(Prefetch("artifacts", archived_artifacts_queryset(), to_attr="archived"))[
-            start : start + query.page_size
-        ]
-    )
+    page = list(tasks.order_by("-ark_created_at", "-id").only(*SERIALIZED_FIELDS)[start : start + query.page_size])
     return total, page
 
 
-def _total(account_ids: list[int], query: ListQuery, tasks: QuerySet[Task]) -> int:
-    if query.task_ids or query.model or query.service_tier:
-        return tasks.count()  # a narrow filter: its index finds few rows
-    # Everything, or one status: the tally (kept by triggers) instead of counting up to
-    # millions of index entries, less the few records deleted on purpose.
+def _tally_total(account_ids: list[int], *, status: str | None, model: str | None) -> int:
+    """Matching tasks from the tally (kept by triggers) instead of counting up to millions of
+    index entries, less the few records deleted on purpose."""
     tally = TaskTally.objects.filter(account_id__in=account_ids)
     deleted = Task.objects.filter(account_id__in=account_ids).filter(_record_deleted())
-    if query.status:
-        tally = tally.filter(status=query.status)
-        deleted = deleted.filter(status=query.status)
+    if status:
+        tally, deleted = tally.filter(status=status), deleted.filter(status=status)
+    if model:
+        tally, deleted = tally.filter(model=model), deleted.filter(model=model)
     counted = tally.aggregate(n=Sum("n"))["n"] or 0
     return max(0, counted - deleted.count())
 

@@ -10,6 +10,9 @@ from django.urls import reverse
 from ..models import Artifact, ArtifactOutput, ArtifactState, Task
 from . import outputs
 
+# Makes the link to an archived output (by artifact id): one per request, see output_links().
+Links = Callable[[int], str]
+
 # Which content field each archived output replaces.
 _CONTENT_FIELD = {
     ArtifactOutput.VIDEO: "video_url",
@@ -31,21 +34,41 @@ _PARAMETERS = {
     "subdivision_level": "subdivisionlevel",
     "file_format": "fileformat",
 }
+# What task_object() reads: a page loads these columns only (no observation times).
+SERIALIZED_FIELDS = (
+    "id", "ark_id", "model", "status", "ark_created_at", "ark_updated_at", "error_code", "error_message",
+    "completion_tokens", "total_tokens", "video_url", "last_frame_url", "file_url", "raw", *_PARAMETERS,
+)
 # Never passed on: ArkDash's own callback URL carries the account's callback secret.
 _HIDDEN = ("callback_url",)
 
 
-def archived_artifacts_queryset():
-    return Artifact.objects.filter(state=ArtifactState.ARCHIVED, output__in=list(_CONTENT_FIELD)).only(
-        "id", "task_id", "output", "state"
-    )
+def output_links(absolute: Callable[[str], str]) -> Links:
+    """Links to archived outputs under the address `absolute` makes (request.build_absolute_uri)."""
+    # Resolved once: a page of 100 tasks holds up to 200 links.
+    prefix = absolute(reverse("gateway:output", args=["0"]))[:-1]
+    sign = outputs.signer()
+    return lambda artifact_id: prefix + sign(artifact_id)
 
 
-def task_object(task: Task, *, absolute: Callable[[str], str]) -> dict[str, Any]:
-    """Ark's JSON for `task`. `absolute` turns a path into a URL (request.build_absolute_uri).
+def archived_outputs(task_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
+    """(artifact id, output) of each task's archived outputs that have a field in `content`."""
+    found: dict[int, list[tuple[int, str]]] = {}
+    rows = Artifact.objects.filter(
+        task_id__in=task_ids, state=ArtifactState.ARCHIVED, output__in=list(_CONTENT_FIELD)
+    ).values_list("task_id", "id", "output")
+    for task_id, artifact_id, output in rows:
+        found.setdefault(task_id, []).append((artifact_id, output))
+    return found
 
-    Expects `task.archived` (a list of archived artifacts) when prefetched; reads them otherwise.
-    """
+
+def task_objects(tasks: list[Task], *, links: Links) -> list[dict[str, Any]]:
+    archived = archived_outputs([task.pk for task in tasks])
+    return [task_object(task, links=links, archived=archived.get(task.pk, [])) for task in tasks]
+
+
+def task_object(task: Task, *, links: Links, archived: list[tuple[int, str]]) -> dict[str, Any]:
+    """Ark's JSON for `task`, `archived` being its (artifact id, output) pairs (archived_outputs())."""
     raw = task.raw if isinstance(task.raw, dict) else {}
     body: dict[str, Any] = {key: value for key, value in raw.items() if key not in _HIDDEN}
     if not raw:
@@ -66,7 +89,7 @@ def task_object(task: Task, *, absolute: Callable[[str], str]) -> dict[str, Any]
         body.pop("error", None)
     if task.completion_tokens is not None or task.total_tokens is not None:
         body["usage"] = {"completion_tokens": task.completion_tokens, "total_tokens": task.total_tokens}
-    content = _content(task, absolute=absolute)
+    content = _content(task, links=links, archived=archived)
     if content:
         body["content"] = content
     else:
@@ -74,7 +97,7 @@ def task_object(task: Task, *, absolute: Callable[[str], str]) -> dict[str, Any]
     return body
 
 
-def _content(task: Task, *, absolute: Callable[[str], str]) -> dict[str, str]:
+def _content(task: Task, *, links: Links, archived: list[tuple[int, str]]) -> dict[str, str]:
     raw_content = task.raw.get("content") if isinstance(task.raw, dict) else None
     content: dict[str, str] = {}
     if isinstance(raw_content, dict):
@@ -83,12 +106,6 @@ def _content(task: Task, *, absolute: Callable[[str], str]) -> dict[str, str]:
     for name in ("video_url", "last_frame_url", "file_url"):
         if getattr(task, name):
             content[name] = getattr(task, name)
-    archived = getattr(task, "archived", None)
-    if archived is None:
-        archived = list(archived_artifacts_queryset().filter(task=task))
-    for artifact in archived:
-        field = _CONTENT_FIELD.get(artifact.output)
-        if field:
-            path = reverse("gateway:output", args=[outputs.sign(artifact.pk)])
-            content[field] = absolute(path)
+    for artifact_id, output in archived:
+        content[_CONTENT_FIELD[output]] = links(artifact_id)
     return content

@@ -23,7 +23,7 @@ from ..models import Artifact, ArtifactState, TaskStatus
 from . import outputs, selectors, services
 from .auth import Caller, account_for_create, authenticate, limit_requests
 from .errors import GatewayError, bad_param, error_response, not_found, request_id_of
-from .serializers import task_object
+from .serializers import output_links, task_objects
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def task_item(request: HttpRequest, caller: Caller, task_id: str) -> HttpRespons
     if task is None:
         raise not_found(task_id)
     if request.method == "GET":
-        return _ok(request, task_object(task, absolute=request.build_absolute_uri))
+        return _ok(request, task_objects([task], links=output_links(request.build_absolute_uri))[0])
     return _delete(request, caller, task)
 
 
@@ -92,7 +92,7 @@ def not_an_endpoint(request: HttpRequest, rest: str = "") -> HttpResponse:
 def _list(request: HttpRequest, caller: Caller) -> HttpResponse:
     query = _list_query(request)
     total, tasks = selectors.gateway_task_page(account_ids=caller.account_ids, query=query)
-    items = [task_object(task, absolute=request.build_absolute_uri) for task in tasks]
+    items = task_objects(tasks, links=output_links(request.build_absolute_uri))
     return _ok(request, {"total": total, "items": items})
 
 
