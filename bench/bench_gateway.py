@@ -27,10 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: make the project importable
 
-from bench.bench_dashboard import Result, wsgi_get  # noqa: E402
+from bench.bench_dashboard import POSTGRES, Result, _psql, wsgi_get  # noqa: E402
 from bench.support import DOCS, machine_summary, postgres_version, write_docs_section  # noqa: E402
 
-POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 SECTION = "## Gateway"
 DB_NAME = f"arkdash_bench_gateway_{os.getpid()}"
 TASKS = "/api/v3/contents/generations/tasks"
@@ -42,13 +41,6 @@ MODELS = [
     "doubao-seed3d-1-0-250928",
 ]
 GOAL_P95_MS = 100.0
-
-
-def _psql(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def setup_django(data_dir: str) -> None:

@@ -7,7 +7,6 @@ parameters, call one selector or service, answer Ark's JSON or Ark's error envel
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -18,14 +17,12 @@ from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from .. import storage
 from ..models import Artifact, ArtifactState, TaskStatus
+from ..views_download import archived_file_response
 from . import outputs, selectors, services
 from .auth import Caller, account_for_create, authenticate, limit_requests
 from .errors import GatewayError, bad_param, error_response, not_found, request_id_of
 from .serializers import output_links, task_objects
-
-logger = logging.getLogger(__name__)
 
 # Ark's id alphabet (cgt-20250331175019-68d9t), with room to spare: anything else is no task.
 _TASK_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9_-])?\Z")
@@ -219,19 +216,7 @@ def output_download(request: HttpRequest, signed: str) -> HttpResponseBase:
     artifact = Artifact.objects.filter(pk=artifact_id, state=ArtifactState.ARCHIVED).first()
     if artifact is None:
         raise Http404("No such output")
-    try:
-        response = storage.download_response(
-            request,
-            key=artifact.storage_key,
-            filename=artifact.filename or artifact.storage_key.rsplit("/", 1)[-1],
-            content_type=artifact.content_type,
-            etag=artifact.sha256,
-            last_modified=artifact.archived_at,
-        )
-    except storage.StorageError as exc:
-        logger.error("gateway download of artifact %s failed: %s", artifact.pk, exc)
-        return HttpResponse("The archived file cannot be read right now.", status=503, content_type="text/plain")
-    return response
+    return archived_file_response(request, artifact)
 
 
 # --- helpers --------------------------------------------------------------------------------
