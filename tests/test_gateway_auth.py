@@ -184,3 +184,10 @@ def test_it_never_shows_the_ark_key_or_the_callback_secret(sim, account, operato
     for answer in answers:
         text = answer.text + str(dict(answer.headers))
         assert "test-key" not in text and account.callback_secret not in text
+
+
+def test_it_refuses_a_read_only_token_s_create_before_reading_its_body(sim, account, second_account, operator,
+                                                                        in_process_django):
+    Membership.objects.create(user=operator, account=second_account, role=MembershipRole.OPERATOR)
+    client = raw_client(in_process_django, make_token(operator, [account, second_account], read_only=True))
+    _envelope(client.post("/contents/generations/tasks", content=b"not json"), 403, "AccessDenied")

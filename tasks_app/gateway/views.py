@@ -136,6 +136,8 @@ def _text_arg(raw: str | None, name: str) -> str | None:
 
 
 def _create(request: HttpRequest, caller: Caller) -> HttpResponse:
+    if caller.token.read_only:  # before anything else, as Ark checks permission before parameters
+        raise GatewayError(403, "AccessDenied", "This token is read-only: it cannot create tasks.")
     body = _create_body(request)
     account = account_for_create(caller, _text_arg(request.headers.get("X-ArkDash-Account"), "X-ArkDash-Account")
                                  or "")
