@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: make the project importable
 
-from bench.bench_dashboard import POSTGRES, Result, _psql, wsgi_get  # noqa: E402
+from bench.bench_dashboard import POSTGRES, Result, _psql, load_average, wsgi_get  # noqa: E402
 from bench.support import DOCS, machine_summary, postgres_version, write_docs_section  # noqa: E402
 
 SECTION = "## Gateway"
@@ -205,7 +205,7 @@ def markdown(results: list[Result], *, tasks: int, requests: int, seed_seconds: 
 
 `bench/bench_gateway.py --tasks {tasks}`, {today}. Machine: {lscpu_model()} (lscpu); {machine_summary()};
 Django {django.get_version()}, PostgreSQL {postgres_version(POSTGRES)} on loopback. The CPUs were shared with
-other work during the run, so times are indicative.
+other work during the run (load average {load_average()} at its end), so times are indicative.
 
 {tasks:,} mirrored tasks in one account over 90 days (seeded in {seed_seconds:.0f} s), every succeeded
 one archived. Each request goes through Django's WSGI stack with a personal API token, as the official
