@@ -191,3 +191,28 @@ def test_it_refuses_a_read_only_token_s_create_before_reading_its_body(sim, acco
     Membership.objects.create(user=operator, account=second_account, role=MembershipRole.OPERATOR)
     client = raw_client(in_process_django, make_token(operator, [account, second_account], read_only=True))
     _envelope(client.post("/contents/generations/tasks", content=b"not json"), 403, "AccessDenied")
+
+
+def test_it_spends_the_account_s_shared_budget_on_creates(sim, account, operator, in_process_django, settings):
+    settings.ARK_CREATE_RATE_PER_SECOND = 0.01  # one create per 100 s for the whole account
+    client = raw_client(in_process_django, make_token(operator, [account]))
+    body = {"model": MODEL, "content": TEXT}
+    assert client.post("/contents/generations/tasks", json=body).status_code == 200
+    second = client.post("/contents/generations/tasks", json=body)
+    _envelope(second, 429, "RateLimitExceeded")
+    assert int(second.headers["Retry-After"]) > 5
+    assert sim.stats()["create"] == 1
+
+
+def test_it_answers_502_and_mirrors_nothing_when_ark_fails_a_create(sim, account, operator, in_process_django):
+    sim.faults.inject("create", "500")
+    client = raw_client(in_process_django, make_token(operator, [account]))
+    failed = client.post("/contents/generations/tasks", json={"model": MODEL, "content": TEXT})
+    _envelope(failed, 502, "UpstreamError")
+    assert not Task.objects.exists() and not GatewayTask.objects.exists()
+
+
+def test_it_passes_ark_s_own_400_on_a_create_through(sim, account, operator, in_process_django):
+    client = raw_client(in_process_django, make_token(operator, [account]))
+    refused = client.post("/contents/generations/tasks", json={"model": MODEL, "content": TEXT, "ratio": "7:3"})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "ratio"
