@@ -7,6 +7,7 @@ checked as well as "no 5xx"; every refusal must be Ark's error envelope.
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pytest
 from django.test import Client
@@ -83,8 +84,6 @@ def test_it_answers_raw_query_bytes_without_a_500(caller, query):
 @fuzz(200)
 @given(task_id=st.one_of(st.sampled_from(HOSTILE), st.text(max_size=80)), method=st.sampled_from(["get", "delete"]))
 def test_it_answers_any_task_id_without_a_500(caller, task_id, method):
-    from urllib.parse import quote
-
     path = f"{TASKS}/{quote(task_id, safe='')}"
     response = getattr(caller, method)(path)
     if response.status_code == 404 and not response.content.startswith(b"{"):
@@ -105,3 +104,10 @@ def test_it_answers_any_authorization_header_with_401(db, authorization):
     response = Client().get(TASKS, HTTP_AUTHORIZATION=authorization)
     assert response.status_code == 401
     assert_ark_answer(response)
+
+
+@fuzz(200)
+@given(signed=st.one_of(st.sampled_from(HOSTILE), st.text(max_size=120), st.from_regex(r"\A[0-9]{1,12}\.[0-9]{1,12}~[A-Za-z0-9_-]{0,50}\Z")))
+def test_it_refuses_any_made_up_output_link_without_a_500(db, signed):
+    response = Client().get(f"/gateway/outputs/{quote(signed, safe='')}")
+    assert response.status_code in (403, 404), response.status_code

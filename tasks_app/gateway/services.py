@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from ..ark import ArkError, ArkTask
+from ..ark import ArkClient, ArkError, ArkTask
 from ..crypto import SecretDecryptError
 from ..fetch import FetchError, UrlPolicy
 from ..models import Account, Task, TaskStatus
@@ -55,8 +55,8 @@ def check_create_allowed(*, caller: Caller, account: Account, model: str) -> Non
 
 def check_budget(token: ApiToken) -> None:
     day, month = budget_periods()
-    for budget, since, period in ((token.daily_token_budget, day, "daily"), (token.monthly_token_budget, month,
-                                                                             "monthly")):
+    budgets = ((token.daily_token_budget, day, "daily"), (token.monthly_token_budget, month, "monthly"))
+    for budget, since, period in budgets:
         if budget is not None and token_spend(token, since=since) >= budget:
             raise GatewayError(
                 429, "QuotaExceeded",
@@ -115,7 +115,7 @@ def task_create(
     return task
 
 
-def _mirror_new(*, account: Account, ark_id: str, model: str, body: dict[str, Any], client) -> Task:
+def _mirror_new(*, account: Account, ark_id: str, model: str, body: dict[str, Any], client: ArkClient) -> Task:
     try:
         task = task_refresh_by_ark_id(account=account, ark_id=ark_id, client=client)
     except (ArkError, RateLimitWaitTooLong) as error:

@@ -17,7 +17,7 @@ from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from ..models import Artifact, ArtifactState, TaskStatus
+from ..models import Artifact, ArtifactState, Task, TaskStatus
 from ..views_download import archived_file_response
 from . import outputs, selectors, services
 from .auth import Caller, account_for_create, authenticate, limit_requests
@@ -184,7 +184,7 @@ def _create_body(request: HttpRequest) -> dict[str, Any]:
 # --- delete ---------------------------------------------------------------------------------
 
 
-def _delete(request: HttpRequest, caller: Caller, task) -> HttpResponse:
+def _delete(request: HttpRequest, caller: Caller, task: Task) -> HttpResponse:
     if caller.token.read_only:
         raise GatewayError(403, "AccessDenied", "This token is read-only: it cannot cancel or delete tasks.")
     if task.gone_upstream_at is not None:
