@@ -138,9 +138,9 @@ def test_it_limits_creates_to_the_token_s_models(sim, account, operator, in_proc
     assert client.content_generation.tasks.create(model="ep-20250528154802-pro01", content=TEXT).id
 
 
-def test_it_answers_quota_exceeded_once_the_daily_budget_is_spent(sim, account, operator,
-                                                                  in_process_django):
-    token = make_token(operator, [account], daily_token_budget=1000)
+@pytest.mark.parametrize("budget", ["daily_token_budget", "monthly_token_budget"])
+def test_it_answers_quota_exceeded_once_a_budget_is_spent(sim, account, operator, in_process_django, budget):
+    token = make_token(operator, [account], **{budget: 1000})
     client = raw_client(in_process_django, token)
     first = client.post("/contents/generations/tasks", json={"model": MODEL, "content": TEXT})
     assert first.status_code == 200
