@@ -25,30 +25,35 @@ def new_token_value() -> str:
 class ApiToken(models.Model):
     """A person's token for the gateway, scoped to some of their accounts. Stored hashed."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens", verbose_name=_("user")
+    )
     name = models.CharField(_("name"), max_length=100)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     # The first characters, to tell tokens apart on the page (never enough to use one).
-    hint = models.CharField(max_length=16, editable=False)
-    accounts = models.ManyToManyField("tasks_app.Account", related_name="api_tokens")
+    hint = models.CharField(_("starts with"), max_length=16, editable=False)
+    accounts = models.ManyToManyField("tasks_app.Account", related_name="api_tokens", verbose_name=_("accounts"))
     # Where creates go when the caller names no account (X-ArkDash-Account header).
     create_account = models.ForeignKey(
-        "tasks_app.Account", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "tasks_app.Account", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("account for creates"),
     )
     read_only = models.BooleanField(_("read-only"), default=False)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
     # Model names or endpoint ids a create may use; empty means any.
-    allowed_models = models.JSONField(default=list, blank=True)
+    allowed_models = models.JSONField(_("allowed models"), default=list, blank=True)
     daily_token_budget = models.BigIntegerField(_("tokens per day"), null=True, blank=True)
     monthly_token_budget = models.BigIntegerField(_("tokens per month"), null=True, blank=True)
     requests_per_minute = models.PositiveIntegerField(_("requests per minute"), default=600)
-    created = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
     class Meta:
         app_label = "tasks_app"
         ordering = ["-created"]
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.hint}…)"
