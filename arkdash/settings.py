@@ -80,6 +80,13 @@ ARKDASH_CALLBACK_TIMEOUT_SECONDS = envfloat("ARKDASH_CALLBACK_TIMEOUT_SECONDS", 
 # which one more re-read covers every callback that arrived meanwhile.
 ARKDASH_CALLBACK_COALESCE_SECONDS = envfloat("ARKDASH_CALLBACK_COALESCE_SECONDS", 2.0)
 
+# The Ark-compatible gateway (/api/v3): how long its links to archived outputs stay valid,
+# and where it may relay callers' callbacks (any public host by default, as for downloads'
+# wildcard entries: private addresses are refused unless allowed).
+ARKDASH_GATEWAY_OUTPUT_URL_SECONDS = envint("ARKDASH_GATEWAY_OUTPUT_URL_SECONDS", 7 * 24 * 3600)
+ARKDASH_GATEWAY_CALLBACK_ALLOWED_HOSTS = envlist("ARKDASH_GATEWAY_CALLBACK_ALLOWED_HOSTS", ["*"])
+ARKDASH_GATEWAY_CALLBACK_PRIVATE_HOSTS = envlist("ARKDASH_GATEWAY_CALLBACK_PRIVATE_HOSTS", [])
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

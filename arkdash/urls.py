@@ -17,5 +17,6 @@ urlpatterns = [
     path("accounts/password_change/done/", auth_views.PasswordChangeDoneView.as_view(),
          name="password_change_done"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("tasks_app.gateway.urls")),
     path("", include("tasks_app.urls")),
 ]

@@ -244,6 +244,8 @@ class BadLookupsAreRefused:
             raise IncorrectLookupParameters(error) from error
 
 
+from .gateway import admin as _gateway_admin  # noqa: E402,F401 - registers the API tokens' admin
+
 # Every admin list: ours, and those of the apps before us (auth, axes).
 for _model, _model_admin in list(admin.site._registry.items()):
     if not isinstance(_model_admin, BadLookupsAreRefused):

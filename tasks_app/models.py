@@ -340,3 +340,7 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.ark_id} {self.result}"
+
+
+# The gateway's models live in their own module; importing them registers them with the app.
+from .gateway.models import ApiToken, GatewayTask  # noqa: E402,F401

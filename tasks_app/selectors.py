@@ -107,6 +107,10 @@ def tasks_operable_by(user: User, *, access: Access | None = None) -> QuerySet[T
     return (access or access_for(user)).operable_tasks()
 
 
+def accounts_visible_to(user: User, *, access: Access | None = None) -> QuerySet[Account]:
+    return (access or access_for(user)).accounts()
+
+
 def can_operate(*, user: User, account_id: int) -> bool:
     """May the user cancel and delete tasks of this account? (Services ask this before acting.)"""
     return access_for(user).can_operate(account_id)

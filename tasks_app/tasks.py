@@ -135,3 +135,30 @@ def archive_sweep() -> int:
         logger.warning("archive lag is %.0f s", report.lag_seconds)
     return len(report.queued)
 
+
+# --- Gateway ------------------------------------------------------------------------------
+
+# Ark retries a succeeded or failed callback 3 times; the relay does the same.
+_RELAY_MAX_RETRIES = 3
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=_RELAY_MAX_RETRIES)
+def relay_gateway_callback(self, task_id: int, reread: bool = False) -> None:
+    """Send a gateway task's caller its callback, once ArkDash has re-read the task."""
+    from tasks_app.gateway.relay import RelayError, relay_callback
+
+    task = Task.objects.select_related("account").filter(pk=task_id).first()
+    if task is None:
+        return
+    if reread:
+        try:
+            task = sync_service.task_refresh(task=task)
+        except (ArkError, SecretDecryptError) as error:
+            _retry_refresh(self, error)
+            return
+    try:
+        relay_callback(task=task)
+    except RelayError as error:
+        logger.info("relay of %s's callback failed: %s", task.ark_id, error)
+        if error.retryable:
+            raise self.retry(exc=error, countdown=5 * (self.request.retries + 1)) from None

@@ -30,6 +30,12 @@ def artifact_download(request: HttpRequest, artifact_id: int) -> HttpResponseBas
     artifact = artifact_for_user(user=request.user, pk=artifact_id)
     if artifact.state != ArtifactState.ARCHIVED:
         raise Http404("This output is not archived (yet)")
+    # ?inline=1 for <video src> and the 3D viewer; a download otherwise.
+    return archived_file_response(request, artifact, inline=request.GET.get("inline") == "1")
+
+
+def archived_file_response(request: HttpRequest, artifact: Artifact, *, inline: bool = False) -> HttpResponseBase:
+    """The archived file of an artifact the caller may have (its state checked by the caller)."""
     try:
         return storage.download_response(
             request,
@@ -38,8 +44,7 @@ def artifact_download(request: HttpRequest, artifact_id: int) -> HttpResponseBas
             content_type=artifact.content_type,
             etag=artifact.sha256,
             last_modified=artifact.archived_at,
-            # ?inline=1 for <video src> and the 3D viewer; a download otherwise.
-            inline=request.GET.get("inline") == "1",
+            inline=inline,
         )
     except storage.StorageError as exc:
         logger.error("download of artifact %s failed: %s", artifact.pk, exc)

@@ -11,6 +11,7 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
 
+from tasks_app.gateway import outputs
 from tasks_app.models import (
     Artifact,
     ArtifactOutput,
@@ -67,6 +68,7 @@ def real_values(world: dict) -> callable:
             "pk": str(world["queued"].pk), "artifact_id": str(world["artifact"].pk),
             "secret": world["account"].callback_secret, "id": str(world["root"].pk), "content_type_id": "1",
             "app_label": "tasks_app", "url": "no-such-page/",
+            "task_id": world["done"].ark_id, "signed": outputs.sign(world["artifact"].pk), "rest": "x",
         }[param]
 
     return value_for
@@ -117,6 +119,7 @@ def test_it_refuses_every_state_changing_post_without_a_csrf_token(sim, world):
         "/i18n/setlang/": {"language": "zh-hans"},
         "/admin/tasks_app/account/add/": {"name": "x", "base_url": "https://x.example", "api_key": "k"},
         f"/admin/tasks_app/account/{world['account'].pk}/delete/": {"post": "yes"},
+        "/settings/tokens/": {"name": "t", "accounts": [world["account"].pk], "requests_per_minute": "60"},
     }
     for url, data in posts.items():
         for headers in ({}, {"HX-Request": "true"}):

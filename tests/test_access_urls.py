@@ -40,6 +40,11 @@ PUBLIC = {
     "set_language": {302},  # a GET changes nothing and goes back
 }
 CALLBACK = "tasks_app:ark_callback"
+# The gateway's own callback hook answers like the account's usual one.
+CALLBACKS = {CALLBACK, "gateway:ark_callback"}
+# Ark's API, for tokens only: a session is no credential there, anyone else gets Ark's 401.
+GATEWAY_API = {"gateway:tasks", "gateway:task", "gateway:api_not_found"}
+GATEWAY_OUTPUT = "gateway:output"  # a signed link is the credential: a bad one is refused
 
 
 @pytest.fixture
@@ -70,6 +75,9 @@ def values(rival: dict) -> callable:
             "content_type_id": "1",
             "app_label": "tasks_app",
             "url": "no-such-page/",
+            "task_id": rival["task"].ark_id,
+            "signed": "1.9999999999~not-a-signature",
+            "rest": "no-such-endpoint",
         }[param]
 
     return value_for
@@ -108,8 +116,13 @@ def test_it_sends_anonymous_visitors_to_the_login_page_everywhere(rival):
         for method in ("get", "post"):
             response = getattr(client, method)(url)
             where = f"anonymous {method.upper()} {url} ({route.name})"
-            if route.name == CALLBACK:
+            if route.name in CALLBACKS:
                 assert response.status_code == (404 if method == "post" else 405), where
+            elif route.name in GATEWAY_API:
+                expected = 404 if route.name == "gateway:api_not_found" else 401
+                assert response.status_code == expected and response.json()["error"]["code"], where
+            elif route.name == GATEWAY_OUTPUT:
+                assert response.status_code == (403 if method == "get" else 405), where
             elif route.name in PUBLIC:
                 if method == "get":
                     assert response.status_code in PUBLIC[route.name], where
@@ -139,8 +152,10 @@ def test_it_answers_404_to_a_member_of_another_account_everywhere(rival, account
                 missing = getattr(client, method)(route.url(lambda _route, _param: "987654321"))
                 assert response.status_code == missing.status_code, where
                 assert response.status_code == 404 or (method == "post" and response.status_code == 405), where
-            elif route.name == CALLBACK:
+            elif route.name in CALLBACKS:
                 assert response.status_code == (404 if method == "post" else 405), where
+            elif route.name in GATEWAY_API:
+                assert response.status_code in (401, 404), where  # the session is not a token
             elif route.name and route.name.startswith("admin:") and route.name not in PUBLIC:
                 assert is_login_redirect(response), where  # not staff
             assert response.status_code < 500, where

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,30 @@ def test_it_never_reveals_an_api_key(leak_sim, local_archive, every_logger_at_de
     evidence.response("callback refused", Client().post(f"/hooks/ark/{refused.callback_secret}/",
                                                         data=json.dumps({"id": ids["running"]}),
                                                         content_type="application/json"))
+
+    # --- the Ark-compatible gateway: reads, creates (one refused by Ark), deletes, tokens page ---
+    evidence.response("tokens page", client.get("/settings/tokens/"))
+    token_page = client.post("/settings/tokens/", {"name": "script", "accounts": [account.pk, refused.pk],
+                                                   "requests_per_minute": "6000"})
+    evidence.response("token created", token_page)
+    token = re.search(r'id="new-token">([^<]+)<', token_page.content.decode()).group(1)
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token}", raise_request_exception=False)
+    tasks_url = "/api/v3/contents/generations/tasks"
+    body = json.dumps({"model": "doubao-seedance-1-0-pro-250528", "content": [{"type": "text", "text": "x"}]})
+    answers = dict((
+        ("gateway list", api.get(f"{tasks_url}?page_size=100")),
+        ("gateway get", api.get(f"{tasks_url}/{ids['model']}")),
+        ("gateway create", api.post(tasks_url, body, content_type="application/json",
+                                    HTTP_X_ARKDASH_ACCOUNT="team")),
+        ("gateway create refused by Ark", api.post(tasks_url, body, content_type="application/json",
+                                                   HTTP_X_ARKDASH_ACCOUNT="refused")),
+        ("gateway delete refused", api.delete(f"{tasks_url}/{ids['running']}")),
+        ("gateway wrong token", Client().get(tasks_url, HTTP_AUTHORIZATION=f"Bearer {KEY}")),
+    ))
+    for where, response in answers.items():
+        evidence.response(where, response)
+    # Real answers were searched: a read, a create, Ark refusing the other key, a refusal, a 401.
+    assert [response.status_code for response in answers.values()] == [200, 200, 200, 502, 400, 401]
 
     # --- a forced 500, with DEBUG off, right after the key was decrypted -------------------
     def explode(*, task):
