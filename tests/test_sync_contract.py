@@ -1,0 +1,187 @@
+"""Sync under what Ark never promised: batch size limits, the open window edge, keys of one account."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.core.cache import cache
+
+from arksim import Simulator
+from tasks_app import outbound
+from tasks_app.models import Account, Artifact, Task, TaskStatus
+from tasks_app.services import archive
+from tasks_app.services.sync import (
+    BATCH_GROW_EVERY,
+    PAGE_SIZE,
+    TaskIdsBatch,
+    sync_account,
+    task_refresh_by_ark_id,
+)
+
+from .conftest import SIM_API_KEY, SIM_BASE_URL
+
+OTHER_KEY = "second-key-of-the-same-ark-account"
+
+
+@pytest.fixture(autouse=True)
+def unthrottled(settings):
+    settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
+    settings.ARK_GET_RATE_PER_SECOND = 10_000.0
+    settings.ARK_RETRY_BACKOFF_SECONDS = 0.001
+
+
+def _sim(**options) -> Simulator:
+    return Simulator(
+        api_keys=(SIM_API_KEY, OTHER_KEY),
+        public_base_url=SIM_BASE_URL,
+        list_rate_per_second=None,
+        get_rate_per_second=None,
+        delete_rate_per_second=None,
+        **options,
+    )
+
+
+def _account(name: str, key: str) -> Account:
+    account = Account(name=name, base_url=f"{SIM_BASE_URL}/api/v3")
+    account.set_api_key(key)
+    account.save()
+    return account
+
+
+def _seed_running(sim: Simulator, count: int) -> list[str]:
+    ago = sim.clock.now() - 600
+    return [sim.add_task(status="running", created_at=ago, run_seconds=10_000) for _ in range(count)]
+
+
+@pytest.mark.django_db
+def test_it_remembers_the_batch_that_worked_and_sends_no_refused_call_next_cycle():
+    sim = _sim(max_task_ids=50)
+    _seed_running(sim, 120)
+    account = _account("team", SIM_API_KEY)
+    with outbound.routed_to(sim.transport()):
+        sync_account(account=account)  # the sweep mirrors them
+        first = sync_account(account=account)
+        assert first.ok and first.batch_shrunk > 0 and first.batch_size <= 50
+        second = sync_account(account=account)
+    assert second.ok and second.batch_shrunk == 0
+    assert second.batch_size == first.batch_size
+    assert second.unchanged == 120
+
+
+@pytest.mark.django_db
+def test_it_grows_the_batch_slowly_and_never_past_a_refused_size():
+    batch = TaskIdsBatch(account_id=1)
+    batch.refused(PAGE_SIZE)
+    assert batch.size == PAGE_SIZE // 2
+    batch.worked()
+    assert TaskIdsBatch(account_id=1).size == PAGE_SIZE // 2  # not before BATCH_GROW_EVERY
+    state = cache.get(batch.key)
+    cache.set(batch.key, {**state, "changed_at": time.time() - BATCH_GROW_EVERY.total_seconds() - 1})
+    later = TaskIdsBatch(account_id=1)
+    later.worked()
+    assert later.size == PAGE_SIZE // 2 + PAGE_SIZE // 20  # a tenth more
+    for _ in range(50):
+        cache.set(later.key, {**cache.get(later.key), "changed_at": 0.0})
+        later = TaskIdsBatch(account_id=1)
+        later.worked()
+    assert later.size == PAGE_SIZE - 1  # the refused size stays out of reach for a day
+
+
+@pytest.mark.django_db
+def test_it_fails_the_cycle_when_even_one_id_is_refused():
+    # Room for a plain list call (the sweep), none for a single filter.task_ids.
+    sim = _sim(max_request_line=100)
+    _seed_running(sim, 3)
+    account = _account("team", SIM_API_KEY)
+    with outbound.routed_to(sim.transport()):
+        assert sync_account(account=account).created == 3
+        report = sync_account(account=account, full_sweep=False)
+    assert not report.ok and "414" in report.errors[0]
+
+
+def _now():
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+@pytest.mark.django_db
+def test_it_does_not_lose_a_task_read_back_in_the_second_it_was_created():
+    sim = _sim(exact_window=True)
+    account = _account("team", SIM_API_KEY)
+    with outbound.routed_to(sim.transport()):
+        ark_id = sim.create_task(
+            {"model": "doubao-seedance-1-0-pro-250528", "content": [{"type": "text", "text": "a cat"}]}
+        )
+        # A callback or a click reads it back at once: Ark does not show it yet.
+        Task.objects.create(account=account, ark_id=ark_id, kind="video", status=TaskStatus.QUEUED,
+                            ark_created_at=_now())  # fmt: skip
+        task = task_refresh_by_ark_id(account=account, ark_id=ark_id)
+        assert task is not None and task.gone_upstream_at is None
+        report = sync_account(account=account)
+        assert report.ok and report.gone == 0
+        assert Task.objects.get(ark_id=ark_id).gone_upstream_at is None
+        sim.advance(1)  # a later read finds it
+        sync_account(account=account)
+    assert Task.objects.get(ark_id=ark_id).last_synced_at is not None
+
+
+@pytest.mark.django_db
+def test_it_discovers_a_task_created_in_the_current_second_on_a_later_cycle():
+    sim = _sim(exact_window=True)
+    account = _account("team", SIM_API_KEY)
+    with outbound.routed_to(sim.transport()):
+        sync_account(account=account)
+        ark_id = sim.add_task(status="queued", queue_seconds=100)
+        assert sync_account(account=account).created == 0  # not visible in its own second
+        sim.advance(1)
+        assert sync_account(account=account).created == 1
+    assert Task.objects.filter(ark_id=ark_id).exists()
+
+
+@pytest.fixture
+def two_keys_one_account(db):
+    sim = _sim(key_groups=[[SIM_API_KEY, OTHER_KEY]])
+    first, second = _account("first", SIM_API_KEY), _account("second", OTHER_KEY)
+    with outbound.routed_to(sim.transport()):
+        yield sim, first, second
+
+
+def test_it_records_two_accounts_that_mirror_the_same_tasks(two_keys_one_account, client, local_archive):
+    sim, first, second = two_keys_one_account
+    sim.add_task(status="succeeded", created_at=sim.clock.now() - 600)
+    sync_account(account=first)
+    assert not first.shares_tasks_with.exists()
+    sync_account(account=second)
+    assert list(second.shares_tasks_with.all()) == [first]
+    assert list(first.shares_tasks_with.all()) == [second]  # both ways
+
+    health = client.get("/healthz").json()
+    by_name = {row["name"]: row for row in health["accounts"]}
+    assert by_name["first"]["same_tasks_as"] == ["second"]
+    assert by_name["second"]["same_tasks_as"] == ["first"]
+    assert any("'first' and 'second'" in warning for warning in health["warnings"])
+
+
+def test_it_shows_the_shared_accounts_in_the_admin(two_keys_one_account, admin_client):
+    sim, first, second = two_keys_one_account
+    sim.add_task(status="queued", created_at=sim.clock.now() - 600)
+    sync_account(account=first)
+    sync_account(account=second)
+    page = admin_client.get(f"/admin/tasks_app/account/{first.pk}/change/").content.decode()
+    assert "second: these keys see the same Ark tasks" in page
+
+
+def test_it_archives_a_task_two_accounts_mirror_only_once(two_keys_one_account, local_archive):
+    sim, first, second = two_keys_one_account
+    ark_id = sim.add_task(status="succeeded", created_at=sim.clock.now() - 600, return_last_frame=True)
+    sync_account(account=first)
+    sync_account(account=second)
+    rows = list(Task.objects.filter(ark_id=ark_id).order_by("pk"))
+    assert len(rows) == 2
+    for row in rows:  # the hand-offs, in the order the syncs queued them, and again
+        archive.artifacts_create_for_task(task=row)
+        archive.artifacts_create_for_task(task=row)
+    assert Artifact.objects.filter(task__ark_id=ark_id).count() == 2  # video and last frame, once
+    assert set(Artifact.objects.filter(task__ark_id=ark_id).values_list("task_id", flat=True)) == {rows[0].pk}
