@@ -18,7 +18,7 @@ from .clock import SimClock
 from .errors import ArkHttpError
 from .faults import ConnectionDropped, Faults
 from .ids import task_id_for
-from .media import video_min_size
+from .media import RATIO_FILES, video_min_size
 from .outputs import OutputSpec
 from .ratelimit import RateLimiter
 from .tasks import (
@@ -208,6 +208,7 @@ class Simulator:
             kind=task.kind,
             succeeded_at=task.succeeded_at or task.status_since,
             ratio=task.fields.get("ratio", "16:9"),
+            seconds=_video_seconds(task.fields),
             return_last_frame=task.return_last_frame,
             output_bytes=task.output_bytes if task.output_bytes is not None else self.output_bytes,
             fileformat=task.fields.get("fileformat", "glb"),
@@ -583,6 +584,14 @@ class Simulator:
         self._callbacks.stop()
 
 
+def _video_seconds(fields: dict[str, Any]) -> float:
+    """How long a video task's clip should last: its duration, or frames at its frame rate."""
+    fps = fields.get("framespersecond") or 24
+    if fields.get("frames"):
+        return fields["frames"] / fps
+    return float(fields.get("duration") or 5)
+
+
 def _accounts_of(api_keys: tuple[str, ...], key_groups: Iterable[Iterable[str]]) -> dict[str, str]:
     """Map each grouped key to its group's account (named after its first key)."""
     account_of: dict[str, str] = {}
@@ -601,7 +610,7 @@ def _accounts_of(api_keys: tuple[str, ...], key_groups: Iterable[Iterable[str]])
 def _check_output_bytes(output_bytes: int, task_id: str, ratio: str = "16:9") -> None:
     if not isinstance(output_bytes, int) or isinstance(output_bytes, bool):
         raise ValueError("output_bytes must be an integer")
-    smallest = max(video_min_size(r, task_id) for r in ("16:9", "9:16", "1:1", ratio))
+    smallest = max(video_min_size(r, task_id) for r in (*RATIO_FILES, ratio))
     if output_bytes < smallest:
         raise ValueError(f"output_bytes must be at least {smallest} (the natural size of the videos)")
 
