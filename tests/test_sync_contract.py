@@ -69,23 +69,37 @@ def test_it_remembers_the_batch_that_worked_and_sends_no_refused_call_next_cycle
     assert second.unchanged == 120
 
 
+def _a_while_later(batch: TaskIdsBatch) -> TaskIdsBatch:
+    cache.set(batch.key, {**cache.get(batch.key), "changed_at": time.time() - BATCH_GROW_EVERY.total_seconds() - 1})
+    return TaskIdsBatch(account_id=1)
+
+
 @pytest.mark.django_db
 def test_it_grows_the_batch_slowly_and_never_past_a_refused_size():
     batch = TaskIdsBatch(account_id=1)
     batch.refused(PAGE_SIZE)
     assert batch.size == PAGE_SIZE // 2
-    batch.worked()
+    batch.accepted(batch.size)
+    batch.cycle_done()
     assert TaskIdsBatch(account_id=1).size == PAGE_SIZE // 2  # not before BATCH_GROW_EVERY
-    state = cache.get(batch.key)
-    cache.set(batch.key, {**state, "changed_at": time.time() - BATCH_GROW_EVERY.total_seconds() - 1})
-    later = TaskIdsBatch(account_id=1)
-    later.worked()
+    later = _a_while_later(batch)
+    later.cycle_done()
     assert later.size == PAGE_SIZE // 2 + PAGE_SIZE // 20  # a tenth more
     for _ in range(50):
-        cache.set(later.key, {**cache.get(later.key), "changed_at": 0.0})
-        later = TaskIdsBatch(account_id=1)
-        later.worked()
+        later = _a_while_later(later)
+        later.cycle_done()
     assert later.size == PAGE_SIZE - 1  # the refused size stays out of reach for a day
+
+
+@pytest.mark.django_db
+def test_it_falls_back_to_the_largest_size_that_worked_when_growing_too_far():
+    batch = TaskIdsBatch(account_id=1)
+    batch.refused(62)  # halved from 62
+    assert batch.size == 31
+    batch.accepted(31)
+    batch.accepted(48)
+    batch.refused(52)  # grown past the real limit: back to what worked, not to half
+    assert (batch.size, batch.ceiling) == (48, 51)
 
 
 @pytest.mark.django_db

@@ -450,10 +450,11 @@ class _Cycle:
                 self.report.batch_shrunk += 1
                 pending = ids + pending  # the same ids again, fewer per call
                 continue
+            batch.accepted(len(ids))
             self._write(page.items)
             returned = {item.id for item in page.items}
             missing.extend(ark_id for ark_id in ids if ark_id not in returned)
-        batch.worked()
+        batch.cycle_done()
         self.report.batch_size = batch.size
         self._confirm_gone(missing)
 
@@ -601,9 +602,10 @@ class _Cycle:
 class TaskIdsBatch:
     """How many ids one filter.task_ids call of an account carries, remembered in the cache.
 
-    Ark documents no limit, and a proxy may cap the URL: a refusal halves the size (and
-    marks the refused size as a ceiling for a day); a cycle without refusal grows it by a
-    tenth at most every BATCH_GROW_EVERY, back towards PAGE_SIZE.
+    Ark documents no limit, and a proxy may cap the URL. A refusal halves the size, or
+    falls back to the largest size that already worked, and marks the refused size as a
+    ceiling for a day. A cycle without refusal grows the size by a tenth, at most every
+    BATCH_GROW_EVERY, back towards PAGE_SIZE.
     """
 
     def __init__(self, *, account_id: int) -> None:
@@ -611,21 +613,31 @@ class TaskIdsBatch:
         state = cache.get(self.key) or {}
         self.size: int = int(state.get("size", PAGE_SIZE))
         self.ceiling: int = int(state.get("ceiling", PAGE_SIZE))
+        self.largest_ok: int = int(state.get("largest_ok", 0))
         self.ceiling_until: float = float(state.get("ceiling_until", 0.0))
         self.changed_at: float = float(state.get("changed_at", 0.0))
         if self.ceiling_until and self.ceiling_until < time.time():
-            self.ceiling = PAGE_SIZE  # a limit not met for a day may have been raised
+            self.ceiling, self.largest_ok = PAGE_SIZE, 0  # a limit not met for a day may have changed
         self._refused = False
 
     def refused(self, sent: int) -> None:
         self.ceiling = min(self.ceiling, sent - 1)
+        self.largest_ok = min(self.largest_ok, self.ceiling)
         self.ceiling_until = time.time() + BATCH_CEILING_TTL.total_seconds()
-        self.size = max(1, min(self.size, sent) // 2)
+        if 0 < self.largest_ok < sent:
+            self.size = self.largest_ok
+        else:
+            self.size = max(1, min(self.size, sent) // 2)
         self.changed_at = time.time()
         self._refused = True
         self._save()
 
-    def worked(self) -> None:
+    def accepted(self, sent: int) -> None:
+        if sent > self.largest_ok:
+            self.largest_ok = sent
+            self._save()
+
+    def cycle_done(self) -> None:
         if self._refused or self.size >= self.ceiling:
             return
         if time.time() - self.changed_at < BATCH_GROW_EVERY.total_seconds():
@@ -638,6 +650,7 @@ class TaskIdsBatch:
         state = {
             "size": self.size,
             "ceiling": self.ceiling,
+            "largest_ok": self.largest_ok,
             "ceiling_until": self.ceiling_until,
             "changed_at": self.changed_at,
         }
