@@ -5,12 +5,14 @@ One cycle of `sync_account`:
    500 ids per list call, so a whole team's active work costs a call or two. Ark names no
    limit on ids per call or on URL length: when a call is refused for its size the batch
    is halved, and the size that works is remembered per account and grown back slowly.
-2. Discovery: Ark promises no list order, so new tasks are found by status, not by
-   "the first page is the newest": `filter.status=queued` (Ark caps queued tasks at
-   about 120 per account, so one page holds them all) and `filter.status=running`
-   (read further only while it holds tasks the mirror does not know). Every
-   ARKDASH_FULL_SWEEP_SECONDS a bounded full sweep of the 7-day window also catches
-   tasks that went queued -> finished between two cycles.
+2. Discovery: Ark promises no list order, so new tasks are never looked for as "the
+   first page is the newest". Queued tasks are read every cycle (Ark caps them near
+   120 per account: one page holds them all). One call of page_size 1 then gives the
+   window's total: when the mirror holds as many tasks, nothing is new. Otherwise the
+   other statuses are read until the mirror knows as many tasks of each as Ark counts
+   (pages 1, last, 2, 3...: the newest tasks come first under either stable order),
+   and if that budget is not enough, the window is read until they are found.
+   Every ARKDASH_FULL_SWEEP_SECONDS a bounded full sweep reads the whole window.
 3. Tasks Ark no longer returns are confirmed with a get (404) and marked gone
    upstream; they stay in the mirror. A task created in the last minute is never
    marked gone: Ark's window is open at the request's second, so a task read back in
@@ -420,11 +422,13 @@ class _Cycle:
         # Active tasks first: they are what people are waiting for, and this way a
         # sweep that keeps failing cannot starve them.
         self._refresh_active()
-        if not sweep and not self._discover():
-            sweep = full_sweep is None  # Ark holds tasks discovery could not find: sweep now
-        self.report.full_sweep = sweep
         if sweep:
+            self.report.full_sweep = True
             self._sweep()
+        elif not self._discover() and full_sweep is None:
+            # Ark holds tasks discovery could not find: read the window now, until found.
+            self.report.full_sweep = True
+            self._sweep(until_known=True)
 
     def _refresh_active(self) -> None:
         active_ids = list(
@@ -487,12 +491,18 @@ class _Cycle:
         # Ark forgets a cancelled task 24 h after the cancel; the mirror keeps it.
         return tasks.exclude(status=TaskStatus.CANCELLED, ark_updated_at__lt=timezone.now() - CANCELLED_TTL).count()
 
-    def _sweep(self) -> None:
-        seen, complete = self._read_all(status=None, max_calls=None, enough=None)
-        Account.objects.filter(pk=self.account.pk).update(last_full_sweep_at=self.started_at)
+    def _sweep(self, *, until_known: bool = False) -> None:
+        """Read the whole window (or, `until_known`, until the mirror knows as many tasks as
+        Ark counts); local tasks a complete read did not return are confirmed gone."""
+        seen, total = self._read_all(
+            status=None, max_calls=None, enough=self._known_count if until_known else None
+        )
+        if not until_known:
+            Account.objects.filter(pk=self.account.pk).update(last_full_sweep_at=self.started_at)
         self._note_shared_ids(list(seen))
-        if not complete:
-            logger.warning("sync %s: the sweep saw %d tasks, not all of the window", self.account.name, len(seen))
+        if len(seen) < total:
+            if not until_known:
+                logger.warning("sync %s: the sweep saw %d of %d tasks", self.account.name, len(seen), total)
             return  # what it did not see may still exist: nothing can be called gone
         # The sweep saw the whole window: local tasks it did not return are gone, or
         # were created after it began (the get below tells them apart).
@@ -503,8 +513,8 @@ class _Cycle:
 
     def _read_all(
         self, *, status: str | None, max_calls: int | None, enough: Callable[[str | None], int] | None
-    ) -> tuple[set[str], bool]:
-        """Page through the tasks with `status` (None: all); returns (ids seen, saw enough).
+    ) -> tuple[set[str], int]:
+        """Page through the tasks with `status` (None: all); returns (ids seen, Ark's total).
 
         No order is promised, so pages are not trusted to partition the set. Reading stops
         once as many distinct tasks were seen as `total` says, or once `enough(status)`
@@ -526,9 +536,9 @@ class _Cycle:
             seen.update(item.id for item in page.items)
             self._write(page.items)
             if len(seen) >= page.total or not page.items:
-                return seen, True
+                return seen, page.total
             if enough is not None and enough(status) >= page.total:
-                return seen, True
+                return seen, page.total
             pages = max(1, math.ceil(page.total / PAGE_SIZE))
             if len(order) != pages:
                 order = [1, *([pages] if pages > 1 else []), *range(2, pages)]
@@ -536,7 +546,7 @@ class _Cycle:
                 passes = math.ceil(math.log(max(page.total, 1))) + 2
                 budget = min(pages * passes, MAX_SWEEP_CALLS)
             if calls >= budget:
-                return seen, False
+                return seen, page.total
 
     def _confirm_gone(self, ark_ids: list[str]) -> None:
         if not ark_ids:
