@@ -157,7 +157,7 @@ def test_it_discovers_a_task_created_in_the_current_second_on_a_later_cycle():
 @pytest.fixture
 def two_keys_one_account(db):
     sim = _sim(key_groups=[[SIM_API_KEY, OTHER_KEY]])
-    first, second = _account("first", SIM_API_KEY), _account("second", OTHER_KEY)
+    first, second = _account("alpha-team", SIM_API_KEY), _account("beta-team", OTHER_KEY)
     with outbound.routed_to(sim.transport()):
         yield sim, first, second
 
@@ -173,9 +173,22 @@ def test_it_records_two_accounts_that_mirror_the_same_tasks(two_keys_one_account
 
     health = client.get("/healthz").json()
     by_name = {row["name"]: row for row in health["accounts"]}
-    assert by_name["first"]["same_tasks_as"] == ["second"]
-    assert by_name["second"]["same_tasks_as"] == ["first"]
-    assert any("'first' and 'second'" in warning for warning in health["warnings"])
+    assert by_name["alpha-team"]["same_tasks_as"] == ["beta-team"]
+    assert by_name["beta-team"]["same_tasks_as"] == ["alpha-team"]
+    assert any("'alpha-team' and 'beta-team'" in warning for warning in health["warnings"])
+
+
+def test_it_counts_shared_accounts_for_an_outsider_without_naming_them(two_keys_one_account, client,
+                                                                        local_archive):  # fmt: skip
+    sim, first, second = two_keys_one_account
+    sim.add_task(status="queued", created_at=sim.clock.now() - 600)
+    sync_account(account=first)
+    sync_account(account=second)
+    response = client.get("/healthz", REMOTE_ADDR="203.0.113.9")
+    body = response.content.decode()
+    assert response.json()["accounts"]["mirroring_the_same_tasks"] == 2
+    assert "alpha-team" not in body and "beta-team" not in body
+    assert response.json()["warnings"] == ["1 warning(s); details for staff, loopback or the token"]
 
 
 def test_it_shows_the_shared_accounts_in_the_admin(two_keys_one_account, admin_client):
@@ -184,7 +197,7 @@ def test_it_shows_the_shared_accounts_in_the_admin(two_keys_one_account, admin_c
     sync_account(account=first)
     sync_account(account=second)
     page = admin_client.get(f"/admin/tasks_app/account/{first.pk}/change/").content.decode()
-    assert "second: these keys see the same Ark tasks" in page
+    assert "beta-team: these keys see the same Ark tasks" in page
 
 
 def test_it_archives_a_task_two_accounts_mirror_only_once(two_keys_one_account, local_archive):
