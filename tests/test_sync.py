@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tasks_app import outbound
 from tasks_app.ark import ArkClient
 from tasks_app.models import Account, Task, TaskStatus
 from tasks_app.services.sync import sync_account, task_refresh, task_refresh_by_ark_id
+
+from .conftest import routed_simulator
 
 DAY = 86400
 # Every answer Ark's documents leave open that shapes a cycle: the list order, and how
@@ -29,20 +30,8 @@ STABLE_ORDER = ("newest-first", "oldest-first", "50-ids-a-call", "4kb-request-li
 @pytest.fixture(params=list(SYNC_MODES))
 def sim(request):
     """The conftest simulator, once per mode."""
-    from arksim import Simulator
-
-    from .conftest import SIM_API_KEY, SIM_BASE_URL
-
-    simulator = Simulator(
-        api_keys=(SIM_API_KEY,),
-        public_base_url=SIM_BASE_URL,
-        list_rate_per_second=None,
-        get_rate_per_second=None,
-        delete_rate_per_second=None,
-        **SYNC_MODES[request.param],
-    )
-    simulator.mode = request.param
-    with outbound.routed_to(simulator.transport()):
+    with routed_simulator(**SYNC_MODES[request.param]) as simulator:
+        simulator.mode = request.param
         yield simulator
 
 

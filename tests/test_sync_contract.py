@@ -6,9 +6,9 @@ import time
 
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 
 from arksim import Simulator
-from tasks_app import outbound
 from tasks_app.models import Account, Artifact, Task, TaskStatus
 from tasks_app.services import archive
 from tasks_app.services.sync import (
@@ -19,7 +19,7 @@ from tasks_app.services.sync import (
     task_refresh_by_ark_id,
 )
 
-from .conftest import SIM_API_KEY, SIM_BASE_URL
+from .conftest import SIM_API_KEY, SIM_BASE_URL, routed_simulator
 
 OTHER_KEY = "second-key-of-the-same-ark-account"
 
@@ -31,15 +31,8 @@ def unthrottled(settings):
     settings.ARK_RETRY_BACKOFF_SECONDS = 0.001
 
 
-def _sim(**options) -> Simulator:
-    return Simulator(
-        api_keys=(SIM_API_KEY, OTHER_KEY),
-        public_base_url=SIM_BASE_URL,
-        list_rate_per_second=None,
-        get_rate_per_second=None,
-        delete_rate_per_second=None,
-        **options,
-    )
+def _sim(**options):
+    return routed_simulator(api_keys=(SIM_API_KEY, OTHER_KEY), **options)
 
 
 def _account(name: str, key: str) -> Account:
@@ -56,10 +49,9 @@ def _seed_running(sim: Simulator, count: int) -> list[str]:
 
 @pytest.mark.django_db
 def test_it_remembers_the_batch_that_worked_and_sends_no_refused_call_next_cycle():
-    sim = _sim(max_task_ids=50)
-    _seed_running(sim, 120)
-    account = _account("team", SIM_API_KEY)
-    with outbound.routed_to(sim.transport()):
+    with _sim(max_task_ids=50) as sim:
+        _seed_running(sim, 120)
+        account = _account("team", SIM_API_KEY)
         sync_account(account=account)  # the sweep mirrors them
         first = sync_account(account=account)
         assert first.ok and first.batch_shrunk > 0 and first.batch_size <= 50
@@ -105,32 +97,24 @@ def test_it_falls_back_to_the_largest_size_that_worked_when_growing_too_far():
 @pytest.mark.django_db
 def test_it_fails_the_cycle_when_even_one_id_is_refused():
     # Room for a plain list call (the sweep), none for a single filter.task_ids.
-    sim = _sim(max_request_line=100)
-    _seed_running(sim, 3)
-    account = _account("team", SIM_API_KEY)
-    with outbound.routed_to(sim.transport()):
+    with _sim(max_request_line=100) as sim:
+        _seed_running(sim, 3)
+        account = _account("team", SIM_API_KEY)
         assert sync_account(account=account).created == 3
         report = sync_account(account=account, full_sweep=False)
     assert not report.ok and "414" in report.errors[0]
 
 
-def _now():
-    from django.utils import timezone
-
-    return timezone.now()
-
-
 @pytest.mark.django_db
 def test_it_does_not_lose_a_task_read_back_in_the_second_it_was_created():
-    sim = _sim(exact_window=True)
-    account = _account("team", SIM_API_KEY)
-    with outbound.routed_to(sim.transport()):
+    with _sim(exact_window=True) as sim:
+        account = _account("team", SIM_API_KEY)
         ark_id = sim.create_task(
             {"model": "doubao-seedance-1-0-pro-250528", "content": [{"type": "text", "text": "a cat"}]}
         )
         # A callback or a click reads it back at once: Ark does not show it yet.
         Task.objects.create(account=account, ark_id=ark_id, kind="video", status=TaskStatus.QUEUED,
-                            ark_created_at=_now())  # fmt: skip
+                            ark_created_at=timezone.now())  # fmt: skip
         task = task_refresh_by_ark_id(account=account, ark_id=ark_id)
         assert task is not None and task.gone_upstream_at is None
         report = sync_account(account=account)
@@ -143,9 +127,8 @@ def test_it_does_not_lose_a_task_read_back_in_the_second_it_was_created():
 
 @pytest.mark.django_db
 def test_it_discovers_a_task_created_in_the_current_second_on_a_later_cycle():
-    sim = _sim(exact_window=True)
-    account = _account("team", SIM_API_KEY)
-    with outbound.routed_to(sim.transport()):
+    with _sim(exact_window=True) as sim:
+        account = _account("team", SIM_API_KEY)
         sync_account(account=account)
         ark_id = sim.add_task(status="queued", queue_seconds=100)
         assert sync_account(account=account).created == 0  # not visible in its own second
@@ -156,9 +139,8 @@ def test_it_discovers_a_task_created_in_the_current_second_on_a_later_cycle():
 
 @pytest.fixture
 def two_keys_one_account(db):
-    sim = _sim(key_groups=[[SIM_API_KEY, OTHER_KEY]])
-    first, second = _account("alpha-team", SIM_API_KEY), _account("beta-team", OTHER_KEY)
-    with outbound.routed_to(sim.transport()):
+    with _sim(key_groups=[[SIM_API_KEY, OTHER_KEY]]) as sim:
+        first, second = _account("alpha-team", SIM_API_KEY), _account("beta-team", OTHER_KEY)
         yield sim, first, second
 
 
