@@ -470,6 +470,10 @@ class _Cycle:
         many tasks, nothing is new. Otherwise each other status is read until the mirror
         knows as many tasks with it as Ark counts. Returns False when that did not
         account for everything (the caller sweeps then).
+
+        Counts can hide a new task behind one deleted upstream but not yet marked gone
+        (the mirror then holds as many as Ark counts): the queued read still finds any
+        task that stays queued for a cycle, and the next sweep finds the rest.
         """
         self._read_all(status=TaskStatus.QUEUED, max_calls=MAX_DISCOVERY_PAGES, enough=self._known_count)
         total = self._patiently(lambda: self.client.list_tasks(page_size=1)).total
