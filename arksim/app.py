@@ -66,6 +66,8 @@ class SimApp:
                 fault = self.sim.faults.take(api_endpoint)
                 if fault is not None:
                     self._start_fault(fault, api_endpoint)
+            if api_endpoint == "list":
+                _check_request_line(self.sim.max_request_line, environ)
             if rule_endpoint.startswith("sim_"):
                 response = control.handle(self.sim, rule_endpoint, request, **args)
             else:
@@ -175,7 +177,15 @@ class SimApp:
             task_id = self.sim.create_task(_json_body(request), api_key=key)
             return json_response({"id": task_id})
         self.sim.check_rate(key=key, endpoint="list")
-        return json_response(self.sim.list_tasks(key, **_list_query(request)))
+        query = _list_query(request)
+        limit = self.sim.max_task_ids
+        if limit is not None and len(query["task_ids"]) > limit:
+            raise bad_param("filter.task_ids", f"`filter.task_ids` accepts at most {limit} ids per request.")
+        model = query["model"]
+        if model is not None and model not in self.sim.endpoints:
+            # filter.model takes the endpoint id the task was sent to, never a model name.
+            raise errors.endpoint_not_found(model, "filter.model")
+        return json_response(self.sim.list_tasks(key, **query))
 
     def on_task(self, request: Request, task_id: str) -> Response:
         key = self._api_key(request)
@@ -213,6 +223,19 @@ class SimApp:
         response.last_modified = int(spec.succeeded_at)
         response.make_conditional(request, accept_ranges=True, complete_length=blob.size)
         return response
+
+
+def _check_request_line(limit: int | None, environ: WSGIEnvironment) -> None:
+    """414 when `GET /path?query HTTP/1.1` is longer than a proxy in front of Ark would take."""
+    if limit is None:
+        return
+    query = environ.get("QUERY_STRING", "")
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or (
+        environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+    )
+    line = f"{environ.get('REQUEST_METHOD', 'GET')} {target} {environ.get('SERVER_PROTOCOL', 'HTTP/1.1')}"
+    if len(line) > limit:
+        raise ArkHttpError(414, "RequestURITooLong", f"The request line is longer than {limit} bytes.")
 
 
 def _api_endpoint(rule_endpoint: str, method: str) -> str | None:

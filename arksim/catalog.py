@@ -31,7 +31,7 @@ DEFAULT_VIDEO_MODEL = "doubao-seedance-1-0-pro-250528"
 SEED3D_MODEL = "doubao-seed3d-1-0-250928"
 
 # Inference endpoints ("推理接入点") as a console would have created them. Unknown `ep-`
-# ids resolve to Seedance pro so ad-hoc endpoint ids just work.
+# ids answer 404 InvalidEndpointOrModel.NotFound, as Ark does for an endpoint you don't have.
 DEFAULT_ENDPOINTS: dict[str, str] = {
     "ep-20250528154802-pro01": "doubao-seedance-1-0-pro-250528",
     "ep-20251015101500-fast1": "doubao-seedance-1-0-pro-fast-251015",
@@ -58,7 +58,7 @@ def resolve_model(requested: str, endpoints: dict[str, str]) -> ModelInfo | None
         return MODELS[requested]
     if requested in ALIASES:
         return MODELS[ALIASES[requested]]
-    if requested.startswith("ep-"):
-        name = endpoints.get(requested, DEFAULT_VIDEO_MODEL)
+    if requested in endpoints:
+        name = endpoints[requested]
         return MODELS.get(name) or ModelInfo(name)
     return None

@@ -37,6 +37,16 @@ def _non_negative(value: str) -> float:
     return number
 
 
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return number
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (0 = any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -58,6 +68,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="base of output URLs when clients reach the sim under another name")  # fmt: skip
     parser.add_argument("--quoted-timestamps", action="store_true",
                         help="send created_at/updated_at as numeric strings")  # fmt: skip
+    parser.add_argument("--list-order", choices=("newest", "oldest", "shuffled"), default="newest",
+                        help="order of list answers (Ark documents none; shuffled: new order every call)")  # fmt: skip
+    parser.add_argument("--max-task-ids", type=_positive_int, default=None, metavar="N",
+                        help="answer 400 InvalidParameter to more than N filter.task_ids in one call")  # fmt: skip
+    parser.add_argument("--max-request-line", type=_positive_int, default=None, metavar="BYTES",
+                        help="answer 414 to a list request line longer than BYTES")  # fmt: skip
+    parser.add_argument("--refused-delete-status", type=int, choices=(400, 403, 409), default=400,
+                        help="HTTP status of a refused DELETE (running or cancelled task)")  # fmt: skip
+    parser.add_argument("--key-group", dest="key_groups", action="append", metavar="KEY,KEY,...",
+                        type=lambda value: [key for key in value.split(",") if key],
+                        help="keys of one account: they see the same tasks (repeatable)")  # fmt: skip
+    parser.add_argument("--same-second-visible", action="store_true",
+                        help="show a task in the second it was created (Ark's window is open at T)")  # fmt: skip
     parser.add_argument("--rng-seed", type=int, default=None, help="seed for ids and demo data")
     parser.add_argument("--verbose", action="store_true", help="log every request")
 
@@ -78,6 +101,12 @@ def run(options: dict[str, Any], *, stop: threading.Event | None = None, out: An
             rng_seed=options.get("rng_seed"),
             output_bytes=options.get("output_bytes"),
             quoted_timestamps=options.get("quoted_timestamps", False),
+            list_order=options.get("list_order", "newest"),
+            max_task_ids=options.get("max_task_ids"),
+            max_request_line=options.get("max_request_line"),
+            refused_delete_status=options.get("refused_delete_status", 400),
+            key_groups=options.get("key_groups") or (),
+            exact_window=not options.get("same_second_visible", False),
         )
     except ValueError as error:
         print(f"arksim: {error}", file=sys.stderr)

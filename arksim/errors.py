@@ -8,6 +8,8 @@ ERROR_TYPES = {
     403: "Forbidden",
     404: "NotFound",
     405: "MethodNotAllowed",
+    409: "Conflict",
+    414: "URITooLong",
     416: "RequestedRangeNotSatisfiable",
     429: "TooManyRequests",
     500: "InternalServerError",
@@ -61,6 +63,15 @@ def missing_param(param: str) -> ArkHttpError:
         400,
         "MissingParameter",
         f"The request failed because it is missing the required parameter `{param}`.",
+        param=param,
+    )
+
+
+def endpoint_not_found(endpoint: str, param: str) -> ArkHttpError:
+    return ArkHttpError(
+        404,
+        "InvalidEndpointOrModel.NotFound",
+        f"The model or endpoint `{endpoint}` does not exist or you do not have access to it.",
         param=param,
     )
 

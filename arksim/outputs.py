@@ -32,6 +32,7 @@ class OutputSpec:
     kind: str
     succeeded_at: float
     ratio: str = "16:9"
+    seconds: float = 5.0  # the requested duration (or frames / fps): the clip lasts about that
     return_last_frame: bool = True
     output_bytes: int | None = None
     fileformat: str = "glb"
@@ -66,7 +67,7 @@ def blob_for(spec: OutputSpec, output: str) -> Blob:
     if output not in spec.outputs():
         raise KeyError(output)
     if output == "video":
-        head, zeros = media.video_parts(spec.task_id, spec.ratio, spec.output_bytes)
+        head, zeros = media.video_parts(spec.task_id, spec.ratio, spec.output_bytes, spec.seconds)
         return Blob(head, zeros)
     if output == "last_frame":
         return Blob(media.last_frame_png(spec.task_id, spec.ratio))

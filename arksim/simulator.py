@@ -18,7 +18,7 @@ from .clock import SimClock
 from .errors import ArkHttpError
 from .faults import ConnectionDropped, Faults
 from .ids import task_id_for
-from .media import video_min_size
+from .media import RATIO_FILES, video_min_size
 from .outputs import OutputSpec
 from .ratelimit import RateLimiter
 from .tasks import (
@@ -45,6 +45,14 @@ ACTIVE_STATUSES = ("queued", "running", "cancelled")  # statuses that still chan
 # Options add_task accepts as **params: the create-body options that shape a task object.
 # Records this much older than now are forgotten (invisible anyway after 7 days).
 PURGE_AFTER, PURGE_EVERY = 30 * DAY, 3600.0
+# The documents leave these answers open; the simulator can give each plausible one.
+LIST_ORDERS = ("newest", "oldest", "shuffled")
+REFUSED_DELETE_STATUSES = (400, 403, 409)
+REFUSED_DELETE_CODES = {400: errors.TASK_STATUS, 403: "OperationDenied.TaskStatus", 409: "Conflict.TaskStatus"}
+# A refused DELETE holds this long for the same task: the official SDK retries a 409
+# (with a fresh request id) within seconds, and that retry must not find the task
+# finished meanwhile and delete a record nobody asked to delete.
+REFUSAL_HOLD_SECONDS = 10.0
 TASK_OPTIONS = {
     "resolution", "ratio", "duration", "frames", "seed", "service_tier", "execution_expires_after",
     "generate_audio", "draft", "priority", "tools", "safety_identifier", "camera_fixed", "watermark",
@@ -72,6 +80,12 @@ class Simulator:
         quoted_timestamps: bool = False,
         endpoints: dict[str, str] | None = None,
         max_queued_per_key: int | None = 120,
+        list_order: str = "newest",
+        max_task_ids: int | None = None,
+        max_request_line: int | None = None,
+        refused_delete_status: int = 400,
+        key_groups: Iterable[Iterable[str]] = (),
+        exact_window: bool = False,
     ) -> None:
         self.api_keys = tuple(api_keys)
         if not self.api_keys or not all(isinstance(key, str) and key for key in self.api_keys):
@@ -87,6 +101,24 @@ class Simulator:
         self.quoted_timestamps = quoted_timestamps
         self.endpoints = {**DEFAULT_ENDPOINTS, **(endpoints or {})}
         self.max_queued_per_key = max_queued_per_key
+        if list_order not in LIST_ORDERS:
+            raise ValueError(f"list_order must be one of {', '.join(LIST_ORDERS)}")
+        if refused_delete_status not in REFUSED_DELETE_STATUSES:
+            raise ValueError(f"refused_delete_status must be one of {REFUSED_DELETE_STATUSES}")
+        for name, limit in (("max_task_ids", max_task_ids), ("max_request_line", max_request_line)):
+            if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+                raise ValueError(f"{name} must be a positive integer or None")
+        self.list_order = list_order
+        # Too many filter.task_ids: 400 InvalidParameter, like an API that counts them.
+        self.max_task_ids = max_task_ids
+        # A request line (method, path and query) longer than this: 414, like a proxy.
+        self.max_request_line = max_request_line
+        self.refused_delete_status = refused_delete_status
+        # [T - 7 d, T) open at T: a task created in the request's second is not visible yet.
+        # Off by default in-process only because tests on a frozen clock read back at once;
+        # the server (arksim CLI) is exact unless told otherwise.
+        self.exact_window = exact_window
+        self._account_of = _accounts_of(self.api_keys, key_groups)
         self.clock = clock or SimClock()
         self.faults = Faults()
         self._rng = random.Random(rng_seed)
@@ -102,6 +134,7 @@ class Simulator:
         self._outputs: dict[str, OutputSpec] = {}  # survive the record's deletion, like presigned URLs
         self._stats: Counter[str] = Counter()
         self._last_purge = self.clock.now()
+        self._refusals: dict[tuple[str, str], tuple[float, ArkHttpError]] = {}
 
         from .app import SimApp  # the app needs the class defined first
 
@@ -116,6 +149,13 @@ class Simulator:
     @property
     def default_key(self) -> str:
         return self.api_keys[0]
+
+    def account_of(self, api_key: str) -> str:
+        """The account a key belongs to: keys grouped together see the same tasks."""
+        return self._account_of.get(api_key, api_key)
+
+    def _same_account(self, task: SimTask, api_key: str) -> bool:
+        return self.account_of(task.api_key) == self.account_of(api_key)
 
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
@@ -168,6 +208,7 @@ class Simulator:
             kind=task.kind,
             succeeded_at=task.succeeded_at or task.status_since,
             ratio=task.fields.get("ratio", "16:9"),
+            seconds=_video_seconds(task.fields),
             return_last_frame=task.return_last_frame,
             output_bytes=task.output_bytes if task.output_bytes is not None else self.output_bytes,
             fileformat=task.fields.get("fileformat", "glb"),
@@ -218,7 +259,7 @@ class Simulator:
         with self._lock:
             now = self.clock.now()
             if self.max_queued_per_key is not None:
-                queued = sum(1 for t in self._tasks.values() if t.api_key == api_key and t.status == "queued")
+                queued = sum(1 for t in self._tasks.values() if self._same_account(t, api_key) and t.status == "queued")
                 if queued >= self.max_queued_per_key:
                     raise ArkHttpError(
                         429,
@@ -387,9 +428,14 @@ class Simulator:
 
     def _visible_task(self, api_key: str, task_id: str) -> SimTask:
         task = self._tasks.get(task_id)
-        if task is None or task.api_key != api_key or not task.visible_at(self.clock.now()):
+        if task is None or not self._same_account(task, api_key) or not self._visible(task, self.clock.now()):
             raise errors.task_not_found(task_id)
         return task
+
+    def _visible(self, task: SimTask, now: float) -> bool:
+        if self.exact_window and task.created_at >= int(now):
+            return False
+        return task.visible_at(now)
 
     def get_task(self, api_key: str, task_id: str) -> dict[str, Any]:
         self.tick()
@@ -414,22 +460,34 @@ class Simulator:
             matches = [
                 task
                 for task in self._tasks.values()
-                if task.api_key == api_key
-                and task.visible_at(now)
+                if self._same_account(task, api_key)
+                and self._visible(task, now)
                 and (status is None or task.status == status)
                 and (wanted is None or task.id in wanted)
                 and (model is None or task.endpoint == model)
                 and (service_tier is None or task.service_tier == service_tier)
             ]
-            matches.sort(key=lambda task: (task.created_at, task.id), reverse=True)
+            if self.list_order == "shuffled":
+                self._rng.shuffle(matches)  # a different order on every call
+            else:
+                matches.sort(key=lambda task: (task.created_at, task.id), reverse=self.list_order == "newest")
             start = (page_num - 1) * page_size
             page = matches[start : start + page_size]
             return {"total": len(matches), "items": [self._task_object(task) for task in page]}
 
     def delete_task(self, api_key: str, task_id: str) -> None:
-        """Ark's DELETE state table: cancel queued, delete finished, refuse running/cancelled."""
+        """Ark's DELETE state table: cancel queued, delete finished, refuse running/cancelled.
+
+        A refusal holds REFUSAL_HOLD_SECONDS for the same task and account: a retried
+        refusal gets the same answer even if the task finished meanwhile.
+        """
         self.tick()
         with self._lock:
+            now = self.clock.now()
+            hold = (self.account_of(api_key), task_id)
+            self._refusals = {k: v for k, v in self._refusals.items() if now - v[0] < REFUSAL_HOLD_SECONDS}
+            if hold in self._refusals:
+                raise self._refusals[hold][1]
             task = self._visible_task(api_key, task_id)
             if task.status == "queued":
                 task.move_to("cancelled", self.clock.now())
@@ -437,21 +495,18 @@ class Simulator:
             elif task.status in ("succeeded", "failed", "expired"):
                 del self._tasks[task.id]
                 self._changing.discard(task.id)
-            elif task.status == "running":
-                raise ArkHttpError(
-                    400,
-                    errors.TASK_STATUS,
-                    f"The task {task.id} is running: a running task can be neither cancelled nor deleted.",
-                    param="id",
-                )
             else:
-                raise ArkHttpError(
-                    400,
-                    errors.TASK_STATUS,
-                    f"The task {task.id} is already cancelled; Ark deletes cancelled tasks by itself "
-                    "24 hours after the cancel.",
-                    param="id",
-                )
+                if task.status == "running":
+                    message = f"The task {task.id} is running: a running task can be neither cancelled nor deleted."
+                else:
+                    message = (
+                        f"The task {task.id} is already cancelled; Ark deletes cancelled tasks by itself "
+                        "24 hours after the cancel."
+                    )
+                status = self.refused_delete_status
+                refusal = ArkHttpError(status, REFUSED_DELETE_CODES[status], message, param="id")
+                self._refusals[hold] = (now, refusal)
+                raise refusal
 
     def task_json(self, task_id: str) -> dict[str, Any] | None:
         """The task object as its owner would GET it now (ignores the 7-day window), or None."""
@@ -529,10 +584,33 @@ class Simulator:
         self._callbacks.stop()
 
 
+def _video_seconds(fields: dict[str, Any]) -> float:
+    """How long a video task's clip should last: its duration, or frames at its frame rate."""
+    fps = fields.get("framespersecond") or 24
+    if fields.get("frames"):
+        return fields["frames"] / fps
+    return float(fields.get("duration") or 5)
+
+
+def _accounts_of(api_keys: tuple[str, ...], key_groups: Iterable[Iterable[str]]) -> dict[str, str]:
+    """Map each grouped key to its group's account (named after its first key)."""
+    account_of: dict[str, str] = {}
+    for group in key_groups:
+        keys = list(group)
+        unknown = [key for key in keys if key not in api_keys]
+        if unknown or not keys:
+            raise ValueError("key_groups must list the simulator's own keys")
+        for key in keys:
+            if key in account_of:
+                raise ValueError("a key can belong to one account only")
+            account_of[key] = keys[0]
+    return account_of
+
+
 def _check_output_bytes(output_bytes: int, task_id: str, ratio: str = "16:9") -> None:
     if not isinstance(output_bytes, int) or isinstance(output_bytes, bool):
         raise ValueError("output_bytes must be an integer")
-    smallest = max(video_min_size(r, task_id) for r in ("16:9", "9:16", "1:1", ratio))
+    smallest = max(video_min_size(r, task_id) for r in (*RATIO_FILES, ratio))
     if output_bytes < smallest:
         raise ValueError(f"output_bytes must be at least {smallest} (the natural size of the videos)")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import ModelInfo, resolve_model
-from .errors import ArkHttpError, bad_param, missing_param
+from .errors import bad_param, endpoint_not_found, missing_param
 
 CONTENT_TYPES = {"text", "image_url", "audio_url", "video_url", "draft_task"}
 RESOLUTIONS = ("480p", "720p", "1080p")
@@ -75,12 +75,7 @@ def parse_create(body: Any, *, endpoints: dict[str, str]) -> CreateRequest:
         raise bad_param("model", "`model` must be a non-empty string (a model name or an endpoint id).")
     model = resolve_model(requested, endpoints)
     if model is None:
-        raise ArkHttpError(
-            404,
-            "InvalidEndpointOrModel.NotFound",
-            f"The model or endpoint `{requested}` does not exist or you do not have access to it.",
-            param="model",
-        )
+        raise endpoint_not_found(requested, "model")
 
     prompt, draft_task_id = _parse_content(body.get("content"))
     options = _options_from_commands(prompt)

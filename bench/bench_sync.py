@@ -235,7 +235,8 @@ def markdown(results: dict[str, list[Measurement]], *, tasks: int) -> str:
             )
         lines.append("")
     lines += [
-        "Reading it: a cycle costs ⌈active/500⌉ list calls for the refresh plus one for discovery,",
+        "Reading it: a cycle costs ⌈active/500⌉ list calls for the refresh plus two for discovery",
+        "(the queued tasks, and the window's total to compare with the mirror's),",
         "whatever the number of finished tasks; a full sweep costs ⌈tasks/500⌉ and runs every",
         "ARKDASH_FULL_SWEEP_SECONDS (300 s by default). Rows whose mirrored fields did not change",
         "are not written.",

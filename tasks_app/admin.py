@@ -110,10 +110,11 @@ def _callback_url_prefix(request: HttpRequest) -> str:
 class AccountAdmin(admin.ModelAdmin):
     form = AccountAdminForm
     inlines = [MembershipInline]
-    list_display = ["name", "base_url", "sync_health", "task_count", "active_task_count", "callback_url"]
+    list_display = ["name", "base_url", "sync_health", "task_count", "active_task_count", "shared_tasks",
+                    "callback_url"]
     search_fields = ["name"]
-    readonly_fields = ["callback_url", "sync_health", "last_sync_error", "last_full_sweep_at", "is_default",
-                       "created"]
+    readonly_fields = ["callback_url", "sync_health", "last_sync_error", "last_full_sweep_at", "shared_tasks",
+                       "is_default", "created"]
     fieldsets = [
         (None, {"fields": ["name", "base_url", "api_key", "is_default"]}),
         (_("Callbacks"), {
@@ -121,7 +122,7 @@ class AccountAdmin(admin.ModelAdmin):
             "description": _("Pass this URL as callback_url when creating tasks with this account's key: "
                              "ArkDash then refreshes the task the moment Ark calls."),
         }),
-        (_("Sync"), {"fields": ["sync_health", "last_sync_error", "last_full_sweep_at", "created"]}),
+        (_("Sync"), {"fields": ["sync_health", "last_sync_error", "last_full_sweep_at", "shared_tasks", "created"]}),
     ]
 
     def save_model(self, request: HttpRequest, obj: Account, form: AccountAdminForm, change: bool) -> None:
@@ -155,6 +156,17 @@ class AccountAdmin(admin.ModelAdmin):
     @admin.display(description=_("queued or running"), ordering="n_active")
     def active_task_count(self, account: Account) -> int:
         return getattr(account, "n_active", 0)
+
+    @admin.display(description=_("same tasks as"))
+    def shared_tasks(self, account: Account) -> str:
+        if account.pk is None:
+            return ""
+        names = sorted(account.shares_tasks_with.values_list("name", flat=True))
+        if not names:
+            return ""
+        return gettext(
+            "%(names)s: these keys see the same Ark tasks; each output is archived once"
+        ) % {"names": ", ".join(names)}
 
     @admin.display(description=_("sync health"))
     def sync_health(self, account: Account) -> str:

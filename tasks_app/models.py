@@ -39,6 +39,15 @@ class Account(models.Model):
     # a crashed worker cannot hold forever (it expires).
     sync_lease_token = models.CharField(max_length=64, blank=True, editable=False)
     sync_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # Several API keys of one Ark account see the same tasks: two Accounts made from them
+    # mirror the same task ids. The sync records such pairs here (admin, /healthz).
+    shares_tasks_with = models.ManyToManyField(
+        "self",
+        symmetrical=True,
+        blank=True,
+        editable=False,
+        verbose_name=_("mirrors the same Ark tasks as"),
+    )
 
     class Meta:
         ordering = ["name"]

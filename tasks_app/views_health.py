@@ -36,7 +36,11 @@ def healthz(request: HttpRequest) -> HttpResponse:
         body["accounts"] = {
             "total": len(report.accounts),
             "failing": sum(1 for account in report.accounts if not account["ok"]),
+            "mirroring_the_same_tasks": sum(1 for account in report.accounts if account["same_tasks_as"]),
         }
+        body["warnings"] = [f"{len(body['warnings'])} warning(s); details for staff, loopback or the token"] if (
+            body["warnings"]
+        ) else []
     return JsonResponse(body, status=200 if report.healthy else 503)
 
 

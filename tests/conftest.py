@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -35,21 +38,29 @@ SIM_API_KEY = "test-key"
 SIM_BASE_URL = "http://arksim.test"
 
 
-@pytest.fixture
-def sim():
-    """The Ark simulator, in-process; every outbound call of the app is routed to it."""
+@contextmanager
+def routed_simulator(*, api_keys: tuple[str, ...] = (SIM_API_KEY,), **options: Any) -> Iterator[Any]:
+    """An in-process simulator (with `options`) that every outbound call of the app goes to."""
     from arksim import Simulator
     from tasks_app import outbound
 
     # Rate limits off: the sim's clock stands still unless a test advances it.
     simulator = Simulator(
-        api_keys=(SIM_API_KEY,),
+        api_keys=api_keys,
         public_base_url=SIM_BASE_URL,
         list_rate_per_second=None,
         get_rate_per_second=None,
         delete_rate_per_second=None,
+        **options,
     )
     with outbound.routed_to(simulator.transport()):
+        yield simulator
+
+
+@pytest.fixture
+def sim():
+    """The Ark simulator, in-process; every outbound call of the app is routed to it."""
+    with routed_simulator() as simulator:
         yield simulator
 
 

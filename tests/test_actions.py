@@ -34,15 +34,17 @@ def test_it_cancels_a_queued_task_and_mirrors_the_result(sim, account, user):
     assert sim.stats()["delete"] == 1
 
 
-def test_it_explains_a_cancel_refused_because_the_task_started_running(sim, account, user):
+@pytest.mark.parametrize("refusal_status", [400, 403, 409])
+def test_it_explains_a_cancel_refused_because_the_task_started_running(sim, account, user, refusal_status):
+    sim.refused_delete_status = refusal_status  # Ark documents no status for the refusal
     task = mirrored(sim, account, status="queued")
     sim.advance(sim.queue_seconds + 1)  # upstream it starts; the mirror still says queued
     result = task_cancel(task=task, user=user)
     assert not result.ok and result.code == "refused"
-    assert "already running" in result.message
+    assert result.message == "Ark refused to cancel: It is already running: Ark can only cancel tasks that are still queued."
     task.refresh_from_db()
     assert task.status == TaskStatus.RUNNING
-    assert sim.stats()["delete"] == 1
+    assert (sim.stats()["delete"], sim.stats()["get"]) == (1, 1)  # one DELETE, one re-read
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ from tasks_app.ark import (
     ArkBadRequestError,
     ArkClient,
     ArkConnectionError,
+    ArkDeleteRefusedError,
+    ArkPermissionError,
     ArkProtocolError,
     ArkRateLimitedError,
     ArkServerError,
@@ -53,8 +55,8 @@ def not_found() -> httpx.Response:
     return httpx.Response(404, json={"error": {"code": "NotFound", "message": "task cgt-1 not found"}})
 
 
-def refused(why: str) -> httpx.Response:
-    return httpx.Response(400, json={"error": {"code": "InvalidParameter.TaskStatus", "message": why}})
+def refused(why: str, status: int = 400, code: str = "InvalidParameter.TaskStatus") -> httpx.Response:
+    return httpx.Response(status, json={"error": {"code": code, "message": why}})
 
 
 @pytest.mark.parametrize("body", [b"", b"{}"])
@@ -82,18 +84,36 @@ def test_it_returns_none_when_the_record_is_already_gone():
     assert fake.calls == ["DELETE"]
 
 
-@pytest.mark.parametrize(
-    "why", ["task cgt-1 is running and cannot be cancelled", "task cgt-1 is already cancelled"]
-)
-def test_it_raises_arks_refusal_without_retrying(why):
-    fake = FakeArk(refused(why))
+@pytest.mark.parametrize("http_status", [400, 403, 409])
+@pytest.mark.parametrize("task_status", ["running", "cancelled"])
+def test_it_raises_arks_refusal_once_a_re_read_says_why(http_status, task_status):
+    fake = FakeArk(refused("not allowed", http_status, "SomeUndocumentedCode"), task(task_status))
 
-    with pytest.raises(ArkBadRequestError) as caught:
+    with pytest.raises(ArkDeleteRefusedError) as caught:
         make_client(fake).delete_task("cgt-1")
 
-    assert caught.value.message == why
-    assert caught.value.code == "InvalidParameter.TaskStatus"
-    assert fake.calls == ["DELETE"]
+    assert caught.value.status == task_status
+    assert caught.value.task.status == task_status
+    assert caught.value.http_status == http_status
+    assert fake.calls == ["DELETE", "GET"]  # never a second DELETE
+
+
+def test_it_returns_none_when_a_refused_delete_finds_the_record_gone():
+    fake = FakeArk(refused("conflict", 409, "Conflict"), not_found())
+
+    assert make_client(fake).delete_task("cgt-1") is None
+    assert fake.calls == ["DELETE", "GET"]
+
+
+def test_it_raises_a_refusal_the_re_read_does_not_explain_as_it_came():
+    fake = FakeArk(refused("account overdue", 403, "AccountOverdueError"), task("queued"))
+
+    with pytest.raises(ArkPermissionError) as caught:
+        make_client(fake).delete_task("cgt-1")
+
+    assert not isinstance(caught.value, ArkBadRequestError)
+    assert caught.value.code == "AccountOverdueError"
+    assert fake.calls == ["DELETE", "GET"]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,32 @@ from tasks_app.ark import ArkClient
 from tasks_app.models import Account, Task, TaskStatus
 from tasks_app.services.sync import sync_account, task_refresh, task_refresh_by_ark_id
 
+from .conftest import routed_simulator
+
 DAY = 86400
+# Every answer Ark's documents leave open that shapes a cycle: the list order, and how
+# many ids (or how long a URL) one filter.task_ids call may carry.
+SYNC_MODES = {
+    "newest-first": {},
+    "oldest-first": {"list_order": "oldest"},
+    "shuffled": {"list_order": "shuffled"},
+    "50-ids-a-call": {"max_task_ids": 50},
+    "4kb-request-line": {"max_request_line": 4096},
+}
+STABLE_ORDER = ("newest-first", "oldest-first", "50-ids-a-call", "4kb-request-line")
+
+
+@pytest.fixture(params=list(SYNC_MODES))
+def sim(request):
+    """The conftest simulator, once per mode."""
+    with routed_simulator(**SYNC_MODES[request.param]) as simulator:
+        simulator.mode = request.param
+        yield simulator
+
+
+def _ago(sim, seconds: float) -> float:
+    """A creation time `seconds` before the simulator's now (older than the young-task grace)."""
+    return sim.clock.now() - seconds
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +85,12 @@ def test_it_refreshes_1000_active_tasks_with_at_most_4_list_calls(sim, account):
 
     assert report.ok and not report.full_sweep
     stats = sim.stats()
-    assert stats["list"] <= 4  # ceil(1000/500) = 2 refresh calls, plus discovery
+    if sim.mode in ("50-ids-a-call", "4kb-request-line"):
+        # Refused batches were halved until they fit, then every id was read.
+        assert report.batch_shrunk >= 1 and report.batch_size < 500
+        assert stats["list"] <= report.batch_shrunk + math.ceil(1000 / report.batch_size) + 2
+    else:
+        assert stats["list"] <= 4  # ceil(1000/500) = 2 refresh calls, plus discovery
     assert stats["get"] == 0
     assert report.calls["list"] == stats["list"]
     assert report.updated == 1000
@@ -91,12 +122,12 @@ def test_it_discovers_a_task_that_went_queued_to_succeeded_between_cycles(sim, a
     task = Task.objects.get(account=account, ark_id=ark_id)
     assert task.status == TaskStatus.SUCCEEDED
     assert task.archive_handoff_pending  # its outputs go to the archive like any other
-    assert sim.stats()["list"] == 1
+    assert sim.stats()["list"] == 3  # queued, the window's total, succeeded
 
 
 def test_it_keeps_a_task_deleted_upstream_and_marks_it_gone(sim, account):
-    kept = sim.add_task(kind="video", status="succeeded")
-    deleted = sim.add_task(kind="video", status="succeeded")
+    kept = sim.add_task(kind="video", status="succeeded", created_at=_ago(sim, 600))
+    deleted = sim.add_task(kind="video", status="succeeded", created_at=_ago(sim, 600))
     _sweep_then_reset(sim, account)
     sim.delete_task(sim.default_key, deleted)
 
@@ -144,7 +175,7 @@ def test_it_marks_long_past_tasks_gone_without_asking_ark(sim, account):
 
 
 def test_it_does_not_mark_a_task_gone_because_a_page_was_short(sim, account, monkeypatch):
-    ark_id = sim.add_task(kind="video", status="running", run_seconds=1000)
+    ark_id = sim.add_task(kind="video", status="running", created_at=_ago(sim, 600), run_seconds=10_000)
     _sweep_then_reset(sim, account)
     real_list = ArkClient.list_tasks
 
@@ -171,8 +202,9 @@ def test_it_writes_nothing_on_a_quiet_cycle(sim, account):
     report = sync_account(account=account)
 
     assert report.ok and (report.created, report.updated) == (0, 0)
-    assert report.unchanged == 6
+    assert report.unchanged == 1  # the running task; the window's total says nothing else is new
     assert dict(Task.objects.values_list("ark_id", "changed_at")) == before
+    assert sim.stats()["list"] == 3  # refresh, queued, the window's total
 
 
 def test_it_sweeps_the_whole_window_when_due(sim, account, settings):
@@ -180,7 +212,8 @@ def test_it_sweeps_the_whole_window_when_due(sim, account, settings):
         sim.add_task(kind="video", status="succeeded")
     report = sync_account(account=account)
     assert report.full_sweep and report.created == 1200
-    assert report.calls["list"] == 3
+    if sim.mode in STABLE_ORDER:
+        assert report.calls["list"] == 3
     settings.ARKDASH_FULL_SWEEP_SECONDS = 0
     account.refresh_from_db()
     sim.reset_stats()
@@ -193,8 +226,11 @@ def test_it_pages_on_when_a_burst_of_new_tasks_fills_the_discovery_page(sim, acc
     for _ in range(700):
         sim.add_task(kind="video", status="succeeded")
     report = sync_account(account=account)
-    assert not report.full_sweep and report.created == 700
-    assert report.calls["list"] == 2
+    assert report.ok and report.created == 700
+    if sim.mode in STABLE_ORDER:
+        assert not report.full_sweep
+        assert report.calls["list"] == 4  # queued, the window's total, two pages of succeeded
+    # Shuffled, pages overlap: what the discovery budget missed, the sweep found at once.
 
 
 def test_it_skips_while_another_worker_holds_the_accounts_lease(sim, account):
@@ -229,7 +265,7 @@ def test_it_refreshes_one_task_by_id(sim, account):
 
 
 def test_it_marks_a_refreshed_task_gone_when_ark_has_no_record(sim, account):
-    ark_id = sim.add_task(kind="video", status="failed")
+    ark_id = sim.add_task(kind="video", status="failed", created_at=_ago(sim, 600))
     _sweep_then_reset(sim, account)
     sim.delete_task(sim.default_key, ark_id)
     task = task_refresh(task=Task.objects.get(ark_id=ark_id))

@@ -31,7 +31,7 @@ def test_it_runs_one_cycle_and_prints_what_it_did(sim, account):
     assert Task.objects.count() == 3
     sim.advance(60)
     output = _sync("--once")
-    assert "team: 2 calls (list 2); created 0, updated 2" in output
+    assert "team: 3 calls (list 3); created 0, updated 2" in output  # refresh, queued, the window's total
     assert "full sweep" not in output
 
 

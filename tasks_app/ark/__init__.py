@@ -7,6 +7,7 @@ from .errors import (
     ArkAuthenticationError,
     ArkBadRequestError,
     ArkConnectionError,
+    ArkDeleteRefusedError,
     ArkError,
     ArkNotFoundError,
     ArkPermissionError,
@@ -14,6 +15,7 @@ from .errors import (
     ArkRateLimitedError,
     ArkServerError,
     ArkTimeoutError,
+    ArkTooManyIdsError,
 )
 from .types import ArkTask, RateLimiter, TaskPage
 
@@ -22,6 +24,7 @@ __all__ = [
     "ArkBadRequestError",
     "ArkClient",
     "ArkConnectionError",
+    "ArkDeleteRefusedError",
     "ArkError",
     "ArkNotFoundError",
     "ArkPermissionError",
@@ -30,6 +33,7 @@ __all__ = [
     "ArkServerError",
     "ArkTask",
     "ArkTimeoutError",
+    "ArkTooManyIdsError",
     "RateLimiter",
     "TaskPage",
 ]

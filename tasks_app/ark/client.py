@@ -27,11 +27,13 @@ from . import observe
 from .errors import (
     ArkBadRequestError,
     ArkConnectionError,
+    ArkDeleteRefusedError,
     ArkError,
     ArkNotFoundError,
     ArkProtocolError,
     ArkServerError,
     ArkTimeoutError,
+    ArkTooManyIdsError,
     error_from_response,
     redact,
 )
@@ -55,6 +57,8 @@ _DEFAULT_PENALTY_SECONDS = 1.0
 # shift items while we page), so a server reporting an ever-growing total cannot loop us.
 _EXTRA_PAGES = 2
 _MAX_PAGES = 1000
+# How a refused DELETE may come back: the documents name no status (see CONTRACT.md).
+_REFUSAL_STATUSES = frozenset({400, 403, 409})
 
 
 def _user_agent() -> str:
@@ -144,7 +148,8 @@ class ArkClient:
         """One page of tasks from the 7-day window. `model` is the endpoint id tasks were sent to.
 
         An empty `task_ids` means "none of them" and returns an empty page without a call
-        (Ark would read a missing filter as "all tasks").
+        (Ark would read a missing filter as "all tasks"). ArkTooManyIdsError means the call
+        was refused for its size (too many ids or too long a URL): send fewer ids per call.
         """
         params = _list_params(
             page_num=page_num,
@@ -156,7 +161,19 @@ class ArkClient:
         )
         if params is None:
             return TaskPage(total=0, items=[])
-        data = self._call("GET", TASKS_PATH, endpoint="list", params=params, policy=retry_any_retryable)
+        try:
+            data = self._call("GET", TASKS_PATH, endpoint="list", params=params, policy=retry_any_retryable)
+        except ArkError as error:
+            sent = sum(1 for name, _value in params if name == "filter.task_ids")
+            if sent and _refused_for_size(error):
+                raise ArkTooManyIdsError(
+                    f"Ark refused {sent} task ids in one call: {error.message}",
+                    http_status=error.http_status,
+                    code=error.code,
+                    param=error.param,
+                    request_id=error.request_id,
+                ) from error
+            raise
         return TaskPage.from_json(data)
 
     def iter_tasks(
@@ -261,7 +278,8 @@ class ArkClient:
         - the re-read ArkTask when the record still exists (a cancelled task);
         - None when the record is gone (a finished task deleted, or no such task).
         Raises:
-        - ArkBadRequestError when Ark refuses (the task is running or already cancelled);
+        - ArkDeleteRefusedError when Ark refuses and a re-read shows why (the task is running
+          or already cancelled), whatever the refusal's status (400, 403 or 409);
         - the original error when the outcome stays unknown (see below), or any other ArkError.
 
         DELETE is never repeated blindly. When its outcome is unknown (timeout, dropped
@@ -287,17 +305,36 @@ class ArkClient:
                 if task.status == "cancelled":
                     return task
                 if task.status == "running":
-                    raise ArkBadRequestError(
-                        f"task {task.id} is running: Ark cancels only queued tasks", retryable=False
-                    ) from unknown
+                    raise _refused(task, unknown) from unknown
                 if attempt == 1 and task.status in {"queued", "succeeded", "failed", "expired"}:
                     continue  # the record is unchanged: the DELETE never took effect
                 raise
+            except ArkError as refusal:
+                if refusal.http_status not in _REFUSAL_STATUSES:
+                    raise
+                return self._explain_refusal(task_id, refusal)
             try:
                 return self.get_task(task_id)
             except ArkNotFoundError:
                 return None
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns or raises
+
+    def _explain_refusal(self, task_id: str, refusal: ArkError) -> ArkTask | None:
+        """A 4xx to DELETE: its status says little (400, 403 and 409 all occur), so re-read.
+
+        Running or cancelled: the state table's refusal, raised as ArkDeleteRefusedError
+        whatever the status was. Gone: the record is deleted (None). Anything else: the
+        refusal is about something else (a bad key, an overdue account) and is raised as is.
+        """
+        try:
+            task = self.get_task(task_id)
+        except ArkNotFoundError:
+            return None
+        except ArkError:
+            raise refusal from None
+        if task.status in ("running", "cancelled"):
+            raise _refused(task, refusal) from refusal
+        raise refusal
 
     # --- transport ------------------------------------------------------------------
 
@@ -465,6 +502,29 @@ class ArkClient:
         ):
             return ArkProtocolError(f"answer cut off: {detail}")
         return ArkConnectionError(f"connection failed: {detail}", request_sent=not never_sent)
+
+
+def _refused_for_size(error: ArkError) -> bool:
+    """Did Ark (or a proxy before it) refuse a list call because of its size?"""
+    if error.http_status in (413, 414):
+        return True
+    if not isinstance(error, ArkBadRequestError):
+        return False
+    if error.param:
+        return "task_ids" in error.param
+    return (error.code or "").startswith("InvalidParameter")
+
+
+def _refused(task: ArkTask, cause: ArkError) -> ArkDeleteRefusedError:
+    return ArkDeleteRefusedError(
+        f"task {task.id} is {task.status}: Ark refuses to cancel or delete it",
+        status=task.status,
+        task=task,
+        http_status=cause.http_status,
+        code=cause.code,
+        request_id=cause.request_id,
+        retryable=False,
+    )
 
 
 def _observe(endpoint: str, method: str, outcome: str, *, asked_at: float, sent_at: float | None) -> None:

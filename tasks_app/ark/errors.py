@@ -71,6 +71,26 @@ class ArkBadRequestError(ArkError):
     """400: Ark refused the request (bad parameter, or an action its state table forbids)."""
 
 
+class ArkTooManyIdsError(ArkBadRequestError):
+    """A `filter.task_ids` call was refused for its size (too many ids, or a URL too long: 414).
+
+    No document gives either limit: the caller sends fewer ids per call and tries again.
+    """
+
+
+class ArkDeleteRefusedError(ArkBadRequestError):
+    """Ark refused a DELETE (400, 403 or 409: undocumented) and a re-read shows why.
+
+    `.status` is the task's status at the re-read (running, cancelled) or None when the
+    re-read did not explain the refusal; `.task` is that re-read, when there was one.
+    """
+
+    def __init__(self, message: str, *, status: str | None = None, task: object = None, **fields) -> None:
+        super().__init__(message, **fields)
+        self.status = status
+        self.task = task
+
+
 class ArkAuthenticationError(ArkError):
     """401: the API key is wrong or revoked."""
 

@@ -174,8 +174,13 @@ def accounts_sync() -> list[dict[str, Any]]:
     now = timezone.now()
     stale_after = _stale_after_seconds()
     rows = []
+    shared: dict[int, list[str]] = {}
+    for pk, other in Account.shares_tasks_with.through.objects.values_list(
+        "from_account__pk", "to_account__name"
+    ):
+        shared.setdefault(pk, []).append(other)
     for account in Account.objects.order_by("name").values(
-        "name", "last_sync_ok_at", "failing_since", "consecutive_failures"
+        "pk", "name", "last_sync_ok_at", "failing_since", "consecutive_failures"
     ):
         synced = account["last_sync_ok_at"]
         lag = (now - synced).total_seconds() if synced else None
@@ -186,6 +191,8 @@ def accounts_sync() -> list[dict[str, Any]]:
                 "lag_seconds": round(lag, 1) if lag is not None else None,
                 "failing_since": _iso(account["failing_since"]),
                 "consecutive_failures": account["consecutive_failures"],
+                # Another Account mirrors the same Ark task ids (two keys of one Ark account).
+                "same_tasks_as": sorted(shared.get(account["pk"], [])),
                 "ok": synced is not None
                 and lag is not None
                 and lag <= stale_after
@@ -212,9 +219,17 @@ class HealthReport:
             "status": status,
             "checks": {name: result.as_json() for name, result in self.checks.items()},
             "accounts": self.accounts,
+            "warnings": _warnings(self.accounts),
             "archive": self.archive,
             "time": timezone.now().isoformat(),
         }
+
+
+def _warnings(accounts: list[dict[str, Any]]) -> list[str]:
+    pairs = sorted(
+        {tuple(sorted((row["name"], other))) for row in accounts for other in row.get("same_tasks_as", [])}
+    )
+    return [f"accounts {a!r} and {b!r} mirror the same Ark tasks (keys of one Ark account?)" for a, b in pairs]
 
 
 def _archive_summary() -> dict[str, Any]:

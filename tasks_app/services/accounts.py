@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from tasks_app import outbound
 from tasks_app.ark import ArkClient, RateLimiter
 from tasks_app.crypto import SecretDecryptError
-from tasks_app.models import Account, AuditAction, AuditEntry, AuditResult
+from tasks_app.models import Account, AuditAction, AuditEntry, AuditResult, Task
 from tasks_app.ratelimit import limiter_for_account
 
 logger = logging.getLogger(__name__)
@@ -181,3 +181,27 @@ def _free_default_name() -> str:
         suffix += 1
         name = f"{DEFAULT_ACCOUNT_NAME}-{suffix}"
     return name
+
+
+def accounts_note_shared_tasks(*, account: Account, ark_ids: list[str]) -> list[int]:
+    """Record the other Accounts that mirror any of `ark_ids`; returns their pks.
+
+    Two keys of one Ark account see the same tasks, so two Accounts made from them mirror
+    the same ids. Both rows stay (each Account's members see the task), but the archive
+    copies the outputs once (see archive.artifacts_create_for_task).
+    """
+    if not ark_ids:
+        return []
+    others = list(
+        Task.objects.filter(ark_id__in=ark_ids)
+        .exclude(account_id=account.pk)
+        .values_list("account_id", flat=True)
+        .distinct()
+    )
+    if others:
+        known = set(account.shares_tasks_with.values_list("pk", flat=True))
+        new = [pk for pk in others if pk not in known]
+        if new:
+            account.shares_tasks_with.add(*new)
+            logger.warning("account %s mirrors the same Ark tasks as accounts %s", account.name, new)
+    return others

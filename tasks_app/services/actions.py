@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from ..ark import ArkBadRequestError, ArkError, ArkNotFoundError, ArkTask
+from ..ark import ArkBadRequestError, ArkDeleteRefusedError, ArkError, ArkNotFoundError, ArkTask
 from ..crypto import SecretDecryptError
 from ..models import FINISHED_STATUSES, ArchiveState, AuditAction, AuditEntry, AuditResult, Task, TaskStatus
 from ..ratelimit import RateLimitWaitTooLong
@@ -141,13 +141,20 @@ def _cancel(task: Task, user: User) -> ActionResult:
 
 
 def _explain_cancel_refusal(task: Task, client, refusal: ArkBadRequestError) -> ActionResult:
-    """Ark said no: re-read the task so the row shows why (usually: it started running)."""
-    try:
-        task = _mirror(task, client.get_task(task.ark_id))
-    except ArkNotFoundError:
-        task = _mark_gone(task)
-    except ArkError:
-        logger.warning("re-reading %s after a refused cancel failed", task.ark_id)
+    """Ark said no: re-read the task so the row shows why (usually: it started running).
+
+    The client has already re-read it when the refusal is the state table's (whichever of
+    400, 403 or 409 Ark used): the message is then the same plain reason for each.
+    """
+    if isinstance(refusal, ArkDeleteRefusedError) and isinstance(refusal.task, ArkTask):
+        task = _mirror(task, refusal.task)
+    else:
+        try:
+            task = _mirror(task, client.get_task(task.ark_id))
+        except ArkNotFoundError:
+            task = _mark_gone(task)
+        except ArkError:
+            logger.warning("re-reading %s after a refused cancel failed", task.ark_id)
     reason = None if task.status == TaskStatus.QUEUED else _refusal_reason(task, "cancel")
     message = _("Ark refused to cancel: %(reason)s") % {"reason": reason or refusal.message}
     return ActionResult(False, "refused", message, task)
@@ -184,6 +191,11 @@ def _delete(task: Task, user: User, confirm_unarchived: bool, remove_local: bool
     try:
         with _client(task) as client:
             ark_task = client.delete_task(task.ark_id)
+    except ArkDeleteRefusedError as refusal:
+        if isinstance(refusal.task, ArkTask):
+            task = _mirror(task, refusal.task)
+        reason = _refusal_reason(task, "delete") or refusal.message
+        return ActionResult(False, "refused", _("Ark refused to delete: %(reason)s") % {"reason": reason}, task)
     except ArkBadRequestError as refusal:
         return ActionResult(False, "refused", _("Ark refused to delete: %(reason)s") % {"reason": refusal.message}, task)
     except (ArkError, RateLimitWaitTooLong, SecretDecryptError) as error:

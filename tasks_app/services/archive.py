@@ -125,6 +125,11 @@ def artifacts_create_for_task(*, task: Task) -> list[Artifact]:
 
     A re-read task may carry freshly signed URLs: an artifact not copied yet takes
     the new URL (and its deadline); archived and lost ones are left alone.
+
+    Two Accounts may mirror the same Ark task (two keys of one Ark account). Its outputs
+    are archived once, by the first row handed off: the rows of every Account mirroring
+    the id are locked together, so of two concurrent hand-offs the second sees the
+    first one's artifacts and creates none.
     """
     if task.status != TaskStatus.SUCCEEDED:
         return list(task.artifacts.order_by("pk"))
@@ -134,6 +139,10 @@ def artifacts_create_for_task(*, task: Task) -> list[Artifact]:
         if (url := getattr(task, spec.url_field) or "")
     }
     with transaction.atomic():
+        list(Task.objects.select_for_update().filter(ark_id=task.ark_id).order_by("pk").values_list("pk"))
+        if Artifact.objects.filter(task__ark_id=task.ark_id).exclude(task=task).exists():
+            logger.info("outputs of %s are archived by another account's row", task.ark_id)
+            return []
         existing = {artifact.output: artifact for artifact in Artifact.objects.filter(task=task)}
         new = [
             Artifact(

@@ -1,13 +1,22 @@
 """Keep the local mirror of each account's Ark tasks fresh, within Ark's rate budget.
 
 One cycle of `sync_account`:
-1. Active refresh: local queued/running tasks are re-read with `filter.task_ids`, 500
-   ids per list call, so a whole team's active work costs a call or two.
-2. Discovery: the first page (500, newest first) of all statuses finds new tasks,
-   including ones that went queued -> succeeded between two cycles. Or, every
-   ARKDASH_FULL_SWEEP_SECONDS, a full sweep of Ark's 7-day window instead.
+1. Active refresh: local queued/running tasks are re-read with `filter.task_ids`, up to
+   500 ids per list call, so a whole team's active work costs a call or two. Ark names no
+   limit on ids per call or on URL length: when a call is refused for its size the batch
+   is halved, and the size that works is remembered per account and grown back slowly.
+2. Discovery: Ark promises no list order, so new tasks are never looked for as "the
+   first page is the newest". Queued tasks are read every cycle (Ark caps them near
+   120 per account: one page holds them all). One call of page_size 1 then gives the
+   window's total: when the mirror holds as many tasks, nothing is new. Otherwise the
+   other statuses are read until the mirror knows as many tasks of each as Ark counts
+   (pages 1, last, 2, 3...: the newest tasks come first under either stable order),
+   and if that budget is not enough, the window is read until they are found.
+   Every ARKDASH_FULL_SWEEP_SECONDS a bounded full sweep reads the whole window.
 3. Tasks Ark no longer returns are confirmed with a get (404) and marked gone
-   upstream; they stay in the mirror.
+   upstream; they stay in the mirror. A task created in the last minute is never
+   marked gone: Ark's window is open at the request's second, so a task read back in
+   the second it was created is simply not visible yet.
 
 Only rows whose mirrored fields changed are written, one transaction per batch, so a
 cycle that fails half-way leaves a consistent mirror. A task that turns succeeded is
@@ -19,6 +28,7 @@ still flagged later (the process died in between, or the message was lost).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 import time
@@ -30,12 +40,21 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from tasks_app.ark import ArkClient, ArkError, ArkNotFoundError, ArkRateLimitedError, ArkTask
+from tasks_app.ark import (
+    ArkClient,
+    ArkError,
+    ArkNotFoundError,
+    ArkRateLimitedError,
+    ArkTask,
+    ArkTooManyIdsError,
+    TaskPage,
+)
 from tasks_app.crypto import SecretDecryptError
 from tasks_app.models import ACTIVE_STATUSES, Account, Task, TaskStatus
 from tasks_app.ratelimit import RateLimitWaitTooLong
@@ -45,12 +64,22 @@ from .accounts import client_for
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PAGE_SIZE = 500  # Ark's maximum page size, and the most ids one filter.task_ids call takes
+PAGE_SIZE = 500  # Ark's maximum page size, and the most ids we send in one filter.task_ids call
 ARK_WINDOW = timedelta(days=7)
 OUTPUT_URL_LIFETIME = timedelta(hours=24)
-# Discovery keeps paging while every task on a page is new (a burst of creations),
-# up to this many pages; anything larger waits for the next full sweep.
+CANCELLED_TTL = timedelta(hours=24)  # Ark deletes a cancelled task by itself this long after the cancel
+# Discovery reads at most this many pages of one status a cycle. The sweep reads the
+# window's pages at most ln(total) + 2 times over: with no order promised pages may
+# overlap, and a shuffled order needs about that many passes to show every task.
 MAX_DISCOVERY_PAGES = 10
+MAX_SWEEP_CALLS = 1000
+# The batch of filter.task_ids grows back by a tenth (at least one id) this often, and
+# never to a size refused in the last day.
+BATCH_GROW_EVERY = timedelta(minutes=10)
+BATCH_CEILING_TTL = timedelta(days=1)
+# Ark's window is open at the request's second and clocks differ a little: a task this
+# young that Ark does not return is "not visible yet", never "gone".
+YOUNG_TASK_GRACE = timedelta(minutes=1)
 # Confirming "gone" costs one get per task: cap it per cycle, the rest waits a cycle.
 MAX_GONE_CHECKS_PER_CYCLE = 200
 # A hand-off normally follows its commit within seconds: the sweep leaves younger flags
@@ -114,6 +143,8 @@ class SyncReport:
     gone: int = 0
     rate_limited: int = 0
     full_sweep: bool = False
+    batch_shrunk: int = 0  # filter.task_ids calls refused for their size, then re-sent smaller
+    batch_size: int | None = None
     skipped: bool = False
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -138,6 +169,8 @@ class SyncReport:
             text += "; full sweep"
         if self.rate_limited:
             text += f"; slowed by {self.rate_limited} rate limit answers"
+        if self.batch_shrunk:
+            text += f"; {self.batch_shrunk} calls refused for size, now {self.batch_size} ids a call"
         text += f"; {self.seconds:.2f}s"
         if self.errors:
             text += "; FAILED: " + "; ".join(self.errors)
@@ -151,6 +184,7 @@ class UpsertResult:
     unchanged: int = 0
     tasks: dict[str, Task] = field(default_factory=dict)  # by Ark id
     changed_ids: set[str] = field(default_factory=set)
+    created_ids: list[str] = field(default_factory=list)
 
 
 # --- Public services -------------------------------------------------------------------
@@ -243,6 +277,7 @@ def tasks_upsert_from_ark(*, account: Account, ark_tasks: Iterable[ArkTask]) -> 
         if to_create:
             merged = _create_or_merge(account, to_create, now=now)
             result.created += len(to_create) - len(merged)
+            result.created_ids = [task.ark_id for task in to_create if task.ark_id not in merged]
             result.updated += len(merged)
             for ark_id in merged:
                 result.tasks[ark_id] = Task.objects.get(account=account, ark_id=ark_id)
@@ -291,14 +326,21 @@ def task_refresh_by_ark_id(*, account: Account, ark_id: str, client: ArkClient |
 
 
 def tasks_mark_gone(*, account: Account, ark_ids: Iterable[str]) -> int:
-    """Mark tasks that Ark no longer has; they stay in the mirror. Returns how many changed."""
+    """Mark tasks that Ark no longer has; they stay in the mirror. Returns how many changed.
+
+    Tasks created within YOUNG_TASK_GRACE are left alone: Ark does not show a task in the
+    second it was created, so its 404 means "not yet", and a later read finds it.
+    """
     ids = list(ark_ids)
     if not ids:
         return 0
     now = timezone.now()
-    return Task.objects.filter(account=account, ark_id__in=ids, gone_upstream_at__isnull=True).update(
-        gone_upstream_at=now, changed_at=now
-    )
+    return Task.objects.filter(
+        account=account,
+        ark_id__in=ids,
+        gone_upstream_at__isnull=True,
+        ark_created_at__lt=now - YOUNG_TASK_GRACE,
+    ).update(gone_upstream_at=now, changed_at=now)
 
 
 def full_sweep_due(account: Account, *, now: datetime | None = None) -> bool:
@@ -371,17 +413,20 @@ class _Cycle:
         self.lease_token = lease_token
         self.started_at = timezone.now()
         self.written: set[str] = set()
+        self.status_read: dict[str, str] = {}  # Ark id -> status, for every task read this cycle
 
     def run(self, *, full_sweep: bool | None) -> None:
         sweep = full_sweep_due(self.account, now=self.started_at) if full_sweep is None else full_sweep
-        self.report.full_sweep = sweep
         # Active tasks first: they are what people are waiting for, and this way a
         # sweep that keeps failing cannot starve them.
         self._refresh_active()
         if sweep:
+            self.report.full_sweep = True
             self._sweep()
-        else:
-            self._discover()
+        elif not self._discover() and full_sweep is None:
+            # Ark holds tasks discovery could not find: read the window now, until found.
+            self.report.full_sweep = True
+            self._sweep(until_known=True)
 
     def _refresh_active(self) -> None:
         active_ids = list(
@@ -391,36 +436,76 @@ class _Cycle:
             .order_by("ark_created_at")
             .values_list("ark_id", flat=True)
         )
+        if not active_ids:
+            return
+        batch = TaskIdsBatch(account_id=self.account.pk)
         missing: list[str] = []
-        for batch in _chunks(active_ids, PAGE_SIZE):
-            page = self._patiently(
-                lambda batch=batch: self.client.list_tasks(task_ids=batch, page_size=PAGE_SIZE)
-            )
+        pending = active_ids
+        while pending:
+            ids, pending = pending[: batch.size], pending[batch.size :]
+            try:
+                page = self._patiently(lambda ids=ids: self.client.list_tasks(task_ids=ids, page_size=PAGE_SIZE))
+            except ArkTooManyIdsError:
+                if len(ids) == 1:
+                    raise
+                batch.refused(len(ids))
+                self.report.batch_shrunk += 1
+                pending = ids + pending  # the same ids again, fewer per call
+                continue
+            batch.accepted(len(ids))
             self._write(page.items)
             returned = {item.id for item in page.items}
-            missing.extend(ark_id for ark_id in batch if ark_id not in returned)
+            missing.extend(ark_id for ark_id in ids if ark_id not in returned)
+        batch.cycle_done()
+        self.report.batch_size = batch.size
         self._confirm_gone(missing)
 
-    def _discover(self) -> None:
-        for page_num in range(1, MAX_DISCOVERY_PAGES + 1):
-            page = self._patiently(
-                lambda page_num=page_num: self.client.list_tasks(page_num=page_num, page_size=PAGE_SIZE)
-            )
-            ids = [item.id for item in page.items]
-            known = set(
-                Task.objects.filter(account=self.account, ark_id__in=ids).values_list("ark_id", flat=True)
-            )
-            self._write(page.items)
-            # A full page of only new tasks: there may be more new ones behind it.
-            if len(page.items) < PAGE_SIZE or known:
-                return
+    def _discover(self) -> bool:
+        """Find tasks the mirror does not know, whatever order Ark lists in.
 
-    def _sweep(self) -> None:
-        seen: set[str] = set()
-        for batch in _chunks(self._every_task(), PAGE_SIZE):
-            self._write(batch)
-            seen.update(item.id for item in batch)
-        Account.objects.filter(pk=self.account.pk).update(last_full_sweep_at=self.started_at)
+        Queued tasks are read every cycle (one page: Ark caps them near 120). Then one
+        call of page_size 1 gives the window's total: when the mirror already knows as
+        many tasks, nothing is new. Otherwise each other status is read until the mirror
+        knows as many tasks with it as Ark counts. Returns False when that did not
+        account for everything (the caller sweeps then).
+
+        Counts can hide a new task behind one deleted upstream but not yet marked gone
+        (the mirror then holds as many as Ark counts): the queued read still finds any
+        task that stays queued for a cycle, and the next sweep finds the rest.
+        """
+        self._read_all(status=TaskStatus.QUEUED, max_calls=MAX_DISCOVERY_PAGES, enough=self._known_count)
+        total = self._patiently(lambda: self.client.list_tasks(page_size=1)).total
+        if self._known_count(None) >= total:
+            return True
+        for status in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.RUNNING, TaskStatus.CANCELLED):
+            self._read_all(status=status, max_calls=MAX_DISCOVERY_PAGES, enough=self._known_count)
+            if self._known_count(None) >= total:
+                return True
+        return False
+
+    def _known_count(self, status: str | None) -> int:
+        """How many tasks (with `status`) the mirror holds inside Ark's window right now."""
+        tasks = Task.objects.filter(
+            account=self.account, gone_upstream_at__isnull=True, ark_created_at__gte=timezone.now() - ARK_WINDOW
+        )
+        if status is not None:
+            tasks = tasks.filter(status=status)
+        # Ark forgets a cancelled task 24 h after the cancel; the mirror keeps it.
+        return tasks.exclude(status=TaskStatus.CANCELLED, ark_updated_at__lt=timezone.now() - CANCELLED_TTL).count()
+
+    def _sweep(self, *, until_known: bool = False) -> None:
+        """Read the whole window (or, `until_known`, until the mirror knows as many tasks as
+        Ark counts); local tasks a complete read did not return are confirmed gone."""
+        seen, total = self._read_all(
+            status=None, max_calls=None, enough=self._known_count if until_known else None
+        )
+        if not until_known:
+            Account.objects.filter(pk=self.account.pk).update(last_full_sweep_at=self.started_at)
+        self._note_shared_ids(list(seen))
+        if len(seen) < total:
+            if not until_known:
+                logger.warning("sync %s: the sweep saw %d of %d tasks", self.account.name, len(seen), total)
+            return  # what it did not see may still exist: nothing can be called gone
         # The sweep saw the whole window: local tasks it did not return are gone, or
         # were created after it began (the get below tells them apart).
         local = Task.objects.filter(account=self.account, gone_upstream_at__isnull=True).values_list(
@@ -428,18 +513,61 @@ class _Cycle:
         )
         self._confirm_gone([ark_id for ark_id in local.iterator(chunk_size=5000) if ark_id not in seen])
 
+    def _read_all(
+        self, *, status: str | None, max_calls: int | None, enough: Callable[[str | None], int] | None
+    ) -> tuple[set[str], int]:
+        """Page through the tasks with `status` (None: all); returns (ids seen, Ark's total).
+
+        No order is promised, so pages are not trusted to partition the set. Reading stops
+        once as many distinct tasks were seen as `total` says, or once `enough(status)`
+        (what the mirror knows) reaches it. Pages go 1, last, 2, 3, ...: whether Ark lists
+        newest or oldest first, the newest tasks are met at once; a shuffled order needs
+        passes, within a budget of calls.
+        """
+        seen: set[str] = set()
+        order: list[int] = [1]
+        calls, budget = 0, max_calls
+        while True:
+            page_num = order[calls % len(order)]
+            page: TaskPage = self._patiently(
+                lambda page_num=page_num: self.client.list_tasks(
+                    page_num=page_num, page_size=PAGE_SIZE, status=status
+                )
+            )
+            calls += 1
+            seen.update(item.id for item in page.items)
+            self._write(page.items)
+            if len(seen) >= page.total or not page.items:
+                return seen, page.total
+            if enough is not None and enough(status) >= page.total:
+                return seen, page.total
+            pages = max(1, math.ceil(page.total / PAGE_SIZE))
+            if len(order) != pages:
+                order = [1, *([pages] if pages > 1 else []), *range(2, pages)]
+            if budget is None:
+                passes = math.ceil(math.log(max(page.total, 1))) + 2
+                budget = min(pages * passes, MAX_SWEEP_CALLS)
+            if calls >= budget:
+                return seen, page.total
+
     def _confirm_gone(self, ark_ids: list[str]) -> None:
         if not ark_ids:
             return
         cutoff = self.started_at - _SURELY_OUT_OF_WINDOW
+        young = self.started_at - YOUNG_TASK_GRACE
         old = set(
             Task.objects.filter(
                 account=self.account, ark_id__in=ark_ids, ark_created_at__lt=cutoff
             ).values_list("ark_id", flat=True)
         )
+        just_created = set(
+            Task.objects.filter(
+                account=self.account, ark_id__in=ark_ids, ark_created_at__gte=young
+            ).values_list("ark_id", flat=True)
+        )
         gone = list(old)
-        to_check = [ark_id for ark_id in ark_ids if ark_id not in old][:MAX_GONE_CHECKS_PER_CYCLE]
-        for ark_id in to_check:
+        to_check = [ark_id for ark_id in ark_ids if ark_id not in old and ark_id not in just_created]
+        for ark_id in to_check[:MAX_GONE_CHECKS_PER_CYCLE]:
             try:
                 ark_task = self._patiently(lambda ark_id=ark_id: self.client.get_task(ark_id))
             except ArkNotFoundError:
@@ -451,13 +579,23 @@ class _Cycle:
     def _write(self, ark_tasks: list[ArkTask]) -> None:
         # A task read twice in one cycle (refreshed, then on the discovery page) is
         # written and counted once.
+        for item in ark_tasks:
+            self.status_read[item.id] = item.status
         fresh = [item for item in ark_tasks if item.id not in self.written]
         self.written.update(item.id for item in fresh)
         result = tasks_upsert_from_ark(account=self.account, ark_tasks=fresh)
         self.report.created += result.created
         self.report.updated += result.updated
         self.report.unchanged += result.unchanged
+        self._note_shared_ids(result.created_ids)
         _lease_extend(self.account, self.lease_token)
+
+    def _note_shared_ids(self, ark_ids: list[str] | set[str]) -> None:
+        """Record other Accounts that mirror some of these ids (two keys of one Ark account)."""
+        from .accounts import accounts_note_shared_tasks
+
+        for batch in _chunks(ark_ids, PAGE_SIZE):
+            accounts_note_shared_tasks(account=self.account, ark_ids=batch)
 
     # 429s slow the cycle down rather than fail it: the client has already told the
     # shared limiter to back off, so the next attempt waits its turn.
@@ -472,28 +610,63 @@ class _Cycle:
                 if time.monotonic() >= deadline:
                     raise
 
-    def _every_task(self) -> Iterator[ArkTask]:
-        # Like ArkClient.iter_tasks, but each page is retried patiently on 429 (a
-        # generator that raised cannot be resumed, so the paging lives here).
-        page_num = 1
-        seen: set[str] = set()
-        page_limit: int | None = None
-        while True:
-            page = self._patiently(
-                lambda page_num=page_num: self.client.list_tasks(page_num=page_num, page_size=PAGE_SIZE)
-            )
-            for item in page.items:
-                if item.id not in seen:
-                    seen.add(item.id)
-                    yield item
-            if len(page.items) < PAGE_SIZE or page_num * PAGE_SIZE >= page.total:
-                return
-            if page_limit is None:
-                # Tasks arriving while we page shift items: allow a little slack, never forever.
-                page_limit = -(-page.total // PAGE_SIZE) + 2
-            if page_num >= page_limit:
-                return
-            page_num += 1
+
+class TaskIdsBatch:
+    """How many ids one filter.task_ids call of an account carries, remembered in the cache.
+
+    Ark documents no limit, and a proxy may cap the URL. A refusal halves the size, or
+    falls back to the largest size that already worked, and marks the refused size as a
+    ceiling for a day. A cycle without refusal grows the size by a tenth, at most every
+    BATCH_GROW_EVERY, back towards PAGE_SIZE.
+    """
+
+    def __init__(self, *, account_id: int) -> None:
+        self.key = f"arkdash:sync:task-ids-batch:{account_id}"
+        state = cache.get(self.key) or {}
+        self.size: int = int(state.get("size", PAGE_SIZE))
+        self.ceiling: int = int(state.get("ceiling", PAGE_SIZE))
+        self.largest_ok: int = int(state.get("largest_ok", 0))
+        self.ceiling_until: float = float(state.get("ceiling_until", 0.0))
+        self.changed_at: float = float(state.get("changed_at", 0.0))
+        if self.ceiling_until and self.ceiling_until < time.time():
+            self.ceiling, self.largest_ok = PAGE_SIZE, 0  # a limit not met for a day may have changed
+        self._refused = False
+
+    def refused(self, sent: int) -> None:
+        self.ceiling = min(self.ceiling, sent - 1)
+        self.largest_ok = min(self.largest_ok, self.ceiling)
+        self.ceiling_until = time.time() + BATCH_CEILING_TTL.total_seconds()
+        if 0 < self.largest_ok < sent:
+            self.size = self.largest_ok
+        else:
+            self.size = max(1, min(self.size, sent) // 2)
+        self.changed_at = time.time()
+        self._refused = True
+        self._save()
+
+    def accepted(self, sent: int) -> None:
+        if sent > self.largest_ok:
+            self.largest_ok = sent
+            self._save()
+
+    def cycle_done(self) -> None:
+        if self._refused or self.size >= self.ceiling:
+            return
+        if time.time() - self.changed_at < BATCH_GROW_EVERY.total_seconds():
+            return
+        self.size = min(self.ceiling, self.size + max(1, self.size // 10))
+        self.changed_at = time.time()
+        self._save()
+
+    def _save(self) -> None:
+        state = {
+            "size": self.size,
+            "ceiling": self.ceiling,
+            "largest_ok": self.largest_ok,
+            "ceiling_until": self.ceiling_until,
+            "changed_at": self.changed_at,
+        }
+        cache.set(self.key, state, timeout=int(BATCH_CEILING_TTL.total_seconds() * 2))
 
 
 # --- Mapping an ArkTask onto a Task row ----------------------------------------------------

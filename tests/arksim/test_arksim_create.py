@@ -124,7 +124,6 @@ def test_it_rejects_malformed_json_with_400(api: httpx.Client, raw: bytes) -> No
     [
         ("ep-20250928090000-s3d01", SEED3D, "fileformat"),
         ("ep-20250428120000-lite1", "doubao-seedance-1-0-lite-t2v-250428", "resolution"),
-        ("ep-20991231000000-zzzzz", VIDEO, "resolution"),  # unknown endpoint: Seedance pro
         ("doubao-seedance-1-0-pro", VIDEO, "resolution"),  # name without version: newest version
     ],
 )
@@ -134,6 +133,13 @@ def test_it_resolves_endpoint_ids_and_aliases_to_a_model(
     task = ark.task_json(_post(api, {"model": requested, "content": TEXT}).json()["id"])
     assert task["model"] == model
     assert kind_field in task
+
+
+def test_it_answers_404_to_an_endpoint_id_it_does_not_know(ark: Simulator, api: httpx.Client) -> None:
+    response = _post(api, {"model": "ep-20991231000000-zzzzz", "content": TEXT})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "InvalidEndpointOrModel.NotFound"
+    assert ark.list_tasks(ark.default_key)["total"] == 0
 
 
 def test_it_reads_options_written_as_prompt_commands(ark: Simulator, api: httpx.Client) -> None:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from arksim import SimClock, Simulator
-from arksim.media import video_parts
+from arksim.media import mp4_info, video_parts
 
 from .support import DAY, KEY, START
 
@@ -82,7 +82,28 @@ def test_it_serves_a_real_h264_mp4_unique_to_the_task(
         assert probe.stdout.strip() == "h264", probe.stderr
 
 
-@pytest.mark.parametrize(("ratio", "size"), [("16:9", (480, 270)), ("9:16", (270, 480)), ("1:1", (360, 360))])
+RATIO_SIZES = [
+    ("16:9", (480, 270)), ("9:16", (270, 480)), ("1:1", (360, 360)),
+    ("4:3", (360, 270)), ("3:4", (270, 360)), ("21:9", (504, 216)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("ratio", "size"), RATIO_SIZES)
+@pytest.mark.parametrize(("options", "seconds"), [({"duration": 5}, 5.0), ({"duration": 12}, 12.0),
+                                                   ({"frames": 121}, 121 / 24)])  # fmt: skip
+def test_it_serves_a_video_in_the_tasks_ratio_lasting_about_its_duration(
+    ark: Simulator, http: httpx.Client, ratio: str, size: tuple[int, int], options: dict, seconds: float
+) -> None:
+    task_id = ark.add_task(status="succeeded", ratio=ratio, **options)
+    data = http.get(ark.output_url(task_id, "video")).content
+    width, height, duration = mp4_info(data)
+    assert (width, height) == size
+    assert abs(duration - seconds) < 0.1
+    assert len(data) < 64 * 1024  # small, whatever the duration
+    assert _boxes(data)[-1][0] == "free"
+
+
+@pytest.mark.parametrize(("ratio", "size"), RATIO_SIZES)
 def test_it_serves_a_png_last_frame_in_the_tasks_ratio(
     ark: Simulator, http: httpx.Client, ratio: str, size: tuple[int, int]
 ) -> None:
