@@ -65,7 +65,7 @@ def test_it_names_accounts_on_healthz_only_to_loopback_that_came_without_a_proxy
 
     for response in (through_proxy, proxy_without_header):
         assert account.name.encode() not in response.content
-        assert response.json()["accounts"] == {"total": 1, "failing": 1}
+        assert response.json()["accounts"] == {"total": 1, "failing": 1, "mirroring_the_same_tasks": 0}
     assert [entry["name"] for entry in probe_on_host.json()["accounts"]] == [account.name]
 
 
