@@ -50,6 +50,7 @@ ARCHIVE_LAG_SHOWN_AFTER = 60
 ARCHIVE_LAG_ALARM_AFTER = 3600
 ARCHIVE_LAG_CACHE_SECONDS = 15
 CURSOR_PARAMS = ("after", "before")
+POLL_PARAMS = ("rows", "health", "seen", "newest", "counts", "slide")  # the poll's own, beside the filter
 
 
 # --- the list ------------------------------------------------------------------------
@@ -75,7 +76,6 @@ def task_list(request: HttpRequest) -> HttpResponse:
     context = {
         "filter": filterset,
         "errors": errors,
-        "page": page,
         "tasks": page.tasks,
         "total": _total(counts, selected),
         "chips": _status_chips(filter_params, counts, selected),
@@ -85,7 +85,6 @@ def task_list(request: HttpRequest) -> HttpResponse:
         "known_models": selectors.known_models(access=access),
         "health": selectors.sync_health(user=request.user, access=access),
         "archive_lag": _archive_lag(access),
-        "has_live_rows": any(task.is_live for task in page.tasks),
         "has_cancellable_rows": any(task.operable_cancel for task in page.tasks),
         "page_sizes": PAGE_SIZES,
         "page_size": paging.page_size,
@@ -308,9 +307,6 @@ def task_rows(request: HttpRequest) -> HttpResponse:
         response[name] = value
     response["Cache-Control"] = "no-store"
     return response
-
-
-POLL_PARAMS = ("rows", "health", "seen", "newest", "counts", "slide")
 
 
 def _mirror_moved(latest: datetime | None, *, seen: datetime | None) -> bool:
