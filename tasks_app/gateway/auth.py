@@ -61,7 +61,9 @@ def limit_requests(token: ApiToken) -> None:
         raise GatewayError(429, "RateLimitExceeded", "This token may not make requests.", retry_after=60)
     limiter = SharedRateLimiter(
         store=store_from_settings(),
-        scope=f"{settings.ARK_RATE_LIMIT_KEY_PREFIX}:gateway-token:{token.pk}",
+        # Keyed by the token's hash, not its row id: an id comes back after a database is
+        # reset (or a token deleted on SQLite), a hash never names another token.
+        scope=f"{settings.ARK_RATE_LIMIT_KEY_PREFIX}:gateway-token:{token.token_hash[:32]}",
         # A burst of ten seconds' worth: scripts start many requests at once.
         rates={"request": Rate(per_second=per_second, burst=max(1, token.requests_per_minute // 6))},
         max_wait=0.0,
