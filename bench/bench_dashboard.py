@@ -119,7 +119,7 @@ FROM (
              ELSE 'cancelled' END AS status
     FROM (
         SELECT i, now() - (%(count)s - i) * (interval '180 days' / %(count)s) - interval '1 minute' AS created,
-               CASE WHEN i %% 5 = 0 THEN '3d' ELSE 'video' END AS kind, (i * 7919) %% 100 AS bucket
+               CASE WHEN i %% 5 = 0 THEN '3d' ELSE 'video' END AS kind, (i::bigint * 7919) %% 100 AS bucket
         FROM generate_series(1, %(count)s) AS i
     ) AS base
 ) AS planned

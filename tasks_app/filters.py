@@ -35,8 +35,15 @@ DEFAULT_SORT = "-created"
 def in_statuses(statuses: list[str]) -> Q:
     """Tasks in these statuses. A queued or running task gone from Ark is neither any more:
     nothing will ever re-read it (it shows as "gone from Ark, last seen running")."""
-    gone_active = Q(status__in=ACTIVE_STATUSES, gone_upstream_at__isnull=False)
-    return Q(status__in=statuses) & ~gone_active
+    # Written so that the finished statuses, nearly every row, need no look at
+    # gone_upstream_at: their counts stay index-only scans.
+    finished = [status for status in statuses if status not in ACTIVE_STATUSES]
+    active = [status for status in statuses if status in ACTIVE_STATUSES]
+    condition = Q(status__in=finished) if finished else Q()
+    if active:
+        still_upstream = Q(status__in=active, gone_upstream_at__isnull=True)
+        condition = condition | still_upstream if finished else still_upstream
+    return condition
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ urlpatterns = [
     path("tasks/rows/", views.task_rows, name="task_rows"),
     path("tasks/cancel/", views.tasks_cancel_bulk, name="tasks_cancel_bulk"),
     path("tasks/<id:pk>/", views.task_detail, name="task_detail"),
+    # cancel/ and delete/ stay under the task's own URL: the list's rows build them from it.
     path("tasks/<id:pk>/cancel/", views.task_cancel, name="task_cancel"),
     path("tasks/<id:pk>/delete/", views.task_delete, name="task_delete"),
     path("outputs/<id:artifact_id>/download/", views_download.artifact_download, name="artifact_download"),
