@@ -148,9 +148,12 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "arkdash.wsgi.application"
 
-# Per process, in memory: a few figures that are slow to compute and may be a little
-# old (the model suggestions, the archive lag). Nothing that must be fresh is cached.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Per process, in memory: a few figures that are slow to compute and may be a little old
+# (the model suggestions, the archive lag), and the list's rows under their version
+# (templates/tasks_app/task_list.html). Room for a few hundred pages of rows.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 20_000}}
+}
 
 DATABASES = {
     "default": dj_database_url.config(

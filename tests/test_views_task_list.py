@@ -318,3 +318,21 @@ def test_a_task_waiting_for_its_archive_hand_off_stays_live_until_the_hand_off(u
     assert [changed.pk for changed in selectors.rows_changed(access=ana, versions={task.pk: before})] == [task.pk]
     html = user_client.get("/").content.decode()
     assert not re.search(rf'<tr id="task-{task.pk}"[^>]*data-live', html)
+
+
+def test_it_never_serves_a_stored_row_that_no_longer_says_what_the_task_is(user_client, account, django_user_model):
+    from tasks_app.models import Membership, MembershipRole, Task
+
+    task = make_task(account, status=TaskStatus.QUEUED)
+    assert 'badge-queued' in user_client.get("/").content.decode()
+    task.status, task.started_at = TaskStatus.RUNNING, timezone.now()
+    task.save()  # its version moves
+    assert 'badge-running' in user_client.get("/").content.decode()
+    Task.objects.filter(pk=task.pk).update(status=TaskStatus.FAILED)  # a write that left changed_at alone
+    html = user_client.get("/").content.decode()
+    assert 'badge-failed' in html and f'hx-post="/tasks/{task.pk}/delete/"' in html
+    # The viewer's own right to act is part of what a row shows.
+    Membership.objects.filter(account=account).update(role=MembershipRole.VIEWER)
+    assert f'hx-post="/tasks/{task.pk}/delete/"' not in user_client.get("/").content.decode()
+    # So is the language.
+    assert "失败" in user_client.get("/", headers={"Accept-Language": "zh-hans"}).content.decode()
