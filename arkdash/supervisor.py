@@ -30,7 +30,7 @@ class Process:
     popen: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restarts: int = 0
-    pause: float = 1.0
+    pause: float = 0.5  # doubled on each quick death: the first restart waits 1 s
     restart_at: float | None = None
     pumps: list[threading.Thread] = field(default_factory=list)
 

@@ -73,21 +73,24 @@ def seed_demo(sim: Simulator, *, count: int, rng: random.Random) -> list[str]:
     now = sim.clock.now()
     statuses = list(STATUSES)  # every status at least once, then weighted
     statuses += rng.choices(list(STATUS_WEIGHTS), weights=list(STATUS_WEIGHTS.values()), k=max(0, count - 6))
-    ids = []
+    specs = []
     for status in statuses[:count]:
         kind = "3d" if status != "expired" and rng.random() < 0.25 else "video"
-        ids.append(sim.add_task(**_demo_task(kind, status, now, rng)))
-    # Whatever the draw, a few things to try at once: tasks to cancel, and a model in
-    # each 3D format to look at.
+        specs.append(_demo_task(kind, status, now, rng))
+    # Whatever the draw (when there is room), a few things to try at once: tasks to
+    # cancel, and a model in each 3D format to look at.
+    extras = []
     for _ in range(3):
         task = _demo_task("video", "queued", now, rng)
         task["queue_seconds"] = rng.uniform(*HELD_QUEUE_SECONDS)
-        ids.append(sim.add_task(**task))
+        extras.append(task)
     for fileformat in ("glb", "obj", "usd", "usdz"):
         task = _demo_task("3d", "succeeded", now, rng, live=True)
         task["fileformat"] = fileformat
-        ids.append(sim.add_task(**task))
-    return ids
+        extras.append(task)
+    if count >= len(STATUSES) + len(extras):
+        specs[len(STATUSES) : len(STATUSES) + len(extras)] = extras
+    return [sim.add_task(**spec) for spec in specs]
 
 
 def _demo_task(
