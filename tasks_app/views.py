@@ -24,7 +24,7 @@ from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 
 from . import list_parts, list_plan, page_cache, row_html, selectors
 from . import rows as row_views
@@ -236,7 +236,7 @@ def _parse_row_versions(text: str) -> dict[int, int] | None:
 
 
 @login_required
-@require_GET
+@require_safe  # HEAD too, for uptime checks
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.task_for_user(user=request.user, pk=pk)
     artifacts = list(task.artifacts.order_by("output"))
@@ -303,8 +303,17 @@ def _outputs(task: Task, artifacts: list[Artifact], now) -> dict:
         "model_zip": source(ArtifactOutput.MODEL_ZIP, task.file_url),
         # The viewer reads glb/gltf only; other formats are offered as downloads.
         "model_viewer": model_url if model_url and model_name.endswith((".glb", ".gltf")) else None,
+        # Why there is no preview, when it cannot come (the archive's own words, e.g. a USD file
+        # the converter could not read); None while it may still come.
+        "model_preview_error": _preview_error(model_file),
         "source_alive": source_alive,
     }
+
+
+def _preview_error(model_file: Artifact | None) -> str | None:
+    if model_file is None or model_file.state != ArtifactState.LOST:
+        return None
+    return model_file.last_error.removeprefix("Lost: ").removeprefix("no preview: ") or None
 
 
 # --- actions -------------------------------------------------------------------------
