@@ -119,7 +119,8 @@ class Supervisor:
         running = [p for p in self.processes if p.popen is not None and p.popen.poll() is None]
         for process in running:
             self.log("run", f"stopping {process.name}")
-            _signal_group(process.popen, signal.SIGTERM)
+            # The leader only: gunicorn's master and Celery's main process stop their own children.
+            process.popen.terminate()
         deadline = time.monotonic() + grace_seconds
         for process in running:
             assert process.popen is not None
