@@ -115,7 +115,7 @@ class Supervisor:
     def stop(self) -> None:
         self._stop.set()
 
-    def stop_all(self, grace_seconds: float = 10.0) -> None:
+    def stop_all(self, grace_seconds: float = 20.0) -> None:
         running = [p for p in self.processes if p.popen is not None and p.popen.poll() is None]
         for process in running:
             self.log("run", f"stopping {process.name}")

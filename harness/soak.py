@@ -256,10 +256,17 @@ def soak(*, minutes: float, tasks: int, keep: bool = False, rng_seed: int = 15) 
         run.start()
         result.first_cancellable_seconds = first_cancellable(run)
         result.burst_created = len(burst(run, tasks, random.Random(rng_seed)))
-        remaining = minutes * 60 - (time.monotonic() - started)
-        time.sleep(max(0.0, remaining))
         # Let the last successes' copies finish before judging them.
-        time.sleep(SETTLE_SECONDS / 2)
+        end = started + minutes * 60 + SETTLE_SECONDS / 2
+        while time.monotonic() < end:
+            if run.process is not None and run.process.poll() is not None:
+                # The runner itself stopped (a signal from outside): say so, judge nothing more.
+                result.problems.append(
+                    f"make run stopped after {(time.monotonic() - started) / 60:.1f} min "
+                    f"(exit status {run.process.returncode})"
+                )
+                return result
+            time.sleep(5)
         check_outputs(run, result)
     finally:
         run.stop()
