@@ -1,7 +1,7 @@
 """ArkDash settings. Everything comes from the environment (see README "Configuration").
 
 Embedded defaults make a fresh laptop work with Python alone: SQLite, local-disk
-archive, a filesystem Celery broker. Production sets DATABASE_URL, REDIS_URL and the
+archive, a filesystem Celery broker (arkdash/broker.py). Production sets DATABASE_URL, REDIS_URL and the
 S3 variables.
 """
 
@@ -348,11 +348,13 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
 else:
-    # kombu's filesystem transport: a broker that needs no server (fresh laptop).
+    # A broker that needs no server (fresh laptop): kombu's filesystem transport with
+    # atomic writes and a reader that survives a bad file (arkdash/broker.py says why).
     _broker_dir = DATA_DIR / "broker"
     for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "filesystem://localhost/"  # the host only silences kombu's "no hostname" warning
+    CELERY_BROKER_TRANSPORT = "arkdash.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),

@@ -8,8 +8,10 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from . import state
 from .demo import Trickle
 from .simulator import Simulator
 
@@ -83,6 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="show a task in the second it was created (Ark's window is open at T)")  # fmt: skip
     parser.add_argument("--rng-seed", type=int, default=None, help="seed for ids and demo data")
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument("--state-file", default=None, metavar="PATH",
+                        help="keep the tasks in this file: a restart continues (and skips --seed-demo)")  # fmt: skip
 
 
 def run(options: dict[str, Any], *, stop: threading.Event | None = None, out: Any = None) -> int:
@@ -111,7 +115,9 @@ def run(options: dict[str, Any], *, stop: threading.Event | None = None, out: An
     except ValueError as error:
         print(f"arksim: {error}", file=sys.stderr)
         return 2
-    if options.get("seed_demo"):
+    state_file = Path(options["state_file"]) if options.get("state_file") else None
+    restored = state_file is not None and state.load(sim, state_file)
+    if options.get("seed_demo") and not restored:
         sim.seed_demo(count=options.get("demo_count", 60))
     try:
         handle = sim.serve(options["host"], options["port"], public_base_url=options.get("public_base_url"))
@@ -119,6 +125,7 @@ def run(options: dict[str, Any], *, stop: threading.Event | None = None, out: An
         print(f"arksim: cannot listen on {options['host']}:{options['port']}: {error}", file=sys.stderr)
         return 1
     trickle = Trickle(sim, options["demo_trickle"]).start() if options.get("demo_trickle") else None
+    saver = state.Saver(sim, state_file).start() if state_file else None
     print(f"arksim listening on {handle.url}  (Ark base URL: {handle.base_url})", file=out, flush=True)
 
     stop = stop or threading.Event()
@@ -132,6 +139,8 @@ def run(options: dict[str, Any], *, stop: threading.Event | None = None, out: An
         _restore_signal_handlers(previous)
         if trickle:
             trickle.stop()
+        if saver:
+            saver.stop()
         handle.shutdown()
     print("arksim stopped", file=out, flush=True)
     return 0

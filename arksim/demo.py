@@ -41,6 +41,13 @@ THREE_D_ERRORS = ("InputImageSensitiveContentDetected.PolicyViolation", "Interna
 # Rough shares of a real account's history.
 STATUS_WEIGHTS = {"succeeded": 55, "failed": 10, "expired": 5, "cancelled": 6, "queued": 12, "running": 12}
 DEMO_SPAN = 6.5 * DAY
+# Output URLs live 24 h: most demo successes are recent enough that ArkDash can still
+# archive them; the rest show what a lost output looks like.
+LIVE_SHARE = 0.85
+# Some queued tasks wait this long, so "cancel" can be tried on them (Ark caps an
+# account at about 120 queued tasks; the demo stays far below).
+HELD_QUEUE_SECONDS = (600.0, 1500.0)
+HELD_SHARE = 0.5
 
 
 def _endpoint_for(model: str, rng: random.Random) -> str:
@@ -66,14 +73,29 @@ def seed_demo(sim: Simulator, *, count: int, rng: random.Random) -> list[str]:
     now = sim.clock.now()
     statuses = list(STATUSES)  # every status at least once, then weighted
     statuses += rng.choices(list(STATUS_WEIGHTS), weights=list(STATUS_WEIGHTS.values()), k=max(0, count - 6))
-    ids = []
+    specs = []
     for status in statuses[:count]:
         kind = "3d" if status != "expired" and rng.random() < 0.25 else "video"
-        ids.append(sim.add_task(**_demo_task(kind, status, now, rng)))
-    return ids
+        specs.append(_demo_task(kind, status, now, rng))
+    # Whatever the draw (when there is room), a few things to try at once: tasks to
+    # cancel, and a model in each 3D format to look at.
+    extras = []
+    for _ in range(3):
+        task = _demo_task("video", "queued", now, rng)
+        task["queue_seconds"] = rng.uniform(*HELD_QUEUE_SECONDS)
+        extras.append(task)
+    for fileformat in ("glb", "obj", "usd", "usdz"):
+        task = _demo_task("3d", "succeeded", now, rng, live=True)
+        task["fileformat"] = fileformat
+        extras.append(task)
+    if count >= len(STATUSES) + len(extras):
+        specs[len(STATUSES) : len(STATUSES) + len(extras)] = extras
+    return [sim.add_task(**spec) for spec in specs]
 
 
-def _demo_task(kind: str, status: str, now: float, rng: random.Random) -> dict[str, Any]:
+def _demo_task(
+    kind: str, status: str, now: float, rng: random.Random, *, live: bool | None = None
+) -> dict[str, Any]:
     model = SEED3D_MODEL if kind == "3d" else rng.choice(VIDEO_MODELS)
     task: dict[str, Any] = {
         "kind": kind,
@@ -90,9 +112,10 @@ def _demo_task(kind: str, status: str, now: float, rng: random.Random) -> dict[s
 
     if status in ("queued", "running"):
         # Recent, with human-scale timings so they visibly move on while someone watches.
-        task["queue_seconds"] = rng.uniform(20, 180)
+        held = rng.random() < HELD_SHARE
+        task["queue_seconds"] = rng.uniform(*HELD_QUEUE_SECONDS) if held else rng.uniform(20, 180)
         task["run_seconds"] = rng.uniform(40, 240)
-        age = rng.uniform(0, task["queue_seconds"]) if status == "queued" else rng.uniform(0, 60)
+        age = rng.uniform(0, min(task["queue_seconds"] / 2, 120)) if status == "queued" else rng.uniform(0, 60)
         task["created_at"] = now - age
         if status == "running":
             task["updated_at"] = now - rng.uniform(0, min(age, 30))
@@ -104,6 +127,10 @@ def _demo_task(kind: str, status: str, now: float, rng: random.Random) -> dict[s
         expires_after = rng.choice((3600, 86400, 172800))
         task["execution_expires_after"] = expires_after
         task["created_at"] = now - rng.uniform(expires_after + 600, DEMO_SPAN)
+    elif status == "succeeded":
+        live = rng.random() < LIVE_SHARE if live is None else live
+        # Live: succeeded within the last 22 h, so its URLs still work when ArkDash first looks.
+        task["created_at"] = now - (rng.uniform(120, 22 * 3600) if live else rng.uniform(26 * 3600, DEMO_SPAN))
     else:
         task["created_at"] = now - rng.uniform(120, DEMO_SPAN)
         if status == "failed":
@@ -159,6 +186,15 @@ class Trickle:
         while not self._stop.wait(self._every):
             try:
                 task_id = self._sim.create_task(random_create_body(self._rng))
+                if self._rng.random() < HELD_SHARE / 2:
+                    self._hold(task_id, self._rng.uniform(*HELD_QUEUE_SECONDS))
                 log.info("demo trickle created %s", task_id)
             except ArkHttpError as error:  # e.g. the queued-task quota is full
                 log.info("demo trickle skipped: %s", error.message)
+
+    def _hold(self, task_id: str, seconds: float) -> None:
+        """Keep a new task queued for minutes, so there is always something to cancel."""
+        with self._sim._lock:
+            task = self._sim._tasks.get(task_id)
+            if task is not None and task.status == "queued":
+                task.queue_seconds = seconds

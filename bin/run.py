@@ -1,18 +1,19 @@
 """`make run`: the whole dashboard on one machine, with Python alone.
 
 Starts the web server, a Celery worker and beat (and, when ARK_API_KEY is not set, the
-built-in Ark simulator seeded with demo tasks) under one supervisor, after preparing
-the database and static files. Ctrl-C stops everything.
+built-in Ark simulator seeded with demo tasks) under one supervisor
+(arkdash/supervisor.py: a process that dies is restarted, the others go on), after
+preparing the database and static files. Ctrl-C stops everything. The simulator keeps
+its tasks in var/arksim-state.json, so a restart continues where it stopped.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
-
-from honcho.manager import Manager
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -42,6 +43,7 @@ def main() -> int:
     manage("collectstatic", "--noinput", "-v", "0")
     manage("bootstrap", f"--url=http://{host}:{port}/")
 
+    data_dir = Path(env["ARKDASH_DATA_DIR"])
     processes = {
         "web": f"{PYTHON} -m gunicorn arkdash.wsgi -b {host}:{port} --workers 2 --threads 4 "
         "--access-logfile - --logger-class arkdash.access_log.Logger --graceful-timeout 5",
@@ -49,15 +51,18 @@ def main() -> int:
         "beat": f"{PYTHON} -m celery -A arkdash beat -l info",
     }
     if use_simulator:
+        # Trickled tasks wait a minute in the queue and run for one (the demo holds a few
+        # queued much longer, to be cancelled).
         processes["arksim"] = (
-            f"{PYTHON} manage.py arksim --port {sim_port} --api-key {SIM_KEY} --seed-demo --demo-trickle 30"
+            f"{PYTHON} manage.py arksim --port {sim_port} --api-key {SIM_KEY} --seed-demo --demo-trickle 30 "
+            f"--queue-seconds 60 --run-seconds 60 --state-file {shlex.quote(str(data_dir / 'arksim-state.json'))}"
         )
 
-    manager = Manager()
-    for name, command in processes.items():
-        manager.add_process(name, command, cwd=str(ROOT), env=env)
-    manager.loop()
-    return manager.returncode or 0
+    sys.path.insert(0, str(ROOT))
+    from arkdash.supervisor import Supervisor
+
+    supervisor = Supervisor({name: shlex.split(command) for name, command in processes.items()}, cwd=str(ROOT), env=env)
+    return supervisor.run()
 
 
 if __name__ == "__main__":

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
+from django.utils.translation import gettext_lazy as _
 
 
 class TasksAppConfig(AppConfig):
     name = "tasks_app"
-    verbose_name = "Ark tasks"
+    verbose_name = _("Ark tasks")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -51,6 +51,8 @@ class Account(models.Model):
 
     class Meta:
         ordering = ["name"]
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
 
     def __str__(self) -> str:
         return self.name
@@ -281,6 +283,20 @@ class Artifact(models.Model):
     def __str__(self) -> str:
         return f"{self.task.ark_id}/{self.output}"
 
+    @property
+    def lost_explanation(self) -> str:
+        """Why a lost output was lost, in the reader's language (last_error keeps the technical detail)."""
+        if self.state != ArtifactState.LOST:
+            return ""
+        error = self.last_error
+        if self.output == ArtifactOutput.MODEL_FILE:
+            return _("No 3D preview could be made from the model; the model zip itself is archived.")
+        if "expired before a copy succeeded" in error or "has expired or was removed" in error:
+            return _("Ark's link to this output stopped working before ArkDash could copy it.")
+        if "gave up after" in error:
+            return _("ArkDash gave up copying this output after %(n)d attempts.") % {"n": self.attempts}
+        return _("ArkDash could not copy this output and will not try again.")
+
 
 class MembershipRole(models.TextChoices):
     VIEWER = "viewer", _("viewer (list, see, download)")
@@ -301,6 +317,8 @@ class Membership(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "account"], name="membership_unique_per_account")]
         ordering = ["account__name", "user__username"]
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
 
     def __str__(self) -> str:
         return f"{self.user} → {self.account} ({self.role})"
@@ -345,6 +363,7 @@ class AuditEntry(models.Model):
 
     class Meta:
         ordering = ["-created", "-id"]
+        verbose_name = _("audit entry")
         verbose_name_plural = _("audit entries")
 
     def __str__(self) -> str:

@@ -22,7 +22,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from . import selectors
 from .filters import PAGE_SIZES, Cursor, TaskFilter, parse_paging
@@ -326,7 +326,7 @@ def _mirror_moved(latest: datetime | None, *, seen: datetime | None) -> bool:
 
 
 @login_required
-@require_GET
+@require_safe  # HEAD too, for uptime checks
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.task_for_user(user=request.user, pk=pk)
     artifacts = list(task.artifacts.order_by("output"))
@@ -393,8 +393,17 @@ def _outputs(task: Task, artifacts: list[Artifact], now) -> dict:
         "model_zip": source(ArtifactOutput.MODEL_ZIP, task.file_url),
         # The viewer reads glb/gltf only; other formats are offered as downloads.
         "model_viewer": model_url if model_url and model_name.endswith((".glb", ".gltf")) else None,
+        # Why there is no preview, when it cannot come (the archive's own words, e.g. a USD file
+        # the converter could not read); None while it may still come.
+        "model_preview_error": _preview_error(model_file),
         "source_alive": source_alive,
     }
+
+
+def _preview_error(model_file: Artifact | None) -> str | None:
+    if model_file is None or model_file.state != ArtifactState.LOST:
+        return None
+    return model_file.last_error.removeprefix("Lost: ").removeprefix("no preview: ") or None
 
 
 # --- actions -------------------------------------------------------------------------

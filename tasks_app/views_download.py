@@ -7,6 +7,7 @@ import logging
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from . import storage
@@ -29,7 +30,9 @@ def artifact_for_user(*, user: User, pk: int) -> Artifact:
 def artifact_download(request: HttpRequest, artifact_id: int) -> HttpResponseBase:
     artifact = artifact_for_user(user=request.user, pk=artifact_id)
     if artifact.state != ArtifactState.ARCHIVED:
-        raise Http404("This output is not archived (yet)")
+        # A page that says why (lost, or not copied yet) and leads back to the task, not a bare 404.
+        return render(request, "tasks_app/output_unavailable.html", {"artifact": artifact, "task": artifact.task},
+                      status=404)
     # ?inline=1 for <video src> and the 3D viewer; a download otherwise.
     return archived_file_response(request, artifact, inline=request.GET.get("inline") == "1")
 

@@ -65,7 +65,7 @@ def unsafe_name_reason(name: str) -> str | None:
     return None
 
 
-def _is_symlink(info: zipfile.ZipInfo) -> bool:
+def is_symlink(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(info.external_attr >> 16)
 
 
@@ -141,7 +141,7 @@ def extract_model(
         reason = unsafe_name_reason(name)
         if reason:
             raise ZipError(f"refused zip member {name!r}: {reason}")
-        if _is_symlink(info) or info.is_dir():
+        if is_symlink(info) or info.is_dir():
             raise ZipError(f"refused zip member {name!r}: not a regular file")
         cap = max_member_bytes if max_member_bytes is not None else limits.max_total_bytes
         if info.file_size > cap:

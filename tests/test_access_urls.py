@@ -38,6 +38,7 @@ PUBLIC = {
     "admin:login": {200},
     "admin:logout": {302, 405},  # back to the admin (and its login)
     "set_language": {302},  # a GET changes nothing and goes back
+    "favicon": {301},  # to the static icon
 }
 CALLBACK = "tasks_app:ark_callback"
 # The gateway's own callback hook answers like the account's usual one.

@@ -139,3 +139,19 @@ def test_it_cancels_the_queued_tasks_of_a_bulk_selection(sim, account, user):
     assert report.message == "3 tasks cancelled. 1 refused (no longer queued)."
     assert Task.objects.filter(status=TaskStatus.CANCELLED).count() == 3
     assert sim.stats()["delete"] == 3
+
+
+@pytest.mark.parametrize("lost", ["archive_state", "expired_urls"])
+def test_it_deletes_a_record_whose_outputs_are_lost_without_a_warning(sim, account, user, lost):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    task = mirrored(sim, account, status="succeeded")
+    if lost == "archive_state":
+        Task.objects.filter(pk=task.pk).update(archive_state=ArchiveState.LOST)
+    else:
+        Task.objects.filter(pk=task.pk).update(outputs_expire_at=timezone.now() - timedelta(hours=1))
+    task.refresh_from_db()
+    result = task_delete(task=task, user=user, confirm_unarchived=False)
+    assert result.ok and result.code == "deleted" and "not archived" not in result.message

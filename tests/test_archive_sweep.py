@@ -178,6 +178,7 @@ def test_it_measures_the_lag_from_the_oldest_unarchived_success(sim, mirror, loc
     new_task, new = video(sim, mirror)
     type(old_task).objects.filter(pk=old_task.pk).update(ark_updated_at=now - timedelta(seconds=500))
     type(new_task).objects.filter(pk=new_task.pk).update(ark_updated_at=now - timedelta(seconds=100))
+    type(old).objects.filter(pk__in=[old.pk, new.pk]).update(created=now - timedelta(seconds=600))
 
     assert archive_lag_seconds(now=now) == pytest.approx(500, abs=1)
 
@@ -222,3 +223,24 @@ def test_a_task_turning_succeeded_in_sync_gets_its_outputs_archived(
     task.refresh_from_db()
     assert task.archive_state == "archived"
     assert task.archive_handoff_pending is False
+
+
+def test_it_counts_the_lag_from_when_arkdash_learnt_of_the_success(sim, mirror, local_archive):
+    # A success from 20 h ago found by the first sync just now: the archive is not 20 h late.
+    now = timezone.now()
+    task, artifact = video(sim, mirror)
+    type(task).objects.filter(pk=task.pk).update(ark_updated_at=now - timedelta(hours=20))
+    type(artifact).objects.filter(pk=artifact.pk).update(created=now - timedelta(seconds=30))
+
+    assert archive_lag_seconds(now=now) == pytest.approx(30, abs=1)
+
+
+def test_it_leaves_outputs_whose_url_already_died_out_of_the_lag(sim, mirror, local_archive):
+    now = timezone.now()
+    task, artifact = video(sim, mirror)
+    type(task).objects.filter(pk=task.pk).update(ark_updated_at=now - timedelta(hours=154))
+    type(artifact).objects.filter(pk=artifact.pk).update(
+        created=now - timedelta(hours=1), deadline=now - timedelta(hours=130)
+    )
+
+    assert archive_lag_seconds(now=now) == 0.0

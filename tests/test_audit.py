@@ -201,3 +201,12 @@ def test_it_hides_the_log_from_non_staff(sim, account, viewer):
     client.force_login(viewer)
     response = client.get("/admin/tasks_app/auditentry/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_it_records_deleting_a_task_whose_outputs_are_lost_as_done(sim, account, operator):
+    [task] = mirror(sim, account, {"status": "succeeded"})
+    Task.objects.filter(pk=task.pk).update(archive_state="lost")
+    task.refresh_from_db()
+    actions.task_delete(task=task, user=operator, confirm_unarchived=False)
+    entry = only_entry()
+    assert (entry.action, entry.result, entry.code) == ("delete", "done", "deleted")

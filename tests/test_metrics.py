@@ -188,6 +188,7 @@ def test_it_reports_archive_lag_and_outputs_by_state(client, sim, mirror):
     sim_id = sim.add_task(kind="video", status="succeeded", return_last_frame=True)
     task = mirror(sim_id, ark_updated_at=timezone.now() - timedelta(minutes=5))
     artifacts_create_for_task(task=task)  # copies are queued on commit, which a test never reaches
+    task.artifacts.update(created=timezone.now() - timedelta(minutes=5))  # learnt of 5 minutes ago
 
     samples = scrape(client)
 

@@ -116,3 +116,29 @@ def test_it_offers_the_actions_valid_for_the_status(user_client, account):
     gone = make_task(account, status=TaskStatus.FAILED, gone_upstream_at=timezone.now())
     html = user_client.get(f"/tasks/{gone.pk}/").content.decode()
     assert "gone from Ark" in html and "Remove from ArkDash" in html
+
+
+def test_it_shows_durations_in_peoples_units_in_both_languages(user_client, account):
+    task = make_task(account, status=TaskStatus.SUCCEEDED, duration=5)
+    type(task).objects.filter(pk=task.pk).update(execution_expires_after=172800)
+    html = user_client.get(f"/tasks/{task.pk}/").content.decode()
+    assert "<dd>48 h</dd>" in html and "<dd>5 s</dd>" in html and "172800" not in html.split("raw-json")[0]
+    html = user_client.get(f"/tasks/{task.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "<dd>48 小时</dd>" in html and "<dd>5 秒</dd>" in html
+
+
+def test_it_says_a_task_gone_from_ark_was_last_seen_running(user_client, account):
+    task = make_task(account, status=TaskStatus.RUNNING, gone_upstream_at=timezone.now())
+    html = user_client.get(f"/tasks/{task.pk}/").content.decode()
+    assert "gone from Ark (last seen running)" in html
+
+
+def test_it_says_truthfully_why_a_3d_model_has_no_preview(user_client, account):
+    task = make_task(account, kind=TaskKind.MODEL_3D, status=TaskStatus.SUCCEEDED,
+                     archive_state=ArchiveState.ARCHIVED, file_format="usd")
+    archived(task, ArtifactOutput.MODEL_ZIP, "model.zip")
+    Artifact.objects.create(task=task, output=ArtifactOutput.MODEL_FILE, state=ArtifactState.LOST,
+                            filename="model.glb", last_error="Lost: no preview: the USD file holds no mesh")
+    html = user_client.get(f"/tasks/{task.pk}/").content.decode()
+    assert "No 3D preview: the USD file holds no mesh." in html
+    assert "appears once the model is archived" not in html and "<model-viewer" not in html

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ObservabilityConfig(AppConfig):
@@ -8,7 +9,7 @@ class ObservabilityConfig(AppConfig):
 
     name = "tasks_app.observability"
     label = "observability"
-    verbose_name = "Observability"
+    verbose_name = _("Observability")
 
     def ready(self) -> None:
         from tasks_app.ark.observe import add_call_observer

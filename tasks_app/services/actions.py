@@ -80,8 +80,13 @@ class BulkCancelReport:
 
 
 def outputs_unarchived(task: Task) -> bool:
-    """True when deleting Ark's record would lose outputs ArkDash has not copied."""
-    return task.status == TaskStatus.SUCCEEDED and task.archive_state != ArchiveState.ARCHIVED
+    """True when deleting Ark's record would lose outputs ArkDash has not copied.
+
+    Outputs already lost (their URLs died first) cannot be lost again: no warning then.
+    """
+    if task.status != TaskStatus.SUCCEEDED or task.archive_state in (ArchiveState.ARCHIVED, ArchiveState.LOST):
+        return False
+    return task.outputs_expire_at is None or task.outputs_expire_at > timezone.now()
 
 
 def _refusal_reason(task: Task, action: str) -> str | None:

@@ -34,10 +34,10 @@ from urllib.parse import parse_qs, urlsplit
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Min, Q
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from tasks_app import fetch, storage, zipsafe
+from tasks_app import fetch, model_convert, storage, zipsafe
 from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
 
 logger = logging.getLogger(__name__)
@@ -496,6 +496,9 @@ def _extract_model_file(artifact: Artifact, token: str) -> _Copied:
     ).first()
     if zip_artifact is None:
         raise ArchiveError("the model zip is not archived yet")
+    file_format = (artifact.task.file_format or "").lower()
+    if file_format in model_convert.CONVERTIBLE and artifact.filename.endswith(".glb"):
+        return _convert_model_file(artifact, zip_artifact, file_format, token)
     with tempfile.TemporaryFile(dir=_spool_dir()) as spool:
         with storage.open_read(zip_artifact.storage_key) as archived:
             while chunk := archived.read(SPOOL_CHUNK):
@@ -513,6 +516,29 @@ def _extract_model_file(artifact: Artifact, token: str) -> _Copied:
         finally:
             writer.discard()
     return _Copied(size=member.size, sha256=member.sha256)
+
+
+def _convert_model_file(artifact: Artifact, zip_artifact: Artifact, file_format: str, token: str) -> _Copied:
+    """The preview of an obj or USD model: converted to glb, the one format the viewer reads."""
+    with tempfile.TemporaryDirectory(dir=_spool_dir()) as workdir:
+        zip_path = Path(workdir) / "model.zip"
+        with storage.open_read(zip_artifact.storage_key) as archived, zip_path.open("wb") as spool:
+            while chunk := archived.read(SPOOL_CHUNK):
+                spool.write(chunk)
+        unpacked = Path(workdir) / "model"
+        unpacked.mkdir()
+        try:
+            glb = model_convert.zip_to_glb(zip_path, file_format=file_format, workdir=unpacked, limits=_zip_limits())
+        except (zipsafe.ZipError, model_convert.ConversionError) as exc:
+            raise ArchiveError(f"no preview: {exc}", retryable=False) from None
+    writer = storage.open_writer(artifact.storage_key, content_type=MODEL_CONTENT_TYPES["glb"])
+    try:
+        writer.write(glb)
+        _Progress(artifact.pk, token).update(len(glb), force=True)
+        writer.publish()
+    finally:
+        writer.discard()
+    return _Copied(size=len(glb), sha256=hashlib.sha256(glb).hexdigest())
 
 
 def artifact_archive(*, artifact_id: int, force: bool = False) -> Artifact:
@@ -565,8 +591,8 @@ def artifact_archive(*, artifact_id: int, force: bool = False) -> Artifact:
 def _model_file_artifact(zip_artifact: Artifact) -> Artifact | None:
     task = zip_artifact.task
     extension = (task.file_format or "glb").lower()
-    if extension not in zipsafe.MODEL_EXTENSIONS:
-        extension = "glb"
+    if extension not in zipsafe.MODEL_EXTENSIONS or extension in model_convert.CONVERTIBLE:
+        extension = "glb"  # obj and USD models are previewed converted (_convert_model_file)
     artifact, _created = Artifact.objects.get_or_create(
         task=task,
         output=ArtifactOutput.MODEL_FILE,
@@ -688,11 +714,14 @@ def archive_lag_seconds(*, now: datetime | None = None, account_ids: Iterable[in
     `account_ids` limits it to those accounts (the dashboard shows people their own lag).
     """
     now = now or timezone.now()
-    unfinished = Artifact.objects.filter(state__in=UNFINISHED)
+    # An output whose URL already died can no longer be saved: it waits to be marked lost
+    # and is not lag. And the clock starts when ArkDash learnt of the success, not before:
+    # history found on a first sync (or the demo's back-dated week) is not the archive's delay.
+    unfinished = Artifact.objects.filter(state__in=UNFINISHED).exclude(deadline__lte=now)
     if account_ids is not None:
         unfinished = unfinished.filter(task__account_id__in=list(account_ids))
     oldest = unfinished.exclude(output=ArtifactOutput.MODEL_FILE).aggregate(
-        oldest=Min(Coalesce("task__ark_updated_at", "task__finished_at", "created"))
+        oldest=Min(Greatest(Coalesce("task__ark_updated_at", "task__finished_at", "created"), "created"))
     )["oldest"]
     return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
 

@@ -73,3 +73,18 @@ def test_it_trickles_new_tasks_until_stopped() -> None:
 
 def _all_tasks_unlimited(ark: Simulator) -> list[dict]:
     return ark.list_tasks(KEY, page_size=500)["items"]
+
+
+def test_it_seeds_tasks_to_cancel_models_in_every_3d_format_and_mostly_live_outputs() -> None:
+    ark = Simulator(api_keys=(KEY,), clock=SimClock(START), list_rate_per_second=None)
+    ark.seed_demo(count=60)
+    tasks = _all_tasks(ark)
+    ark.advance(300)  # five minutes on, some tasks can still be cancelled
+    still_queued = [task for task in _all_tasks(ark) if task["status"] == "queued"]
+    assert len(still_queued) >= 3
+    succeeded_3d = {task["fileformat"] for task in tasks if task["status"] == "succeeded" and "fileformat" in task
+                    and START - task["updated_at"] < 20 * 3600}  # fmt: skip
+    assert succeeded_3d >= {"glb", "obj", "usd", "usdz"}
+    succeeded = [task for task in tasks if task["status"] == "succeeded"]
+    live = [task for task in succeeded if START - task["updated_at"] < DAY]
+    assert len(live) >= 0.7 * len(succeeded) and len(live) < len(succeeded)  # a few lost, as an example
