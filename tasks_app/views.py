@@ -265,8 +265,7 @@ def task_rows(request: HttpRequest) -> HttpResponse:
     poll = _parse_poll(request.GET)
     if poll is None:
         return HttpResponse("Bad poll parameters.", status=400, content_type="text/plain; charset=utf-8")
-    access = selectors.access_for(request.user)
-    health = selectors.sync_health(user=request.user, access=access)
+    access, health = selectors.access_and_health(request.user)
     changed = selectors.rows_changed(access=access, versions=poll.versions)
     latest = selectors.last_change(access=access)
     context: dict = {"health": health, "send_health": poll.health and poll.health != health.state}

@@ -182,3 +182,24 @@ def test_it_finds_the_tasks_created_after_the_newest_the_page_knows(account):
     found = selectors.tasks_newer_than(queryset=Task.objects.all(), cursor=known, limit=10)
     assert found == sorted(newer, key=lambda t: t.ark_created_at, reverse=True)
     assert selectors.tasks_newer_than(queryset=Task.objects.all(), cursor=known, limit=1) == found[:1]
+
+
+def test_access_and_health_in_one_query_agree_with_the_two_selectors(
+    account, user, django_user_model, django_assert_num_queries
+):
+    now = timezone.now()
+    failing = Account(name="failing", base_url="http://arksim.test/api/v3", last_sync_ok_at=now,
+                      failing_since=now - timedelta(minutes=1), last_sync_error="HTTP 401")  # fmt: skip
+    failing.set_api_key("k")
+    failing.save()
+    Account.objects.filter(pk=account.pk).update(last_sync_ok_at=now - timedelta(seconds=9))
+    member_of(user, failing, MembershipRole.OPERATOR)
+    outsider = django_user_model.objects.create_user("out", password="pw")
+    root = django_user_model.objects.create_superuser("root", password="pw")
+    for person in (user, outsider, root, AnonymousUser()):
+        access = selectors.access_for(person)
+        assert selectors.access_and_health(person) == (access, selectors.sync_health(user=person, access=access))
+    with django_assert_num_queries(1):
+        access, health = selectors.access_and_health(user)
+    assert access.visible_account_ids == {account.pk, failing.pk} and access.operable_account_ids == {failing.pk}
+    assert health.state == "failing" and health.failing_accounts == ("failing",)
