@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # envstr("X"), envbool("X", ...), os.environ.get("X"), dj_database_url's env="X", make run's env.get("X").
-READ = re.compile(r'(?:env(?:str|bool|int|float|list)\(|environ(?:\.get)?\(|environ\[|getenv\(|\benv\.get\(|env=)"([A-Z][A-Z0-9_]+)"')
+READ = re.compile(r'(?:env(?:str|bool|int|float|list)\(\s*|environ(?:\.get)?\(|environ\[|getenv\(|\benv\.get\(|env=)"([A-Z][A-Z0-9_]+)"')
 
 
 def _variables_read() -> set[str]:
@@ -32,4 +32,6 @@ def test_it_documents_every_environment_variable_the_settings_read() -> None:
 
 
 def test_it_documents_no_variable_that_nothing_reads() -> None:
-    assert sorted(_variables_documented() - _variables_read() - {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}) == []
+    # Read by boto3 and by docker-compose.yml, not by ArkDash's settings.
+    read_elsewhere = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ARKDASH_DOMAIN"}
+    assert sorted(_variables_documented() - _variables_read() - read_elsewhere) == []
