@@ -333,13 +333,16 @@ def markdown(by_size: dict[int, list[Result]], *, requests: int) -> str:
 
 
 def goals(size: int, results: list[Result]) -> list[str]:
-    lists = [r for r in results if r.name.startswith("list")]
+    """The issue's goals: the five named list views (rows stored or not, as they come) and the idle poll."""
+    lists = [r for r in results if r.name.startswith("list") and r.name != COLD]
+    cold = next(r for r in results if r.name == COLD)
     poll = next(r for r in results if r.name.startswith("idle poll"))
     goal = GOALS_MS.get(size)
     verdict = "met" if goal and all(r.p95 <= goal for r in lists) else "not met"
     worst = max(lists, key=lambda r: r.p95)
     return [
-        f"- Goal, every list view p95 ≤ {goal:.0f} ms: **{verdict}** (slowest: {worst.name}, {worst.p95:.1f} ms)."
+        f"- Goal, each of the five list views p95 ≤ {goal:.0f} ms: **{verdict}** (slowest: {worst.name}, "
+        f"{worst.p95:.1f} ms). With no row stored (every row rendered): p95 {cold.p95:.1f} ms."
         if goal else f"- Slowest list view: {worst.name}, p95 {worst.p95:.1f} ms.",
         f"- Goal, idle poll ≤ {IDLE_POLL_GOAL_BYTES} bytes and p95 ≤ {IDLE_POLL_GOAL_MS:.0f} ms: "
         f"**{'met' if poll.bytes_on_wire <= IDLE_POLL_GOAL_BYTES and poll.p95 <= IDLE_POLL_GOAL_MS else 'not met'}** "
