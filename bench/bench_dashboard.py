@@ -174,7 +174,7 @@ def sign_in_cookie() -> str:
     return "; ".join(f"{name}={morsel.value}" for name, morsel in client.cookies.items())
 
 
-def wsgi_get(handler, path: str, cookie: str) -> tuple[int, int, float, bytes]:
+def wsgi_get(handler, path: str, cookie: str, headers: dict[str, str] | None = None) -> tuple[int, int, float, bytes]:
     """One GET through the WSGI handler: (status, bytes on the wire, milliseconds, body)."""
     route, _, query = path.partition("?")
     environ = {
@@ -184,6 +184,8 @@ def wsgi_get(handler, path: str, cookie: str) -> tuple[int, int, float, bytes]:
         "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""), "wsgi.errors": sys.stderr,
         "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
     }  # fmt: skip
+    for name, value in (headers or {}).items():
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
     captured: dict = {}
 
     def start_response(status, response_headers, exc_info=None):

@@ -170,10 +170,10 @@ def measure(handler, scenarios: list[tuple[str, str]], token: str, *, requests: 
             return execute(sql, params, many, context)
 
         with connection.execute_wrapper(count):
-            status, size, _ = wsgi_get(handler, path, "", headers)
+            status, size, _, _ = wsgi_get(handler, path, "", headers)
         if status != 200:
             raise SystemExit(f"bench_gateway: {path} answered {status}")
-        results.append(Result(name, path, [], status, size, len(executed)))
+        results.append(Result(name, [], status, size, len(executed)))
     for _ in range(requests):
         for (_name, path), result in zip(scenarios, results, strict=True):
             result.times_ms.append(wsgi_get(handler, path, "", headers)[2])
