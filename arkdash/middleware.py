@@ -1,14 +1,19 @@
-"""Project-wide middleware: who the client is behind a proxy, and what browsers may keep."""
+"""Project-wide middleware: who the client is behind a proxy, what browsers may keep, and a
+read answered again when its database connection died under it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control
 
 from .security import FORWARDED_HEADERS, PEER_ADDR, client_address, is_trusted_proxy
+
+logger = logging.getLogger(__name__)
 
 
 class TrustedProxyMiddleware:
@@ -57,3 +62,30 @@ class PrivateCacheMiddleware:
             if request.user.is_authenticated:
                 patch_cache_control(response, private=True, no_store=True)
         return response
+
+
+class RetryReadOnLostDatabaseMiddleware:
+    """A GET or HEAD whose database connection died under it (a failover, a restarted
+    pooler, an administrator's pg_terminate_backend) is answered once more, on a fresh
+    connection, instead of with a 500. Django checks a kept connection only when a request
+    starts; this covers one that dies during it. Writes are never repeated.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
+        if request.method not in ("GET", "HEAD") or not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        if getattr(request, "_arkdash_retried_read", False) or request.resolver_match is None:
+            return None
+        request._arkdash_retried_read = True
+        for connection in connections.all(initialized_only=True):
+            if connection.connection is not None and not connection.is_usable():
+                connection.close()  # the retry opens a new one
+        logger.warning("database connection lost during GET %s; answering it once more", request.path)
+        match = request.resolver_match
+        return match.func(request, *match.args, **match.kwargs)

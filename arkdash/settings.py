@@ -123,6 +123,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # Times in the viewer's zone (cookie set by the browser's Intl API).
     "tasks_app.timezones.TimezoneMiddleware",
+    # A GET whose database connection died mid-request is answered once more.
+    "arkdash.middleware.RetryReadOnLostDatabaseMiddleware",
     # Last, as django-axes asks: answers a locked-out login with the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

@@ -22,6 +22,7 @@ _ROW = re.compile(
 _ARK_ID = re.compile(r"<code>(?P<ark_id>[^<]+)</code>")
 _ARCHIVE = re.compile(r'class="archive archive-(?P<state>\w+)"')
 MAX_PAGES = 100
+_OLDER = re.compile(r'<a class="btn btn-small" href="(?P<href>\?[^"]*)" rel="next">')
 _CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="(?P<token>[^"]+)"')
 
 
@@ -104,18 +105,18 @@ class Dashboard:
         return self.http.get("/", params={"page_size": 200, **params})
 
     def rows(self, **params: Any) -> list[Row]:
-        """Every task row matching the filter, following the pages."""
+        """Every task row matching the filter, following the pager's "Older" links."""
         rows: list[Row] = []
-        page = 1
-        while True:
-            answer = self.task_page(page=page, **params)
+        answer = self.task_page(**params)
+        for _ in range(MAX_PAGES):
             if answer.status_code != 200:
                 raise DashboardError(f"task list answered HTTP {answer.status_code}")
             rows.extend(parse_rows(answer.text))
-            # A "next page" link is the only sign of more (an out-of-range page shows the last one).
-            if not re.search(rf"[?&;]page={page + 1}(?!\d)", answer.text) or page >= MAX_PAGES:
+            older = _OLDER.search(answer.text)
+            if older is None:
                 return rows
-            page += 1
+            answer = self.http.get("/" + html.unescape(older["href"]))
+        return rows
 
     def poll(self, rows: list[Row], *, health: str = "ok") -> tuple[int, list[Row]]:
         """The page's live poll: (status code, rows that changed since `rows`)."""
