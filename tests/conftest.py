@@ -75,6 +75,17 @@ def account(db):
     return account
 
 
+@pytest.fixture
+def user_client(client, django_user_model, account):
+    """A signed-in operator of `account` (a file may define its own, e.g. a viewer)."""
+    from .dashboard_helpers import member_of
+
+    user = django_user_model.objects.create_user("ana", password="pw")
+    member_of(user, account)
+    client.force_login(user)
+    return client
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A real S3-compatible server (moto's server mode) on loopback for this test run."""

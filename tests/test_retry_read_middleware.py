@@ -10,14 +10,6 @@ from tasks_app import selectors
 from .dashboard_helpers import make_task, member_of
 
 
-@pytest.fixture
-def user_client(client, django_user_model, account):
-    user = django_user_model.objects.create_user("ana", password="pw")
-    member_of(user, account)
-    client.force_login(user)
-    return client
-
-
 def failing_once(real):
     calls = []
 

@@ -10,7 +10,7 @@ from django.utils import translation
 
 from tasks_app.models import TaskStatus
 
-from .dashboard_helpers import make_task, member_of
+from .dashboard_helpers import make_task
 
 
 @pytest.fixture(autouse=True)
@@ -19,14 +19,6 @@ def _english_afterwards():
     # later tests calling services directly are not in Chinese.
     yield
     translation.deactivate()
-
-
-@pytest.fixture
-def user_client(client, django_user_model, account):
-    user = django_user_model.objects.create_user("ana", password="pw")
-    member_of(user, account)
-    client.force_login(user)
-    return client
 
 
 def test_it_renders_the_list_in_simplified_chinese_when_asked(user_client, account):

@@ -1,21 +1,9 @@
 from __future__ import annotations
 
-import pytest
-
 from tasks_app.models import Task, TaskKind, TaskStatus
 from tasks_app.services.sync import sync_account
 
-from .dashboard_helpers import member_of
-
 HTMX = {"HX-Request": "true", "HX-Current-URL": "http://testserver/?status=queued"}
-
-
-@pytest.fixture
-def user_client(client, django_user_model, account):
-    user = django_user_model.objects.create_user("ana", password="pw")
-    member_of(user, account)
-    client.force_login(user)
-    return client
 
 
 def mirror(sim, account, *specs: dict) -> list[Task]:

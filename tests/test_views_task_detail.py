@@ -2,22 +2,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, TaskKind, TaskStatus
 
-from .dashboard_helpers import make_task, member_of
-
-
-@pytest.fixture
-def user_client(client, django_user_model, account):
-    user = django_user_model.objects.create_user("ana", password="pw")
-    member_of(user, account)
-    client.force_login(user)
-    return client
+from .dashboard_helpers import make_task
 
 
 def archived(task, output, filename):

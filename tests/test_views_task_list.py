@@ -13,15 +13,7 @@ from hypothesis import strategies as st
 
 from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, TaskKind, TaskStatus
 
-from .dashboard_helpers import make_task, member_of
-
-
-@pytest.fixture
-def user_client(client, django_user_model, account):
-    user = django_user_model.objects.create_user("ana", password="pw")
-    member_of(user, account)
-    client.force_login(user)
-    return client
+from .dashboard_helpers import make_task
 
 
 def row_ids(response) -> list[str]:

@@ -8,15 +8,7 @@ from django.utils import timezone
 from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
 from tasks_app.selectors import row_version
 
-from .dashboard_helpers import make_task, member_of
-
-
-@pytest.fixture
-def user_client(client, django_user_model, account):
-    user = django_user_model.objects.create_user("ana", password="pw")
-    member_of(user, account)
-    client.force_login(user)
-    return client
+from .dashboard_helpers import make_task
 
 
 def page_state(client, query: str = "") -> dict:
