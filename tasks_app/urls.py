@@ -36,6 +36,7 @@ urlpatterns = [
     path("archive/", views_archive.archive_page, name="archive"),
     path("archive/retry-failed/", views_archive.outputs_retry_failed, name="outputs_retry_failed"),
     path("archive/accounts/<id:account_id>/retention/", views_archive.account_retention, name="account_retention"),
+    path("outputs/<id:artifact_id>/", views_archive.artifact_line, name="artifact_line"),
     path("outputs/<id:artifact_id>/retry/", views_archive.artifact_retry, name="artifact_retry"),
     path("tasks/delete/", views_archive.tasks_delete_bulk, name="tasks_delete_bulk"),
     path("tasks/remove/", views_archive.tasks_remove_bulk, name="tasks_remove_bulk"),

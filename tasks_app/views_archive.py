@@ -78,6 +78,18 @@ def artifact_retry(request: HttpRequest, artifact_id: int) -> HttpResponse:
     return HttpResponseRedirect(_next_url(request) or _task_url(result.artifact))
 
 
+@login_required
+@require_safe
+def artifact_line(request: HttpRequest, artifact_id: int) -> HttpResponse:
+    """One output's line of the task page: what it polls while the output is on its way."""
+    access = selectors.access_for(request.user)
+    artifact = archive_selectors.artifact_for_user(user=request.user, pk=artifact_id, access=access)
+    item = _artifact_item(artifact, can_operate=access.can_operate(artifact.task.account_id))
+    response = render(request, f"{DETAIL_TEMPLATE}#download-item", {"item": item, "task": artifact.task})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 def _task_url(artifact: Artifact) -> str:
     return reverse("tasks_app:task_detail", args=[artifact.task_id])
 

@@ -241,3 +241,20 @@ def test_it_refuses_retry_all_to_a_viewer_and_a_bad_filter(sim, mirror, local_ar
     response = client.post("/archive/retry-failed/?status=bogus")
     assert response.status_code == 400 and "Fix the filter" in response.content.decode()
     assert Artifact.objects.get(pk=artifact.pk).state == ArtifactState.FAILED
+
+
+def test_the_output_line_polls_while_pending_and_stops_once_archived(sim, mirror, local_archive, operator, viewer,
+                                                                      stranger, client):
+    artifact = failed_video(sim, mirror)
+    Artifact.objects.filter(pk=artifact.pk).update(state=ArtifactState.PENDING)
+    client.force_login(operator)
+
+    pending = client.get(f"/outputs/{artifact.pk}/").content.decode()
+    assert f'hx-get="/outputs/{artifact.pk}/"' in pending and 'hx-trigger="every 3s"' in pending
+    artifact_archive(artifact_id=artifact.pk)
+    archived = client.get(f"/outputs/{artifact.pk}/").content.decode()
+    assert "hx-trigger" not in archived and f"/outputs/{artifact.pk}/download/" in archived
+    client.force_login(viewer)
+    assert client.get(f"/outputs/{artifact.pk}/").status_code == 200
+    client.force_login(stranger)
+    assert client.get(f"/outputs/{artifact.pk}/").status_code == 404

@@ -14,7 +14,7 @@ import threading
 import time
 from datetime import datetime
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -46,8 +46,10 @@ def worker_seen(hostname: str | None) -> None:
             return
         _last_written[hostname] = moment
     try:
-        close_old_connections()  # a worker's connection may have died since the last write
         worker_heartbeat_record(hostname=hostname, pid=os.getpid())
     except DatabaseError:
-        # The dashboard only loses a "last seen"; the worker must go on.
+        # The dashboard only loses a "last seen"; the worker must go on. Closing the
+        # connection makes the next heartbeat open a fresh one (the database restarted).
         logger.warning("could not record the heartbeat of worker %s", hostname, exc_info=True)
+        if not connection.in_atomic_block:
+            connection.close()
