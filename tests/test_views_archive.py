@@ -151,3 +151,19 @@ def test_the_celery_signals_record_a_worker_but_not_an_eager_run(db):
 
     assert sorted(WorkerHeartbeat.objects.values_list("hostname", flat=True)) == ["celery@w1", "celery@w2",
                                                                                    "celery@w3"]
+
+
+def test_the_archive_pages_speak_chinese(account, user_client):
+    task = make_task(account, status=TaskStatus.SUCCEEDED)
+    output(task, "video", state=ArtifactState.FAILED, deadline_hours=3, last_error="boom")
+    output(task, "last_frame", state=ArtifactState.ARCHIVED, archived_at=timezone.now(), size=2048)
+    ArchiveUsageSnapshot.objects.create(account=account, day=timezone.localdate(), bytes_stored=2048)
+    zh = {"Accept-Language": "zh-hans"}
+
+    archive = user_client.get("/archive/", headers=zh).content.decode()
+    detail = user_client.get(f"/tasks/{task.pk}/", headers=zh).content.decode()
+    confirm = user_client.post("/tasks/delete/?status=succeeded", headers=zh).content.decode()
+
+    assert "最近一小时" in archive and "已归档 1 个输出" in archive and "保留规则：关闭" in archive
+    assert "立即重试" in detail
+    assert "有 1 个已结束的任务匹配此筛选" in confirm
