@@ -411,6 +411,7 @@ class AuditEntry(models.Model):
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.ark_id} {self.result}"
 
 
-# The gateway's models live in their own module; importing them registers them with the app.
-from .gateway.models import ApiToken, GatewayTask  # noqa: E402,F401
+# The gateway's and the archive page's models live in their own modules; importing them
+# registers them with the app.
 from .archive_models import ArchiveUsageSnapshot, WorkerHeartbeat  # noqa: E402,F401
+from .gateway.models import ApiToken, GatewayTask  # noqa: E402,F401
