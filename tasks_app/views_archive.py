@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from . import archive_selectors, selectors
 from .filters import TaskFilter
@@ -61,10 +61,12 @@ def archive_page(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def artifact_retry(request: HttpRequest, artifact_id: int) -> HttpResponse:
     """"Retry now" on one output. htmx: its download line, re-rendered with the result."""
     artifact = archive_selectors.artifact_for_user(user=request.user, pk=artifact_id)
+    if request.method != "POST":  # after the lookup: another account's output is a 404 either way
+        return HttpResponseNotAllowed(["POST"])
     result = archive_control.artifact_retry(artifact=artifact, user=request.user)
     status = 200 if result.ok else (403 if result.code == "forbidden" else 409)
     if request.htmx:
@@ -183,13 +185,15 @@ def tasks_remove_bulk(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def account_retention(request: HttpRequest, account_id: int) -> HttpResponse:
     """Set (days) or turn off (empty) an account's retention rule, from the archive page."""
     access = selectors.access_for(request.user)
     account = access.accounts().filter(pk=account_id).first()
     if account is None:
         raise Http404("No such account")
+    if request.method != "POST":  # after the lookup: another account is a 404 either way
+        return HttpResponseNotAllowed(["POST"])
     back = reverse("tasks_app:archive")
     text = request.POST.get("days", "").strip()
     if text and not (text.isascii() and text.isdigit() and len(text) <= DAYS_VALUE_MAX_CHARS):

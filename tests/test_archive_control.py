@@ -201,9 +201,10 @@ def test_it_answers_403_to_a_viewer_and_404_to_another_account(
     artifact = failed_video(sim, mirror)
     client.force_login(viewer)
     assert client.post(f"/outputs/{artifact.pk}/retry/").status_code == 403
+    assert client.get(f"/outputs/{artifact.pk}/retry/").status_code == 405
     client.force_login(stranger)
     assert client.post(f"/outputs/{artifact.pk}/retry/").status_code == 404
-    assert client.get(f"/outputs/{artifact.pk}/retry/").status_code == 405
+    assert client.get(f"/outputs/{artifact.pk}/retry/").status_code == 404  # as for an id that does not exist
     artifact.refresh_from_db()
     assert artifact.state == ArtifactState.FAILED
 
