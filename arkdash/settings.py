@@ -399,6 +399,14 @@ CELERY_BEAT_SCHEDULE["archive-sweep"] = {
     "options": {"expires": ARKDASH_ARCHIVE_SWEEP_SECONDS},
 }
 
+# Deletes archived outputs older than each account's retention rule (off unless an
+# account sets one) and writes the day's storage-used snapshot for the archive page.
+CELERY_BEAT_SCHEDULE["archive-retention"] = {
+    "task": "tasks_app.tasks.archive_retention",
+    "schedule": 3600.0,
+    "options": {"expires": 3600.0},
+}
+
 # --- Logs and metrics (tasks_app/observability) ----------------------------------------
 # plain on a laptop; json (one object per line, for log shippers) in docker-compose.
 ARKDASH_LOG_FORMAT = envstr("ARKDASH_LOG_FORMAT", "plain").strip().lower()

@@ -114,7 +114,7 @@ class AccountAdmin(admin.ModelAdmin):
                     "callback_url"]
     search_fields = ["name"]
     readonly_fields = ["callback_url", "sync_health", "last_sync_error", "last_full_sweep_at", "shared_tasks",
-                       "is_default", "created"]
+                       "is_default", "created", "retention_days"]
     fieldsets = [
         (None, {"fields": ["name", "base_url", "api_key", "is_default"]}),
         (_("Callbacks"), {
@@ -123,6 +123,11 @@ class AccountAdmin(admin.ModelAdmin):
                              "ArkDash then refreshes the task the moment Ark calls."),
         }),
         (_("Sync"), {"fields": ["sync_health", "last_sync_error", "last_full_sweep_at", "shared_tasks", "created"]}),
+        (_("Archive"), {
+            "fields": ["retention_days"],
+            # Set on the archive page, where each change is audited like the other actions.
+            "description": _("Operators set the retention rule on the archive page (/archive/)."),
+        }),
     ]
 
     def save_model(self, request: HttpRequest, obj: Account, form: AccountAdminForm, change: bool) -> None:

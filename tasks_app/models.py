@@ -48,6 +48,14 @@ class Account(models.Model):
         editable=False,
         verbose_name=_("mirrors the same Ark tasks as"),
     )
+    # Retention: archived outputs older than this many days are deleted from archive
+    # storage by a beat job (services/retention.py). Empty: kept forever (the default).
+    retention_days = models.PositiveIntegerField(
+        _("delete archived outputs after (days)"),
+        null=True,
+        blank=True,
+        help_text=_("Leave empty to keep archived outputs forever."),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -246,6 +254,10 @@ class ArtifactState(models.TextChoices):
     LOST = "lost", _("lost")
 
 
+class RemovalReason(models.TextChoices):
+    RETENTION = "retention", _("the account's retention rule")
+
+
 class Artifact(models.Model):
     """One output of a succeeded task, copied to archive storage before its URL dies."""
 
@@ -271,6 +283,10 @@ class Artifact(models.Model):
     filename = models.CharField(max_length=200, blank=True)
     content_type = models.CharField(max_length=100, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # Set when the archived file was deleted on purpose (the state stays "archived": the
+    # copy did succeed); the download then says when and why instead of failing.
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_reason = models.CharField(max_length=16, choices=RemovalReason.choices, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -285,6 +301,24 @@ class Artifact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task.ark_id}/{self.output}"
+
+    @property
+    def is_downloadable(self) -> bool:
+        """Archived and its file still kept (not removed by retention)."""
+        return self.state == ArtifactState.ARCHIVED and self.removed_at is None
+
+    @property
+    def can_retry(self) -> bool:
+        """May a person send it back to the queue? Failed, or lost while Ark's URL still
+        lives (services/archive_control.py applies the same rule as a query)."""
+        if self.state == ArtifactState.FAILED:
+            return True
+        return (
+            self.state == ArtifactState.LOST
+            and self.output != ArtifactOutput.MODEL_FILE
+            and self.deadline is not None
+            and self.deadline > timezone.now()
+        )
 
     @property
     def lost_explanation(self) -> str:
@@ -332,6 +366,10 @@ class AuditAction(models.TextChoices):
     DELETE = "delete", _("delete")
     BULK_CANCEL = "bulk_cancel", _("bulk cancel")
     BASE_URL = "base_url", _("change base URL")
+    ARCHIVE_RETRY = "archive_retry", _("retry archive copy")
+    BULK_DELETE = "bulk_delete", _("bulk delete record")
+    BULK_REMOVE = "bulk_remove", _("bulk remove from ArkDash")
+    RETENTION = "retention", _("retention")
 
 
 class AuditResult(models.TextChoices):
@@ -373,5 +411,7 @@ class AuditEntry(models.Model):
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.ark_id} {self.result}"
 
 
-# The gateway's models live in their own module; importing them registers them with the app.
+# The gateway's and the archive page's models live in their own modules; importing them
+# registers them with the app.
+from .archive_models import ArchiveUsageSnapshot, WorkerHeartbeat  # noqa: E402,F401
 from .gateway.models import ApiToken, GatewayTask  # noqa: E402,F401

@@ -136,6 +136,17 @@ def archive_sweep() -> int:
     return len(report.queued)
 
 
+@shared_task(ignore_result=True)
+def archive_retention() -> int:
+    """Beat: apply every account's retention rule and snapshot the storage each one uses."""
+    from tasks_app.services.retention import retention_run
+
+    report = retention_run()
+    if report.removed:
+        logger.info("retention removed %d archived outputs (%d bytes)", report.removed, report.bytes_freed)
+    return report.removed
+
+
 # --- Gateway ------------------------------------------------------------------------------
 
 # Ark retries a succeeded or failed callback 3 times; the relay does the same.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from . import views, views_download, views_hooks
+from . import views, views_archive, views_download, views_hooks
 
 
 class IdConverter:
@@ -32,4 +32,12 @@ urlpatterns = [
     path("tasks/<id:pk>/cancel/", views.task_cancel, name="task_cancel"),
     path("tasks/<id:pk>/delete/", views.task_delete, name="task_delete"),
     path("outputs/<id:artifact_id>/download/", views_download.artifact_download, name="artifact_download"),
+    # Archive control (views_archive.py).
+    path("archive/", views_archive.archive_page, name="archive"),
+    path("archive/retry-failed/", views_archive.outputs_retry_failed, name="outputs_retry_failed"),
+    path("archive/accounts/<id:account_id>/retention/", views_archive.account_retention, name="account_retention"),
+    path("outputs/<id:artifact_id>/", views_archive.artifact_line, name="artifact_line"),
+    path("outputs/<id:artifact_id>/retry/", views_archive.artifact_retry, name="artifact_retry"),
+    path("tasks/delete/", views_archive.tasks_delete_bulk, name="tasks_delete_bulk"),
+    path("tasks/remove/", views_archive.tasks_remove_bulk, name="tasks_remove_bulk"),
 ]

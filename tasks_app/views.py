@@ -88,6 +88,7 @@ def task_list(request: HttpRequest) -> HttpResponse:
         "health": selectors.sync_health(user=request.user, access=access),
         "archive_lag": _archive_lag(access),
         "has_cancellable_rows": any(task.operable_cancel for task in page.tasks),
+        "operates_any": access.everything or bool(access.operable_account_ids),
         "page_sizes": PAGE_SIZES,
         "page_size": paging.page_size,
         "query_string": request.GET.urlencode(),
@@ -331,17 +332,18 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     artifacts = list(task.artifacts.order_by("output"))
     now = timezone.now()
     outputs = _outputs(task, artifacts, now)
+    can_operate = selectors.can_operate(user=request.user, account_id=task.account_id)
     response = render(
         request,
         DETAIL_TEMPLATE,
         {
             "task": task,
-            "artifacts": [_artifact_view(artifact) for artifact in artifacts],
+            "artifacts": [_artifact_view(artifact, can_operate=can_operate) for artifact in artifacts],
             "outputs": outputs,
             "timeline": selectors.task_timeline(task=task),
             "raw_json": json.dumps(task.raw, indent=2, ensure_ascii=False, sort_keys=True),
             "outputs_unarchived": actions.outputs_unarchived(task),
-            "can_operate": selectors.can_operate(user=request.user, account_id=task.account_id),
+            "can_operate": can_operate,
             "now": now,
         },
     )
@@ -352,7 +354,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _download_url(artifact: Artifact) -> str | None:
-    if artifact.state != ArtifactState.ARCHIVED:
+    if not artifact.is_downloadable:
         return None
     try:
         return reverse("tasks_app:artifact_download", args=[artifact.pk])
@@ -360,11 +362,12 @@ def _download_url(artifact: Artifact) -> str | None:
         return None
 
 
-def _artifact_view(artifact: Artifact) -> dict:
+def _artifact_view(artifact: Artifact, *, can_operate: bool = False) -> dict:
     percent = None
     if artifact.state == ArtifactState.COPYING and artifact.size:
         percent = min(100, int(100 * artifact.bytes_copied / artifact.size))
-    return {"artifact": artifact, "download_url": _download_url(artifact), "percent": percent}
+    return {"artifact": artifact, "download_url": _download_url(artifact), "percent": percent,
+            "retryable": can_operate and artifact.can_retry}
 
 
 def _outputs(task: Task, artifacts: list[Artifact], now) -> dict:

@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from . import storage
-from .models import Artifact, ArtifactState
+from .models import Artifact
 from .selectors import User, tasks_visible_to
 
 logger = logging.getLogger(__name__)
@@ -29,10 +29,11 @@ def artifact_for_user(*, user: User, pk: int) -> Artifact:
 @require_safe
 def artifact_download(request: HttpRequest, artifact_id: int) -> HttpResponseBase:
     artifact = artifact_for_user(user=request.user, pk=artifact_id)
-    if artifact.state != ArtifactState.ARCHIVED:
+    if not artifact.is_downloadable:
         # A page that says why (lost, or not copied yet) and leads back to the task, not a bare 404.
+        # 410 Gone for a file deleted on purpose (retention): it will not come back.
         return render(request, "tasks_app/output_unavailable.html", {"artifact": artifact, "task": artifact.task},
-                      status=404)
+                      status=410 if artifact.removed_at else 404)
     # ?inline=1 for <video src> and the 3D viewer; a download otherwise.
     return archived_file_response(request, artifact, inline=request.GET.get("inline") == "1")
 

@@ -66,6 +66,7 @@ def real_values(world: dict) -> callable:
             return str(objects_by_model.get(model, 1))
         return {
             "pk": str(world["queued"].pk), "artifact_id": str(world["artifact"].pk),
+            "account_id": str(world["account"].pk),
             "secret": world["account"].callback_secret, "id": str(world["root"].pk), "content_type_id": "1",
             "app_label": "tasks_app", "url": "no-such-page/",
             "task_id": world["done"].ark_id, "signed": outputs.sign(world["artifact"].pk), "rest": "x",

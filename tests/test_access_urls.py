@@ -72,6 +72,7 @@ def values(rival: dict) -> callable:
             "artifact_id": str(rival["artifact"].pk),
             "secret": "not-the-secret-of-any-account-0123456789ab",
             "object_id": str(rival["account"].pk),
+            "account_id": str(rival["account"].pk),
             "id": "1",
             "content_type_id": "1",
             "app_label": "tasks_app",

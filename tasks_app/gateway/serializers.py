@@ -55,7 +55,7 @@ def archived_outputs(task_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
     """(artifact id, output) of each task's archived outputs that have a field in `content`."""
     found: dict[int, list[tuple[int, str]]] = {}
     rows = Artifact.objects.filter(
-        task_id__in=task_ids, state=ArtifactState.ARCHIVED, output__in=list(_CONTENT_FIELD)
+        task_id__in=task_ids, state=ArtifactState.ARCHIVED, removed_at__isnull=True, output__in=list(_CONTENT_FIELD)
     ).values_list("task_id", "id", "output")
     for task_id, artifact_id, output in rows:
         found.setdefault(task_id, []).append((artifact_id, output))

@@ -215,7 +215,7 @@ def output_download(request: HttpRequest, signed: str) -> HttpResponseBase:
     artifact_id = outputs.unsign(signed)
     if artifact_id is None:
         return HttpResponse("This link is invalid or has expired.", status=403, content_type="text/plain")
-    artifact = Artifact.objects.filter(pk=artifact_id, state=ArtifactState.ARCHIVED).first()
+    artifact = Artifact.objects.filter(pk=artifact_id, state=ArtifactState.ARCHIVED, removed_at__isnull=True).first()
     if artifact is None:
         raise Http404("No such output")
     return archived_file_response(request, artifact)

@@ -245,6 +245,104 @@ def tasks_cancel_bulk(*, tasks: Iterable[Task], user: User) -> BulkCancelReport:
     return report
 
 
+@dataclass
+class BulkDeleteReport:
+    """What a bulk "delete record" or "remove from ArkDash" did, task by task."""
+
+    done: int = 0
+    needs_confirmation: int = 0
+    refused: int = 0
+    failed: int = 0
+    results: list[ActionResult] = field(default_factory=list)
+
+    def count(self, result: ActionResult) -> None:
+        self.results.append(result)
+        if result.ok:
+            self.done += 1
+        elif result.code == "needs_confirmation":
+            self.needs_confirmation += 1
+        elif result.code in ("refused", "gone", "forbidden"):
+            self.refused += 1
+        else:
+            self.failed += 1
+
+    @property
+    def summary_result(self) -> str:
+        if self.failed:
+            return AuditResult.FAILED
+        if self.refused or self.needs_confirmation:
+            return AuditResult.REFUSED
+        return AuditResult.DONE
+
+    def message_for(self, action: str) -> str:
+        if action == AuditAction.BULK_REMOVE:
+            done = ngettext("%(n)d task removed from ArkDash.", "%(n)d tasks removed from ArkDash.", self.done)
+        else:
+            done = ngettext("%(n)d Ark record deleted.", "%(n)d Ark records deleted.", self.done)
+        parts = [done % {"n": self.done}]
+        if self.needs_confirmation:
+            parts.append(
+                ngettext(
+                    "%(n)d kept: its outputs are not archived and that was not confirmed.",
+                    "%(n)d kept: their outputs are not archived and that was not confirmed.",
+                    self.needs_confirmation,
+                )
+                % {"n": self.needs_confirmation}
+            )
+        if self.refused:
+            parts.append(ngettext("%(n)d refused.", "%(n)d refused.", self.refused) % {"n": self.refused})
+        if self.failed:
+            parts.append(
+                ngettext("%(n)d failed: try again.", "%(n)d failed: try again.", self.failed) % {"n": self.failed}
+            )
+        return " ".join(parts)
+
+
+def tasks_delete_bulk(*, tasks: Iterable[Task], user: User, confirm_unarchived: bool) -> BulkDeleteReport:
+    """Delete Ark's record of every finished task among `tasks`, one by one, as the single
+    delete does (state table, second confirmation for unarchived outputs, audit per task).
+
+    Tasks whose outputs are not archived are kept unless `confirm_unarchived`. The audit
+    log gets one entry per task and one summary entry.
+    """
+    report = BulkDeleteReport()
+    for task in tasks:
+        report.count(_audited(
+            AuditAction.BULK_DELETE, task, user,
+            lambda task=task: _delete(task, user, confirm_unarchived, remove_local=False),
+        ))  # fmt: skip
+    _audit_summary(AuditAction.BULK_DELETE, report, user)
+    return report
+
+
+def tasks_remove_bulk(*, tasks: Iterable[Task], user: User) -> BulkDeleteReport:
+    """Remove from ArkDash every task among `tasks` that Ark no longer has: its row, its
+    outputs' records and their archived files (as the single "remove" does). A task Ark
+    still has is refused: its record must be deleted upstream first."""
+    report = BulkDeleteReport()
+    for task in tasks:
+        report.count(_audited(AuditAction.BULK_REMOVE, task, user, lambda task=task: _remove_gone(task, user)))
+    _audit_summary(AuditAction.BULK_REMOVE, report, user)
+    return report
+
+
+def _remove_gone(task: Task, user: User) -> ActionResult:
+    if not can_operate(user=user, account_id=task.account_id):
+        return _forbidden(task)
+    if task.gone_upstream_at is None:
+        return ActionResult(
+            False, "refused", _("Not removed: Ark still has this task; delete its record first."), task
+        )
+    return _remove_local(task, user)
+
+
+def _audit_summary(action: str, report: BulkDeleteReport, user: User) -> None:
+    _audit_write(
+        user=user, action=action, result=report.summary_result, code="summary", message=report.message_for(action),
+        account_id=None, account_name="", task_id=None, ark_id="",
+    )
+
+
 # --- audit -----------------------------------------------------------------------------
 
 
@@ -265,6 +363,13 @@ def _audited(action: str, task: Task, user: User, act: Callable[[], ActionResult
         task_id=task_id if result.task is not None else None, ark_id=ark_id,
     )
     return result
+
+
+def audit_write(*, user: User, action: str, result: str, code: str, message: str, account_id: int | None,
+                account_name: str, task_id: int | None, ark_id: str) -> None:
+    """One audit entry, for the other services that act on tasks (archive control, retention)."""
+    _audit_write(user=user, action=action, result=result, code=code, message=message, account_id=account_id,
+                 account_name=account_name, task_id=task_id, ark_id=ark_id)
 
 
 def _audit_result(result: ActionResult) -> str:
