@@ -57,7 +57,7 @@ def test_it_makes_the_picture_of_a_video_from_its_last_frame(sim, mirror, local_
     assert picture.source_output == ArtifactOutput.LAST_FRAME
     assert image.format == "WEBP" and picture.content_type == "image/webp"
     assert image.size == (480, 270) == (picture.width, picture.height)
-    assert picture.storage_key == f"outputs/{task.account_id}/{task.ark_id}/picture.webp"
+    assert picture.storage_key == f"outputs/{task.account_id}/{task.ark_id}/picture-last-frame.webp"
     # The picture looks like the last frame it was made from, scaled down.
     last_frame = Artifact.objects.get(task=task, output=ArtifactOutput.LAST_FRAME)
     frame = Image.open(storage.archive_storage().open(last_frame.storage_key, "rb")).convert("RGB").resize((480, 270))
@@ -88,10 +88,16 @@ def test_it_replaces_a_poster_frame_with_the_last_frame_that_arrives_later(sim, 
 
     with django_capture_on_commit_callbacks(execute=True):
         artifact_archive(artifact_id=video.pk)
-    assert Picture.objects.get(task=task).source_output == ArtifactOutput.VIDEO
+    poster = Picture.objects.get(task=task)
+    assert poster.source_output == ArtifactOutput.VIDEO
+    assert poster.storage_key in local_archive.visible_keys()
     with django_capture_on_commit_callbacks(execute=True):
         artifact_archive(artifact_id=last_frame.pk)
-    assert Picture.objects.get(task=task).source_output == ArtifactOutput.LAST_FRAME
+    better = Picture.objects.get(task=task)
+    assert better.source_output == ArtifactOutput.LAST_FRAME
+    # The poster frame's object is gone; the last frame's is there.
+    assert poster.storage_key not in local_archive.visible_keys()
+    assert better.storage_key in local_archive.visible_keys()
     # The video's archived again (a no-op): the last frame's picture stays.
     assert pictures.picture_make(artifact_id=video.pk) is None
     assert Picture.objects.get(task=task).source_output == ArtifactOutput.LAST_FRAME

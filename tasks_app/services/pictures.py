@@ -8,7 +8,7 @@
   preview (zipsafe); obj and USD models go through model_convert to glb first.
 
 The picture is a webp about PICTURE_WIDTH pixels wide, stored in archive storage beside
-the outputs (`outputs/<account>/<task>/picture.webp`) and described by a Picture row.
+the outputs (`outputs/<account>/<task>/picture-<output>.webp`) and described by a Picture row.
 An output that cannot be decoded or rendered gets a placeholder picture and a logged
 reason: a picture never changes an artifact's archived state.
 
@@ -27,13 +27,14 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.db import transaction
 from PIL import Image, ImageDraw, features
 
 from tasks_app import model_convert, storage, zipsafe
-from tasks_app.models import Artifact, ArtifactOutput, ArtifactState, Picture, PictureState, TaskKind
+from tasks_app.models import Artifact, ArtifactOutput, ArtifactState, Picture, PictureState, Task, TaskKind
 
 logger = logging.getLogger(__name__)
 
@@ -111,31 +112,43 @@ def picture_make(*, artifact_id: int) -> Picture | None:
         logger.warning("no picture of %s from its %s: %s; a placeholder stands in", task.ark_id,
                        artifact.output, reason)
         encoded = encode(placeholder_image())
-    key = storage.artifact_key(account_id=task.account_id, ark_id=task.ark_id,
-                               filename=f"picture.{encoded.extension}")
+    # One key per source: two workers making a task's picture from two outputs at once
+    # never write the same object, and the row below decides which one stays.
+    key = storage.artifact_key(
+        account_id=task.account_id, ark_id=task.ark_id,
+        filename=f"picture-{artifact.output.replace('_', '-')}.{encoded.extension}",
+    )
     writer = storage.open_writer(key, content_type=encoded.content_type)
     try:
         writer.write(encoded.data)
         writer.publish()
     finally:
         writer.discard()  # no-op after publish
-    picture, _created = Picture.objects.update_or_create(
-        task=task,
-        defaults={
-            "source": artifact,
-            "source_output": artifact.output,
-            "state": PictureState.PLACEHOLDER if reason else PictureState.READY,
-            "reason": reason[:2000],
-            "storage_key": key,
-            "content_type": encoded.content_type,
-            "size": len(encoded.data),
-            "width": encoded.width,
-            "height": encoded.height,
-            "sha256": hashlib.sha256(encoded.data).hexdigest(),
-        },
-    )
-    if existing is not None and existing.storage_key != key:
-        _delete_object(existing.storage_key)
+    with transaction.atomic():
+        list(Task.objects.select_for_update().filter(pk=task.pk).values_list("pk"))  # one decision at a time
+        current = Picture.objects.filter(task=task).first()
+        if current is not None and SOURCE_RANK.get(current.source_output, 0) >= SOURCE_RANK[artifact.output]:
+            if current.storage_key != key:
+                transaction.on_commit(lambda: _delete_object(key))  # a better picture was made meanwhile
+            return None
+        picture, _created = Picture.objects.update_or_create(
+            task=task,
+            defaults={
+                "source": artifact,
+                "source_output": artifact.output,
+                "state": PictureState.PLACEHOLDER if reason else PictureState.READY,
+                "reason": reason[:2000],
+                "storage_key": key,
+                "content_type": encoded.content_type,
+                "size": len(encoded.data),
+                "width": encoded.width,
+                "height": encoded.height,
+                "sha256": hashlib.sha256(encoded.data).hexdigest(),
+            },
+        )
+        if current is not None and current.storage_key != key:
+            replaced = current.storage_key
+            transaction.on_commit(lambda: _delete_object(replaced))
     return picture
 
 
@@ -169,13 +182,15 @@ def _picture_of(artifact: Artifact) -> Image.Image:
     if artifact.output == ArtifactOutput.LAST_FRAME:
         with storage.open_read(artifact.storage_key) as file:
             return still_image(file.read())
+    if artifact.output == ArtifactOutput.VIDEO:
+        # Read in place (PyAV seeks in the file object): a video can be large.
+        with storage.open_read(artifact.storage_key) as archived:
+            return poster_frame(archived)
     with tempfile.TemporaryDirectory(dir=_spool_dir()) as workdir:
         path = Path(workdir) / "source"
         with storage.open_read(artifact.storage_key) as archived, path.open("wb") as spool:
             while chunk := archived.read(COPY_CHUNK):
                 spool.write(chunk)
-        if artifact.output == ArtifactOutput.VIDEO:
-            return poster_frame(path)
         if artifact.task.kind == TaskKind.MODEL_3D:
             return render_model(model_glb(path, file_format=artifact.task.file_format or "", workdir=Path(workdir)))
     raise PictureSourceError(f"no picture is made from a {artifact.output} output")
@@ -192,12 +207,12 @@ def still_image(data: bytes) -> Image.Image:
         raise PictureSourceError(f"the image does not decode ({exc})") from None
 
 
-def poster_frame(path: Path) -> Image.Image:
+def poster_frame(source: Path | BinaryIO) -> Image.Image:
     """A frame about POSTER_AT_SECONDS into the video (its last frame when it is shorter)."""
     import av
 
     try:
-        with av.open(str(path), mode="r") as container:
+        with av.open(str(source) if isinstance(source, Path) else source, mode="r") as container:
             if not container.streams.video:
                 raise PictureSourceError("the file holds no video stream")
             stream = container.streams.video[0]
