@@ -401,3 +401,16 @@ def picture_for_user(*, user: User, task_pk: int) -> Picture:
     if picture is None:
         raise Http404("This task has no picture yet")
     return picture
+
+
+def artifacts_without_picture() -> QuerySet[Artifact]:
+    """Archived outputs a picture is made from, of tasks that have none yet (a backfill)."""
+    return (
+        Artifact.objects.filter(
+            state=ArtifactState.ARCHIVED,
+            output__in=[ArtifactOutput.LAST_FRAME, ArtifactOutput.VIDEO, ArtifactOutput.MODEL_ZIP],
+            task__picture__isnull=True,
+        )
+        # A task's last frame before its video ("last_frame" < "video"): the better picture first.
+        .order_by("task_id", "output")
+    )

@@ -9,6 +9,7 @@ import zipfile
 import httpx
 import numpy as np
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 from PIL import Image
 
@@ -181,3 +182,23 @@ def test_it_deletes_a_picture_with_the_output_it_was_made_from(sim, mirror, loca
 
 def _mean_difference(a: Image.Image, b: Image.Image) -> float:
     return float(np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).mean())
+
+
+def test_the_pictures_command_makes_the_missing_ones_once(sim, mirror, local_archive):
+    with_frame = mirror(sim.add_task(kind="video", status="succeeded"))
+    model = mirror(sim.add_task(kind="3d", status="succeeded", file_format="obj"))
+    for task in (with_frame, model):
+        artifacts_create_for_task(task=task)
+        for artifact in Artifact.objects.filter(task=task).exclude(output=ArtifactOutput.MODEL_FILE):
+            artifact_archive(artifact_id=artifact.pk)  # no on_commit here: no picture job ran
+    assert not Picture.objects.exists()
+    out = io.StringIO()
+
+    call_command("pictures", stdout=out)
+
+    assert "2 pictures made (0 placeholders), 0 failed" in out.getvalue()
+    assert Picture.objects.get(task=with_frame).source_output == ArtifactOutput.LAST_FRAME
+    assert Picture.objects.get(task=model).state == PictureState.READY
+    again = io.StringIO()
+    call_command("pictures", stdout=again)
+    assert "0 pictures made" in again.getvalue()
