@@ -40,7 +40,8 @@ def archive_all(task: Task, django_capture_on_commit_callbacks) -> None:
 
 def stored_picture(task: Task) -> tuple[Picture, Image.Image]:
     picture = Picture.objects.get(task=task)
-    data = storage.archive_storage().open(picture.storage_key, "rb").read()
+    with storage.open_read(picture.storage_key) as file:
+        data = file.read()
     assert len(data) == picture.size
     image = Image.open(io.BytesIO(data))
     image.load()  # decodes every pixel: a truncated or fake file raises here
@@ -67,7 +68,7 @@ def test_it_makes_the_picture_of_a_video_from_its_last_frame(sim, mirror, local_
     assert task.archive_state == ArchiveState.ARCHIVED
 
 
-def test_it_takes_a_poster_frame_from_a_video_without_a_last_frame(sim, mirror, local_archive,
+def test_it_takes_a_poster_frame_from_a_video_without_a_last_frame(sim, mirror, archive_backend,
                                                                    django_capture_on_commit_callbacks):
     task = mirror(sim.add_task(kind="video", status="succeeded", ratio="9:16", return_last_frame=False))
 
@@ -78,6 +79,7 @@ def test_it_takes_a_poster_frame_from_a_video_without_a_last_frame(sim, mirror, 
     assert picture.source_output == ArtifactOutput.VIDEO
     assert image.width == 480 and abs(image.height - 853) <= 1  # 9:16 at 480 wide
     assert len(np.unique(np.asarray(image.convert("L")))) > 8  # a decoded frame, not a flat fill
+    assert picture.storage_key in archive_backend.visible_keys()  # on local disk and on S3 alike
 
 
 def test_it_replaces_a_poster_frame_with_the_last_frame_that_arrives_later(sim, mirror, local_archive,
