@@ -168,6 +168,11 @@ def picture_delete_for_artifact(*, artifact_id: int) -> bool:
     return picture_delete(task_id=task_id) if task_id is not None else False
 
 
+def delete_pictures_for(artifact: Artifact) -> None:
+    """The retention rule's hook (services/retention.py on main): its output's file is gone, so its picture goes."""
+    picture_delete_for_artifact(artifact_id=artifact.pk)
+
+
 def _delete_object(key: str) -> None:
     try:
         storage.delete(key)
