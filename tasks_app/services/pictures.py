@@ -169,7 +169,7 @@ def picture_delete_for_artifact(*, artifact_id: int) -> bool:
 
 
 def delete_pictures_for(artifact: Artifact) -> None:
-    """The retention rule's hook (services/retention.py on main): its output's file is gone, so its picture goes."""
+    """Called by the retention rule (tasks_app/services/retention.py) once an output's file is removed."""
     picture_delete_for_artifact(artifact_id=artifact.pk)
 
 
