@@ -7,6 +7,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ARKDASH_DATA_DIR=/data \
     ARKDASH_STATIC_ROOT=/app/staticfiles ARKDASH_LOG_FORMAT=json
 WORKDIR /app
 
+# Mesa's EGL (software rendering) for the gallery's 3D pictures: pyrender draws off screen.
+RUN apt-get update && apt-get install -y --no-install-recommends libegl1 libegl-mesa0 libgl1-mesa-dri \
+    && rm -rf /var/lib/apt/lists/*
+
 COPY pyproject.toml README.md ./
 COPY arkdash ./arkdash
 COPY tasks_app ./tasks_app

@@ -335,6 +335,38 @@ class Artifact(models.Model):
         return _("ArkDash could not copy this output and will not try again.")
 
 
+class PictureState(models.TextChoices):
+    READY = "ready", _("ready")
+    # The output could not be decoded or rendered: a neutral image stands in, `reason` says why.
+    PLACEHOLDER = "placeholder", _("placeholder")
+
+
+class Picture(models.Model):
+    """The small image a task shows in the gallery, made once when its outputs are archived.
+
+    Stored in archive storage beside the outputs. Made from the last frame when Ark returned
+    one, else from the archived video (a poster frame), or rendered from the 3D model.
+    """
+
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, related_name="picture")
+    # Which output it was made from; a better one (the last frame) replaces a poster frame.
+    source = models.ForeignKey(Artifact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    source_output = models.CharField(max_length=16, choices=ArtifactOutput.choices)
+    state = models.CharField(max_length=16, choices=PictureState.choices)
+    reason = models.TextField(blank=True, help_text=_("Why a placeholder stands in for the picture."))
+    storage_key = models.CharField(max_length=500)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"picture of {self.task_id} ({self.state})"
+
+
 class MembershipRole(models.TextChoices):
     VIEWER = "viewer", _("viewer (list, see, download)")
     OPERATOR = "operator", _("operator (also cancel and delete)")

@@ -19,9 +19,11 @@ from .models import (
     Account,
     ArchiveState,
     Artifact,
+    ArtifactOutput,
     ArtifactState,
     Membership,
     MembershipRole,
+    Picture,
     Task,
     TaskStatus,
 )
@@ -355,3 +357,60 @@ def task_timeline(*, task: Task) -> list[tuple[str, datetime | None]]:
         ("finished", finished_at),
         ("archived", archived_at),
     ]
+
+
+# --- the gallery ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GalleryMedia:
+    """What a gallery card shows of a task's outputs (the task itself comes from task_list)."""
+
+    picture_state: str | None  # a PictureState, or None while no picture exists
+    picture_version: str  # changes when the picture is replaced, for the image URL
+    video_artifact_id: int | None  # the archived video played on hover
+
+
+def gallery_media(*, task_ids: list[int]) -> dict[int, GalleryMedia]:
+    """The pictures and archived videos of one page of tasks: two indexed queries."""
+    pictures = {
+        task_id: (state, sha256[:12])
+        for task_id, state, sha256 in Picture.objects.filter(task_id__in=task_ids).values_list(
+            "task_id", "state", "sha256"
+        )
+    }
+    videos = dict(
+        Artifact.objects.filter(
+            task_id__in=task_ids, output=ArtifactOutput.VIDEO, state=ArtifactState.ARCHIVED
+        ).values_list("task_id", "pk")
+    )
+    return {
+        task_id: GalleryMedia(
+            picture_state=pictures.get(task_id, (None, ""))[0],
+            picture_version=pictures.get(task_id, (None, ""))[1],
+            video_artifact_id=videos.get(task_id),
+        )
+        for task_id in task_ids
+    }
+
+
+def picture_for_user(*, user: User, task_pk: int) -> Picture:
+    """The picture of a task the user may see, or Http404 (the task rule is the only rule)."""
+    task = task_for_user(user=user, pk=task_pk)
+    picture = Picture.objects.filter(task=task).first()
+    if picture is None:
+        raise Http404("This task has no picture yet")
+    return picture
+
+
+def artifacts_without_picture() -> QuerySet[Artifact]:
+    """Archived outputs a picture is made from, of tasks that have none yet (a backfill)."""
+    return (
+        Artifact.objects.filter(
+            state=ArtifactState.ARCHIVED,
+            output__in=[ArtifactOutput.LAST_FRAME, ArtifactOutput.VIDEO, ArtifactOutput.MODEL_ZIP],
+            task__picture__isnull=True,
+        )
+        # A task's last frame before its video ("last_frame" < "video"): the better picture first.
+        .order_by("task_id", "output")
+    )

@@ -7,12 +7,14 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
+from tasks_app import storage
 from tasks_app.ark import ArkError
 from tasks_app.crypto import SecretDecryptError
 from tasks_app.models import Account, Artifact, ArtifactState, Task
 from tasks_app.observability import metrics
 from tasks_app.observability.logging import log_context
 from tasks_app.services import archive as archive_service
+from tasks_app.services import pictures as pictures_service
 from tasks_app.services import sync as sync_service
 from tasks_app.services.accounts import account_ensure_default
 
@@ -145,6 +147,21 @@ def archive_retention() -> int:
     if report.removed:
         logger.info("retention removed %d archived outputs (%d bytes)", report.removed, report.bytes_freed)
     return report.removed
+
+# --- Pictures -----------------------------------------------------------------------------
+
+_PICTURE_MAX_RETRIES = 5
+
+
+@shared_task(bind=True, ignore_result=True, max_retries=_PICTURE_MAX_RETRIES)
+def make_picture(self, artifact_id: int) -> None:
+    """Make the gallery picture of an archived output; retried when archive storage fails."""
+    try:
+        pictures_service.picture_make(artifact_id=artifact_id)
+    except storage.StorageError as error:
+        logger.warning("picture of artifact %s: %s", artifact_id, error)
+        if not self.request.is_eager:
+            raise self.retry(exc=error, countdown=30 * (self.request.retries + 1)) from None
 
 
 # --- Gateway ------------------------------------------------------------------------------

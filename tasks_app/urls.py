@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from . import views, views_archive, views_download, views_hooks
+from . import views, views_archive, views_download, views_gallery, views_hooks
 
 
 class IdConverter:
@@ -31,6 +31,8 @@ urlpatterns = [
     # cancel/ and delete/ stay under the task's own URL: the list's rows build them from it.
     path("tasks/<id:pk>/cancel/", views.task_cancel, name="task_cancel"),
     path("tasks/<id:pk>/delete/", views.task_delete, name="task_delete"),
+    path("gallery/", views_gallery.task_gallery, name="task_gallery"),
+    path("tasks/<id:pk>/picture/", views_download.task_picture, name="task_picture"),
     path("outputs/<id:artifact_id>/download/", views_download.artifact_download, name="artifact_download"),
     # Archive control (views_archive.py).
     path("archive/", views_archive.archive_page, name="archive"),

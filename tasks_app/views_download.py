@@ -11,8 +11,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from . import storage
-from .models import Artifact
-from .selectors import User, tasks_visible_to
+from .models import Artifact, ArtifactState
+from .selectors import User, picture_for_user, tasks_visible_to
 
 logger = logging.getLogger(__name__)
 
@@ -55,3 +55,24 @@ def archived_file_response(request: HttpRequest, artifact: Artifact, *, inline: 
         return HttpResponse(
             "The archived file cannot be read from storage right now.", status=503, content_type="text/plain"
         )
+
+
+@login_required
+@require_safe
+def task_picture(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """A task's gallery picture, served inline like an archived output (same storage, same checks)."""
+    picture = picture_for_user(user=request.user, task_pk=pk)
+    try:
+        return storage.download_response(
+            request,
+            key=picture.storage_key,
+            filename=picture.storage_key.rsplit("/", 1)[-1],
+            content_type=picture.content_type,
+            etag=picture.sha256,
+            last_modified=picture.updated,
+            inline=True,
+        )
+    except storage.StorageError as exc:
+        logger.error("picture of task %s cannot be read: %s", pk, exc)
+        return HttpResponse("The picture cannot be read from storage right now.", status=503,
+                            content_type="text/plain")

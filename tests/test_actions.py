@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
+from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Picture, PictureState, Task, TaskStatus
 from tasks_app.services.actions import task_cancel, task_delete, tasks_cancel_bulk
 from tasks_app.services.sync import sync_account
 
@@ -92,13 +92,18 @@ def test_it_removes_the_task_locally_on_request(sim, account, user, tmp_path, se
         "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}}}
     task = mirrored(sim, account, status="expired")
     (tmp_path / "kept.bin").write_bytes(b"x")
-    Artifact.objects.create(task=task, output=ArtifactOutput.VIDEO, state=ArtifactState.ARCHIVED,
-                            storage_key="kept.bin")
+    video = Artifact.objects.create(task=task, output=ArtifactOutput.VIDEO, state=ArtifactState.ARCHIVED,
+                                    storage_key="kept.bin")
+    (tmp_path / "picture.webp").write_bytes(b"RIFF")
+    Picture.objects.create(task=task, source=video, source_output=ArtifactOutput.VIDEO, state=PictureState.READY,
+                           storage_key="picture.webp", content_type="image/webp", size=4, width=1, height=1,
+                           sha256="0" * 64)
     with django_capture_on_commit_callbacks(execute=True):
         result = task_delete(task=task, user=user, confirm_unarchived=False, remove_local=True)
     assert result.ok and result.code == "removed" and result.task is None
     assert not Task.objects.filter(pk=task.pk).exists()
     assert not (tmp_path / "kept.bin").exists()
+    assert not (tmp_path / "picture.webp").exists()
 
 
 @pytest.mark.parametrize("status", ["queued", "running", "cancelled"])

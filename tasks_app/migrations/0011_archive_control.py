@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tasks_app', '0009_list_model_status_index'),
+        ('tasks_app', '0010_pictures'),
     ]
 
     operations = [

@@ -34,7 +34,7 @@ from django.utils.translation import ngettext
 
 from ..ark import ArkBadRequestError, ArkDeleteRefusedError, ArkError, ArkNotFoundError, ArkTask
 from ..crypto import SecretDecryptError
-from ..models import FINISHED_STATUSES, ArchiveState, AuditAction, AuditEntry, AuditResult, Task, TaskStatus
+from ..models import FINISHED_STATUSES, ArchiveState, AuditAction, AuditEntry, AuditResult, Picture, Task, TaskStatus
 from ..ratelimit import RateLimitWaitTooLong
 from ..selectors import can_operate
 from .accounts import client_for
@@ -438,8 +438,9 @@ def _upstream_failure(task: Task, error: Exception, prefix: str) -> ActionResult
 
 
 def _remove_local(task: Task, user: User) -> ActionResult:
-    """Forget the task in ArkDash too: its row, its artifacts and their archived files."""
+    """Forget the task in ArkDash too: its row, its artifacts, their archived files and its picture."""
     keys = [key for key in task.artifacts.values_list("storage_key", flat=True) if key]
+    keys += Picture.objects.filter(task=task).values_list("storage_key", flat=True)
     ark_id = task.ark_id
     with transaction.atomic():
         task.delete()

@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from tasks_app import fetch, model_convert, storage, zipsafe
 from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
+from tasks_app.services import pictures
 
 logger = logging.getLogger(__name__)
 
@@ -579,6 +580,7 @@ def artifact_archive(*, artifact_id: int, force: bool = False) -> Artifact:
         _record_failure(artifact, token, ArchiveError(f"unexpected error ({type(exc).__name__})"))
     else:
         _record_outcome(artifact, token, copied=copied)
+        pictures.picture_enqueue(artifact_id=artifact.pk)  # after commit; never changes the outcome
         if artifact.output == ArtifactOutput.MODEL_ZIP:
             preview = _model_file_artifact(artifact)
             if preview is not None:
