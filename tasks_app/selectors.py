@@ -1,4 +1,5 @@
-"""Reads for the dashboard. They read the local mirror only: never call Ark from here."""
+"""Reads: for the views, the archive's health and /metrics. They read the local mirror only:
+never call Ark from here."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, Greatest
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .filters import SORTS, Cursor, Paging, Sort, TaskFilter, in_statuses, ordering
@@ -19,6 +22,7 @@ from .models import (
     Account,
     ArchiveState,
     Artifact,
+    ArtifactOutput,
     ArtifactState,
     Membership,
     MembershipRole,
@@ -355,3 +359,62 @@ def task_timeline(*, task: Task) -> list[tuple[str, datetime | None]]:
         ("finished", finished_at),
         ("archived", archived_at),
     ]
+
+
+# --- the archive ------------------------------------------------------------------------
+
+# The artifact states that still wait for a copy.
+UNFINISHED_ARTIFACT_STATES = (ArtifactState.PENDING, ArtifactState.COPYING, ArtifactState.FAILED)
+
+
+def archive_lag_seconds(*, now: datetime | None = None, account_ids: Iterable[int] | None = None) -> float:
+    """Seconds since the oldest success whose outputs are not archived yet (0 when none).
+
+    `account_ids` limits it to those accounts (the dashboard shows people their own lag).
+    """
+    now = now or timezone.now()
+    # An output whose URL already died can no longer be saved: it waits to be marked lost
+    # and is not lag. And the clock starts when ArkDash learnt of the success, not before:
+    # history found on a first sync (or the demo's back-dated week) is not the archive's delay.
+    unfinished = Artifact.objects.filter(state__in=UNFINISHED_ARTIFACT_STATES).exclude(deadline__lte=now)
+    if account_ids is not None:
+        unfinished = unfinished.filter(task__account_id__in=list(account_ids))
+    oldest = unfinished.exclude(output=ArtifactOutput.MODEL_FILE).aggregate(
+        oldest=Min(Greatest(Coalesce("task__ark_updated_at", "task__finished_at", "created"), "created"))
+    )["oldest"]
+    return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+
+
+@dataclass(frozen=True)
+class ArchiveHealth:
+    lag_seconds: float
+    counts: dict[str, int]
+    next_deadline: datetime | None
+
+
+def archive_health() -> ArchiveHealth:
+    """Counts per state, the lag and the nearest deadline: for the page, metrics, the CLI."""
+    counts = {state: 0 for state in ArtifactState.values}
+    sources = Artifact.objects.exclude(output=ArtifactOutput.MODEL_FILE)
+    for row in sources.order_by().values("state").annotate(n=Count("id")):
+        counts[row["state"]] = row["n"]
+    next_deadline = sources.filter(state__in=UNFINISHED_ARTIFACT_STATES).aggregate(d=Min("deadline"))["d"]
+    return ArchiveHealth(lag_seconds=archive_lag_seconds(), counts=counts, next_deadline=next_deadline)
+
+
+def outputs_unarchived(task: Task) -> bool:
+    """True when deleting Ark's record would lose outputs ArkDash has not copied.
+
+    Outputs already lost (their URLs died first) cannot be lost again: no warning then.
+    """
+    if task.status != TaskStatus.SUCCEEDED or task.archive_state in (ArchiveState.ARCHIVED, ArchiveState.LOST):
+        return False
+    return task.outputs_expire_at is None or task.outputs_expire_at > timezone.now()
+
+
+def artifact_for_user(*, user: User, pk: int) -> Artifact:
+    """An artifact of a task the user may see, or Http404 (the task rule is the only rule)."""
+    try:
+        return Artifact.objects.select_related("task").get(pk=pk, task__in=tasks_visible_to(user))
+    except Artifact.DoesNotExist:
+        raise Http404("No such output") from None

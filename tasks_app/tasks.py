@@ -85,13 +85,13 @@ def archive_handoff(account_id: int, ark_ids: list[str]) -> int:
     """Create the Artifacts (and queue the copies) of tasks a sync saw turn succeeded."""
     account_name = Account.objects.filter(pk=account_id).values_list("name", flat=True).first()
     with log_context(account=account_name):
-        return sync_service.archive_handoff_by_ark_ids(account_id=account_id, ark_ids=ark_ids)
+        return archive_service.archive_handoff_by_ark_ids(account_id=account_id, ark_ids=ark_ids)
 
 
 @shared_task(ignore_result=True)
 def archive_handoff_sweep() -> int:
     """Hand to the archive every succeeded task whose hand-off a crash interrupted."""
-    return sync_service.archive_handoff_sweep()
+    return archive_service.archive_handoff_sweep()
 
 
 # --- Archive ------------------------------------------------------------------------------

@@ -27,8 +27,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from . import selectors
 from .filters import PAGE_SIZES, Cursor, TaskFilter, parse_paging
 from .models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskKind, TaskStatus
+from .selectors import archive_lag_seconds
 from .services import actions
-from .services.archive import archive_lag_seconds
 
 LIST_TEMPLATE = "tasks_app/task_list.html"
 DETAIL_TEMPLATE = "tasks_app/task_detail.html"
@@ -445,7 +445,7 @@ def task_delete(request: HttpRequest, pk: int) -> HttpResponse:
             {
                 "task": task,
                 "action": "delete",
-                "outputs_unarchived": actions.outputs_unarchived(task),
+                "outputs_unarchived": selectors.outputs_unarchived(task),
                 "next": _next_url(request),
             },
         )

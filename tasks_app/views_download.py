@@ -5,24 +5,16 @@ from __future__ import annotations
 import logging
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from . import storage
 from .models import Artifact, ArtifactState
-from .selectors import User, tasks_visible_to
+from .selectors import artifact_for_user
 
 logger = logging.getLogger(__name__)
-
-
-def artifact_for_user(*, user: User, pk: int) -> Artifact:
-    """An artifact of a task the user may see, or Http404 (the task rule is the only rule)."""
-    try:
-        return Artifact.objects.select_related("task").get(pk=pk, task__in=tasks_visible_to(user))
-    except Artifact.DoesNotExist:
-        raise Http404("No such output") from None
 
 
 @login_required

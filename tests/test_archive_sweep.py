@@ -9,13 +9,9 @@ from django.utils import timezone
 
 from tasks_app import tasks
 from tasks_app.models import Artifact, ArtifactState
+from tasks_app.selectors import archive_health, archive_lag_seconds
 from tasks_app.services import archive
-from tasks_app.services.archive import (
-    archive_health,
-    archive_lag_seconds,
-    artifacts_create_for_task,
-    artifacts_sweep,
-)
+from tasks_app.services.archive import artifacts_create_for_task, artifacts_sweep
 
 pytestmark = pytest.mark.django_db
 

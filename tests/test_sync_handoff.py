@@ -10,7 +10,8 @@ from django.utils import timezone
 from tasks_app import tasks as celery_tasks
 from tasks_app.models import Artifact, Task
 from tasks_app.services import archive
-from tasks_app.services.sync import archive_handoff_sweep, sync_account
+from tasks_app.services.archive import archive_handoff_sweep
+from tasks_app.services.sync import sync_account
 
 
 @pytest.fixture(autouse=True)

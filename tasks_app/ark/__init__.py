@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .client import ArkClient
+from .client import OUTPUT_URL_LIFETIME, TASK_ID, ArkClient
 from .errors import (
     ArkAuthenticationError,
     ArkBadRequestError,
@@ -35,5 +35,7 @@ __all__ = [
     "ArkTimeoutError",
     "ArkTooManyIdsError",
     "RateLimiter",
+    "OUTPUT_URL_LIFETIME",
+    "TASK_ID",
     "TaskPage",
 ]

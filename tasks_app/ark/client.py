@@ -15,6 +15,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from importlib import metadata
 from types import TracebackType
 from typing import Any
@@ -47,7 +48,9 @@ STATUSES = frozenset({"queued", "running", "succeeded", "failed", "expired", "ca
 MAX_PAGE_SIZE = 500
 # Ids look like cgt-20250331175019-68d9t; allow a little more, but nothing that could
 # change the URL's meaning (slashes, dots only between other characters, spaces).
-_TASK_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9_-])?$")
+TASK_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9_-])?\Z")
+# Ark's output URLs stop working this long after the task succeeded.
+OUTPUT_URL_LIFETIME = timedelta(hours=24)
 _CONNECT_TIMEOUT_CAP = 5.0
 # A page of 500 tasks is well under 1 MiB; anything far larger is not an Ark answer.
 _MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -565,7 +568,7 @@ def _require_positive(name: str, value: float, *, allow_zero: bool = False) -> N
 
 
 def _check_task_id(task_id: object) -> str:
-    if not isinstance(task_id, str) or not _TASK_ID.match(task_id):
+    if not isinstance(task_id, str) or not TASK_ID.match(task_id):
         shown = repr(task_id)[:80]
         raise ValueError(f"invalid task id {shown}: expected letters, digits, '-', '_' or '.'")
     return task_id

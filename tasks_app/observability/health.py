@@ -233,7 +233,7 @@ def _warnings(accounts: list[dict[str, Any]]) -> list[str]:
 
 
 def _archive_summary() -> dict[str, Any]:
-    from tasks_app.services.archive import archive_health
+    from tasks_app.selectors import archive_health
 
     health = archive_health()
     return {

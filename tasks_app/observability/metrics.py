@@ -179,7 +179,7 @@ class ArkDashCollector:
 
 def _database_gauges() -> Iterator[Metric]:
     from tasks_app.models import Account, Artifact, ArtifactState, Task, TaskStatus
-    from tasks_app.services.archive import archive_health
+    from tasks_app.selectors import archive_health
 
     now = timezone.now()
     accounts = list(

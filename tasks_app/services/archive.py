@@ -1,6 +1,8 @@
 """Archive: copy every output of a succeeded task to archive storage before its URL dies.
 
 The verbs:
+- `archive_handoff`: a task sync flagged as newly succeeded gets its artifacts, and the
+  flag is cleared; `archive_handoff_sweep` redoes hand-offs a crash interrupted.
 - `artifacts_create_for_task`: one Artifact per output URL (idempotent), queued.
 - `artifact_archive`: one copy attempt. A conditional UPDATE claims the artifact so
   only one worker copies it; the copy streams (constant memory), hashes, checks the
@@ -8,7 +10,6 @@ The verbs:
   atomically (see tasks_app/storage.py). Every later write checks the claim token,
   so a worker that lost its claim (it stalled and was taken over) changes nothing.
 - `artifacts_sweep`: re-queues what is not archived yet, earliest deadline first.
-- `archive_lag_seconds` / `archive_health`: how far behind the archive is.
 
 States: pending → copying → archived | failed (retried with backoff) | lost (the
 source said 403/404/410, or an attempt failed after the deadline).
@@ -33,16 +34,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Min, Q
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import F, Q
 from django.utils import timezone
 
 from tasks_app import fetch, model_convert, storage, zipsafe
+from tasks_app.ark import OUTPUT_URL_LIFETIME
 from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
+from tasks_app.selectors import archive_lag_seconds
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_URL_LIFETIME = timedelta(hours=24)
 BASE_BACKOFF_SECONDS = 5.0
 SPOOL_CHUNK = 1024 * 1024
 
@@ -66,7 +67,6 @@ MODEL_CONTENT_TYPES = {
     "obj": "model/obj",
     "usdz": "model/vnd.usdz+zip",
 }
-UNFINISHED = (ArtifactState.PENDING, ArtifactState.COPYING, ArtifactState.FAILED)
 
 
 class ArchiveError(Exception):
@@ -198,6 +198,47 @@ def _enqueue(artifact_ids: Iterable[int], *, countdown: float | None = None) -> 
                 )
 
     transaction.on_commit(send)
+
+
+# --- Hand-off from sync ---------------------------------------------------------
+
+# A hand-off normally follows its commit within seconds: the sweep leaves younger flags
+# to the queued message instead of doing the same work twice.
+HANDOFF_SWEEP_MIN_AGE = timedelta(minutes=2)
+
+
+def archive_handoff(*, task: Task) -> bool:
+    """Give a succeeded task's outputs to the archive, then clear its pending flag.
+
+    Idempotent (the archive creates one Artifact per output and queues its copy).
+    Returns False, leaving the flag for `archive_handoff_sweep`, when the archive fails.
+    """
+    try:
+        artifacts_create_for_task(task=task)
+    except Exception:
+        logger.exception("archive hand-off of %s failed; the sweep will retry it", task.ark_id)
+        return False
+    # changed_at too: while flagged the row counts as live on the page (Task.is_live), and the
+    # page's poll notices a row by its version.
+    Task.objects.filter(pk=task.pk, archive_handoff_pending=True).update(
+        archive_handoff_pending=False, changed_at=timezone.now()
+    )
+    return True
+
+
+def archive_handoff_by_ark_ids(*, account_id: int, ark_ids: Iterable[str]) -> int:
+    tasks = Task.objects.filter(account_id=account_id, ark_id__in=list(ark_ids), archive_handoff_pending=True)
+    return sum(archive_handoff(task=task) for task in tasks)
+
+
+def archive_handoff_sweep(*, min_age: timedelta = HANDOFF_SWEEP_MIN_AGE, limit: int = 1000) -> int:
+    """Redo every hand-off still pending `min_age` after the task turned succeeded (the
+    process died between commit and hand-off, or the broker lost the message)."""
+    flagged_before = timezone.now() - min_age
+    pending = Task.objects.filter(archive_handoff_pending=True, changed_at__lt=flagged_before).order_by(
+        "ark_updated_at", "pk"
+    )[:limit]
+    return sum(archive_handoff(task=task) for task in pending)
 
 
 # --- Task summary ---------------------------------------------------------------
@@ -670,7 +711,7 @@ def _record_failure(artifact: Artifact, token: str, exc: Exception) -> None:
     )
 
 
-# --- Sweeping and health --------------------------------------------------------
+# --- Sweeping --------------------------------------------------------
 
 
 @dataclass
@@ -706,38 +747,3 @@ def artifacts_sweep(*, limit: int = 1000) -> SweepReport:
     with transaction.atomic():
         _enqueue(due)
     return SweepReport(queued=due, lag_seconds=archive_lag_seconds(now=now))
-
-
-def archive_lag_seconds(*, now: datetime | None = None, account_ids: Iterable[int] | None = None) -> float:
-    """Seconds since the oldest success whose outputs are not archived yet (0 when none).
-
-    `account_ids` limits it to those accounts (the dashboard shows people their own lag).
-    """
-    now = now or timezone.now()
-    # An output whose URL already died can no longer be saved: it waits to be marked lost
-    # and is not lag. And the clock starts when ArkDash learnt of the success, not before:
-    # history found on a first sync (or the demo's back-dated week) is not the archive's delay.
-    unfinished = Artifact.objects.filter(state__in=UNFINISHED).exclude(deadline__lte=now)
-    if account_ids is not None:
-        unfinished = unfinished.filter(task__account_id__in=list(account_ids))
-    oldest = unfinished.exclude(output=ArtifactOutput.MODEL_FILE).aggregate(
-        oldest=Min(Greatest(Coalesce("task__ark_updated_at", "task__finished_at", "created"), "created"))
-    )["oldest"]
-    return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
-
-
-@dataclass(frozen=True)
-class ArchiveHealth:
-    lag_seconds: float
-    counts: dict[str, int]
-    next_deadline: datetime | None
-
-
-def archive_health() -> ArchiveHealth:
-    """Counts per state, the lag and the nearest deadline: for the page, metrics, the CLI."""
-    counts = {state: 0 for state in ArtifactState.values}
-    sources = Artifact.objects.exclude(output=ArtifactOutput.MODEL_FILE)
-    for row in sources.order_by().values("state").annotate(n=Count("id")):
-        counts[row["state"]] = row["n"]
-    next_deadline = sources.filter(state__in=UNFINISHED).aggregate(d=Min("deadline"))["d"]
-    return ArchiveHealth(lag_seconds=archive_lag_seconds(), counts=counts, next_deadline=next_deadline)

@@ -47,6 +47,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tasks_app.ark import (
+    OUTPUT_URL_LIFETIME,
     ArkClient,
     ArkError,
     ArkNotFoundError,
@@ -66,7 +67,6 @@ T = TypeVar("T")
 
 PAGE_SIZE = 500  # Ark's maximum page size, and the most ids we send in one filter.task_ids call
 ARK_WINDOW = timedelta(days=7)
-OUTPUT_URL_LIFETIME = timedelta(hours=24)
 CANCELLED_TTL = timedelta(hours=24)  # Ark deletes a cancelled task by itself this long after the cancel
 # Discovery reads at most this many pages of one status a cycle. The sweep reads the
 # window's pages at most ln(total) + 2 times over: with no order promised pages may
@@ -82,9 +82,6 @@ BATCH_CEILING_TTL = timedelta(days=1)
 YOUNG_TASK_GRACE = timedelta(minutes=1)
 # Confirming "gone" costs one get per task: cap it per cycle, the rest waits a cycle.
 MAX_GONE_CHECKS_PER_CYCLE = 200
-# A hand-off normally follows its commit within seconds: the sweep leaves younger flags
-# to the queued message instead of doing the same work twice.
-HANDOFF_SWEEP_MIN_AGE = timedelta(minutes=2)
 # A task created this long before our clock says so is out of Ark's window for sure
 # (the margin covers clock skew), so no get is spent on confirming it.
 _SURELY_OUT_OF_WINDOW = ARK_WINDOW + timedelta(hours=1)
@@ -350,43 +347,7 @@ def full_sweep_due(account: Account, *, now: datetime | None = None) -> bool:
     return now - account.last_full_sweep_at >= timedelta(seconds=settings.ARKDASH_FULL_SWEEP_SECONDS)
 
 
-# --- Archive hand-off -----------------------------------------------------------------------
-
-
-def archive_handoff(*, task: Task) -> bool:
-    """Give a succeeded task's outputs to the archive, then clear its pending flag.
-
-    Idempotent (the archive creates one Artifact per output and queues its copy).
-    Returns False, leaving the flag for `archive_handoff_sweep`, when the archive fails.
-    """
-    from tasks_app.services import archive  # lazily: syncing must not depend on storage setup
-
-    try:
-        archive.artifacts_create_for_task(task=task)
-    except Exception:
-        logger.exception("archive hand-off of %s failed; the sweep will retry it", task.ark_id)
-        return False
-    # changed_at too: the flag keeps the row live on the page (selectors.is_live), and the
-    # page's poll notices a row by its version.
-    Task.objects.filter(pk=task.pk, archive_handoff_pending=True).update(
-        archive_handoff_pending=False, changed_at=timezone.now()
-    )
-    return True
-
-
-def archive_handoff_by_ark_ids(*, account_id: int, ark_ids: Iterable[str]) -> int:
-    tasks = Task.objects.filter(account_id=account_id, ark_id__in=list(ark_ids), archive_handoff_pending=True)
-    return sum(archive_handoff(task=task) for task in tasks)
-
-
-def archive_handoff_sweep(*, min_age: timedelta = HANDOFF_SWEEP_MIN_AGE, limit: int = 1000) -> int:
-    """Redo every hand-off still pending `min_age` after the task turned succeeded (the
-    process died between commit and hand-off, or the broker lost the message)."""
-    flagged_before = timezone.now() - min_age
-    pending = Task.objects.filter(archive_handoff_pending=True, changed_at__lt=flagged_before).order_by(
-        "ark_updated_at", "pk"
-    )[:limit]
-    return sum(archive_handoff(task=task) for task in pending)
+# --- Flagging for the archive -----------------------------------------------------------
 
 
 def _enqueue_handoff(*, account_id: int, ark_ids: list[str]) -> None:
