@@ -9,7 +9,7 @@ CALCULATION and AWS_RESPONSE_CHECKSUM_VALIDATION variables override that), and t
 payload left out of the signature, as boto3 already does over https;
 ARKDASH_S3_SIGN_PAYLOAD=true puts it back for a plain-http endpoint. The writer HEADs
 every completed object and
-checks its length (tasks_app/storage.py).
+checks its length (tasks_app/lib/storage.py).
 """
 
 from __future__ import annotations

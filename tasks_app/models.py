@@ -10,7 +10,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .crypto import decrypt_secret, encrypt_secret
+from .lib.crypto import decrypt_secret, encrypt_secret
 
 
 def _new_callback_secret() -> str:

@@ -8,7 +8,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from tasks_app.ark import ArkError
-from tasks_app.crypto import SecretDecryptError
+from tasks_app.lib.crypto import SecretDecryptError
 from tasks_app.models import Account, Artifact, ArtifactState, Task
 from tasks_app.observability import metrics
 from tasks_app.observability.logging import log_context

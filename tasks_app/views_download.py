@@ -10,7 +10,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from . import storage
+from .lib import file_responses, storage
 from .models import Artifact, ArtifactState
 from .selectors import artifact_for_user
 
@@ -32,7 +32,7 @@ def artifact_download(request: HttpRequest, artifact_id: int) -> HttpResponseBas
 def archived_file_response(request: HttpRequest, artifact: Artifact, *, inline: bool = False) -> HttpResponseBase:
     """The archived file of an artifact the caller may have (its state checked by the caller)."""
     try:
-        return storage.download_response(
+        return file_responses.download_response(
             request,
             key=artifact.storage_key,
             filename=artifact.filename or artifact.storage_key.rsplit("/", 1)[-1],

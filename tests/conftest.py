@@ -42,7 +42,7 @@ SIM_BASE_URL = "http://arksim.test"
 def routed_simulator(*, api_keys: tuple[str, ...] = (SIM_API_KEY,), **options: Any) -> Iterator[Any]:
     """An in-process simulator (with `options`) that every outbound call of the app goes to."""
     from arksim import Simulator
-    from tasks_app import outbound
+    from tasks_app.lib import transport
 
     # Rate limits off: the sim's clock stands still unless a test advances it.
     simulator = Simulator(
@@ -53,7 +53,7 @@ def routed_simulator(*, api_keys: tuple[str, ...] = (SIM_API_KEY,), **options: A
         delete_rate_per_second=None,
         **options,
     )
-    with outbound.routed_to(simulator.transport()):
+    with transport.routed_to(simulator.transport()):
         yield simulator
 
 

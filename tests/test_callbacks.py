@@ -10,8 +10,8 @@ import pytest
 from django.test import Client
 
 from arksim import Simulator
-from tasks_app import outbound
 from tasks_app import tasks as celery_tasks
+from tasks_app.lib import transport
 from tasks_app.models import Account, Task, TaskStatus
 
 
@@ -80,7 +80,7 @@ def test_it_does_not_mirror_a_task_of_another_account(account, client):
     other = Account(name="other", base_url="http://arksim.test/api/v3")
     other.set_api_key("key-b")
     other.save()
-    with outbound.routed_to(sim.transport()):
+    with transport.routed_to(sim.transport()):
         not_theirs = sim.add_task(kind="video", status="running", api_key="test-key")
         response = _post(client, _hook(other), {"id": not_theirs})
     assert response.status_code == 404  # Ark answers per key: key-b has no such task
@@ -204,7 +204,7 @@ def test_it_mirrors_a_task_the_moment_ark_calls_back(db, account):
     sim = Simulator(
         api_keys=("test-key",), list_rate_per_second=None, callback_transport=httpx.MockTransport(deliver)
     )
-    with outbound.routed_to(sim.transport()):
+    with transport.routed_to(sim.transport()):
         callback_url = f"http://testserver{_hook(account)}"
         ark_id = sim.add_task(
             kind="video", status="queued", queue_seconds=5, run_seconds=10, callback_url=callback_url

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from django.urls import reverse
 
-from tasks_app import storage
+from tasks_app.lib import file_responses, storage
 from tasks_app.models import Artifact, ArtifactState, MembershipRole, Task
 
 from .dashboard_helpers import member_of
@@ -252,7 +252,7 @@ class _OpenedFiles:
 def test_it_closes_the_file_on_every_path(user_client, account, local_archive, monkeypatch, method, headers):
     artifact = archived_artifact(account)
     opened = _OpenedFiles()
-    monkeypatch.setattr(storage, "open", opened, raising=False)
+    monkeypatch.setattr(file_responses, "open", opened, raising=False)
 
     response = getattr(user_client, method)(url_for(artifact), **headers)
     response.close()  # what the server does once the answer is sent, read to the end or not
@@ -265,7 +265,7 @@ def test_it_closes_the_file_on_every_path(user_client, account, local_archive, m
 def test_it_closes_the_file_of_a_range_nobody_started_reading(user_client, account, local_archive, monkeypatch):
     artifact = archived_artifact(account)
     opened = _OpenedFiles()
-    monkeypatch.setattr(storage, "open", opened, raising=False)
+    monkeypatch.setattr(file_responses, "open", opened, raising=False)
 
     response = user_client.get(url_for(artifact), HTTP_RANGE="bytes=0-9")
     response.close()  # the client went away before the first byte

@@ -33,7 +33,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from ..ark import ArkBadRequestError, ArkDeleteRefusedError, ArkError, ArkNotFoundError, ArkTask
-from ..crypto import SecretDecryptError
+from ..lib.crypto import SecretDecryptError
 from ..models import FINISHED_STATUSES, AuditAction, AuditEntry, AuditResult, Task, TaskStatus
 from ..ratelimit import RateLimitWaitTooLong
 from ..selectors import can_operate, outputs_unarchived

@@ -7,7 +7,7 @@ The verbs:
 - `artifact_archive`: one copy attempt. A conditional UPDATE claims the artifact so
   only one worker copies it; the copy streams (constant memory), hashes, checks the
   length against Content-Length and, for 3D zips, the zip itself, then publishes
-  atomically (see tasks_app/storage.py). Every later write checks the claim token,
+  atomically (see tasks_app/lib/storage.py). Every later write checks the claim token,
   so a worker that lost its claim (it stalled and was taken over) changes nothing.
 - `artifacts_sweep`: re-queues what is not archived yet, earliest deadline first.
 
@@ -37,8 +37,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from tasks_app import fetch, model_convert, storage, zipsafe
+from tasks_app import model_convert
 from tasks_app.ark import OUTPUT_URL_LIFETIME
+from tasks_app.lib import downloads, storage, zipsafe
 from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
 from tasks_app.selectors import archive_lag_seconds
 
@@ -467,7 +468,7 @@ def _copy_source(artifact: Artifact, token: str) -> _Copied:
     is_zip = artifact.output == ArtifactOutput.MODEL_ZIP
     zip_cap = int(_setting("ARKDASH_ARCHIVE_ZIP_MAX_BYTES", 2 * 1024**3))
     progress = _Progress(artifact.pk, token)
-    with fetch.open_source(artifact.source_url) as source:
+    with downloads.open_source(artifact.source_url) as source:
         expected = source.content_length
         if is_zip and expected is not None and expected > zip_cap:
             raise ArchiveError(
@@ -611,9 +612,9 @@ def artifact_archive(*, artifact_id: int, force: bool = False) -> Artifact:
             copied = _copy_source(artifact, token)
     except ClaimLost:
         logger.warning("archive of artifact %s was taken over by another worker", artifact_id)
-    except fetch.SourceGone as exc:
+    except downloads.SourceGone as exc:
         _record_outcome(artifact, token, lost=f"Lost: {exc.message}")
-    except (fetch.FetchError, ArchiveError, storage.StorageError) as exc:
+    except (downloads.FetchError, ArchiveError, storage.StorageError) as exc:
         _record_failure(artifact, token, exc)
     except Exception as exc:  # noqa: BLE001 - a bug or a dependency failure must not kill the worker silently
         logger.exception("archive of artifact %s failed unexpectedly", artifact_id)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from tasks_app.ark import TASK_ID, ArkError
-from tasks_app.crypto import SecretDecryptError
+from tasks_app.lib.crypto import SecretDecryptError
 from tasks_app.models import Account, Task
 from tasks_app.ratelimit import Coalescer, RateLimitWaitTooLong, coalescer_from_settings
 

@@ -28,7 +28,6 @@ still flagged later (the process died in between, or the message was lost).
 from __future__ import annotations
 
 import logging
-import math
 import re
 import secrets
 import time
@@ -54,9 +53,8 @@ from tasks_app.ark import (
     ArkRateLimitedError,
     ArkTask,
     ArkTooManyIdsError,
-    TaskPage,
 )
-from tasks_app.crypto import SecretDecryptError
+from tasks_app.lib.crypto import SecretDecryptError
 from tasks_app.models import ACTIVE_STATUSES, Account, Task, TaskStatus
 from tasks_app.ratelimit import RateLimitWaitTooLong
 
@@ -68,11 +66,9 @@ T = TypeVar("T")
 PAGE_SIZE = 500  # Ark's maximum page size, and the most ids we send in one filter.task_ids call
 ARK_WINDOW = timedelta(days=7)
 CANCELLED_TTL = timedelta(hours=24)  # Ark deletes a cancelled task by itself this long after the cancel
-# Discovery reads at most this many pages of one status a cycle. The sweep reads the
-# window's pages at most ln(total) + 2 times over: with no order promised pages may
-# overlap, and a shuffled order needs about that many passes to show every task.
+# Discovery reads at most this many pages of one status a cycle (the sweep: as many as
+# ArkClient.iter_pages budgets for a list in no promised order).
 MAX_DISCOVERY_PAGES = 10
-MAX_SWEEP_CALLS = 1000
 # The batch of filter.task_ids grows back by a tenth (at least one id) this often, and
 # never to a size refused in the last day.
 BATCH_GROW_EVERY = timedelta(minutes=10)
@@ -479,37 +475,26 @@ class _Cycle:
     ) -> tuple[set[str], int]:
         """Page through the tasks with `status` (None: all); returns (ids seen, Ark's total).
 
-        No order is promised, so pages are not trusted to partition the set. Reading stops
-        once as many distinct tasks were seen as `total` says, or once `enough(status)`
-        (what the mirror knows) reaches it. Pages go 1, last, 2, 3, ...: whether Ark lists
-        newest or oldest first, the newest tasks are met at once; a shuffled order needs
-        passes, within a budget of calls.
+        No order is promised (see ArkClient.iter_pages). Reading stops once as many distinct
+        tasks were seen as `total` says, or once `enough(status)` (what the mirror knows)
+        reaches it, or when `max_calls` (None: the client's budget of passes) are spent.
         """
         seen: set[str] = set()
-        order: list[int] = [1]
-        calls, budget = 0, max_calls
-        while True:
-            page_num = order[calls % len(order)]
-            page: TaskPage = self._patiently(
-                lambda page_num=page_num: self.client.list_tasks(
-                    page_num=page_num, page_size=PAGE_SIZE, status=status
-                )
-            )
-            calls += 1
+        total = 0
+        pages = self.client.iter_pages(
+            page_size=PAGE_SIZE,
+            status=status,
+            newest_first_either_way=True,
+            max_calls=max_calls,
+            each_call=self._patiently,
+        )
+        for page in pages:
+            total = page.total
             seen.update(item.id for item in page.items)
             self._write(page.items)
-            if len(seen) >= page.total or not page.items:
-                return seen, page.total
-            if enough is not None and enough(status) >= page.total:
-                return seen, page.total
-            pages = max(1, math.ceil(page.total / PAGE_SIZE))
-            if len(order) != pages:
-                order = [1, *([pages] if pages > 1 else []), *range(2, pages)]
-            if budget is None:
-                passes = math.ceil(math.log(max(page.total, 1))) + 2
-                budget = min(pages * passes, MAX_SWEEP_CALLS)
-            if calls >= budget:
-                return seen, page.total
+            if enough is not None and page.items and len(seen) < total and enough(status) >= total:
+                break
+        return seen, total
 
     def _confirm_gone(self, ark_ids: list[str]) -> None:
         if not ark_ids:

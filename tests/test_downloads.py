@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tasks_app.fetch import (
+from tasks_app.lib.downloads import (
     FetchError,
     FetchRefused,
     SourceGone,

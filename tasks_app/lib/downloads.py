@@ -37,7 +37,7 @@ import httpcore
 import httpx
 from django.conf import settings
 
-from . import outbound
+from . import transport as outbound_transport
 
 MAX_REDIRECTS = 3
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -373,7 +373,7 @@ def open_source(
     """Open url for streaming after checking it; closes the connection on exit."""
     policy = policy or UrlPolicy.from_settings()
     client = httpx.Client(
-        transport=transport or outbound.transport() or _guarded_transport(policy, resolver),
+        transport=transport or outbound_transport.current() or _guarded_transport(policy, resolver),
         verify=_tls_context(),
         timeout=_timeout(),
         follow_redirects=False,
