@@ -61,8 +61,8 @@ def sleep_with_jitter(seconds: float) -> None:
 
     Processes refused the same grant are told the same wait. Woken in lockstep, they
     all ask at once, and the store's lock (SQLite's busy handler backs off the loser)
-    can hand the next grant to the same winner time after time: seen as one of two
-    processes getting nothing for 1.6 s. A little jitter makes the winner random.
+    can hand the next grant to the same winner time after time, starving the other
+    process for seconds. A little jitter makes the winner random.
     """
     time.sleep(seconds + random.uniform(0, min(seconds * JITTER_FRACTION, JITTER_MAX_SECONDS)))  # noqa: S311
 

@@ -1,4 +1,5 @@
-"""Download of an archived output: permission check, then storage answers (Range or presigned)."""
+"""Download of an archived output: the permission check (selectors.artifact_for_user), then
+lib/file_responses answers (Range from local disk, a presigned redirect on S3)."""
 
 from __future__ import annotations
 

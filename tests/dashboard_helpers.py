@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from tasks_app.models import Account, Membership, MembershipRole, Task, TaskKind, TaskStatus
 
+# The password of the `ana` fixture (conftest.py), for the login tests.
+ANA_PASSWORD = "the-right-password-7"
 _serial = itertools.count(1)
 
 

@@ -14,12 +14,7 @@ from tasks_app import tasks as celery_tasks
 from tasks_app.lib import transport
 from tasks_app.models import Account, Task, TaskStatus
 
-
-@pytest.fixture(autouse=True)
-def unthrottled(settings):
-    settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
-    settings.ARK_GET_RATE_PER_SECOND = 10_000.0
-    settings.ARK_RETRY_BACKOFF_SECONDS = 0.001
+pytestmark = pytest.mark.usefixtures("unthrottled")
 
 
 def _hook(account: Account) -> str:

@@ -13,12 +13,9 @@ from tasks_app.gateway import outputs
 from tasks_app.lib import transport
 from tasks_app.models import Artifact, Task
 
-from . import gateway_support
 from .gateway_support import make_token, sdk
 
 # Fixtures shared by the gateway tests.
-in_process_django = gateway_support.in_process_django
-operator = gateway_support.operator
 
 pytestmark = pytest.mark.django_db
 

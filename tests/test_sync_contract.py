@@ -23,12 +23,7 @@ from .conftest import SIM_API_KEY, SIM_BASE_URL, routed_simulator
 
 OTHER_KEY = "second-key-of-the-same-ark-account"
 
-
-@pytest.fixture(autouse=True)
-def unthrottled(settings):
-    settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
-    settings.ARK_GET_RATE_PER_SECOND = 10_000.0
-    settings.ARK_RETRY_BACKOFF_SECONDS = 0.001
+pytestmark = pytest.mark.usefixtures("unthrottled")
 
 
 def _sim(**options):

@@ -291,7 +291,7 @@ class ArkClient:
                     budget = min(_MAX_PAGES, pages + _EXTRA_PAGES)
             if calls >= budget:
                 if not newest_first_either_way:
-                    logger.warning("ark list: stopped after %d pages; the total kept growing", calls)
+                    logger.warning("ark list: stopped after %d pages; the total went on growing", calls)
                 return
 
     def get_task(self, task_id: str) -> ArkTask:

@@ -249,7 +249,7 @@ def _guarded_transport(policy: UrlPolicy, resolver: Resolver) -> httpx.HTTPTrans
 
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
-    # Loading the CA bundle takes ~20 ms: once per process, not once per download.
+    # Loading the CA bundle is slow: once per process, not once per download.
     return httpx.create_ssl_context()
 
 
@@ -307,8 +307,9 @@ class Source:
             raise FetchError(f"connection broke while reading {redact_url(self.url)} ({exc})") from None
 
     def _iter_body(self) -> Iterator[bytes]:
-        # h11 parses a body 64 KiB at a time through several layers of Python, about
-        # 50 us a piece: as much CPU as the sha256 of those bytes. A plain HTTP/1.1 body
+        # h11 parses a body 64 KiB at a time through several layers of Python, costing
+        # about as much CPU as the sha256 of those bytes (docs/benchmarks.md compares it
+        # with this read). A plain HTTP/1.1 body
         # with a Content-Length has no framing to parse, so once h11 has handed over what
         # it buffered with the headers, the rest is read straight off the connection
         # (httpcore's public network_stream) in 1 MiB reads. The connection is closed

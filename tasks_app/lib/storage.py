@@ -229,7 +229,7 @@ class S3MultipartWriter:
         self._pending_bytes = 0
         self._upload_id: str | None = None
         self._parts: list[Future] = []
-        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._parts_in_memory = threading.BoundedSemaphore(self.concurrency)
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
         self._call(self._abort_leftovers)
@@ -252,7 +252,7 @@ class S3MultipartWriter:
         if self._closed:
             raise StorageError("write after publish or discard")
         if not self._pieces and self._upload_id is not None:
-            self._wait_for_slot()
+            self._wait_for_room()
         self._pieces.append(bytes(chunk))
         self._pending_bytes += len(chunk)
         self.bytes_written += len(chunk)
@@ -272,18 +272,18 @@ class S3MultipartWriter:
             )
             self._upload_id = created["UploadId"]
             self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s3-part")
-            self._wait_for_slot()  # the first part was gathered before the upload existed
+            self._wait_for_room()  # the first part was gathered before the upload existed
         self._raise_failed_part()
         number = len(self._parts) + 1
         assert self._pool is not None
         future = self._pool.submit(self._upload_part, number, body)
-        future.add_done_callback(lambda _f: self._slots.release())
+        future.add_done_callback(lambda _f: self._parts_in_memory.release())
         self._parts.append(future)
 
-    def _wait_for_slot(self) -> None:
-        # A slot is taken when a part starts gathering and freed when its upload ends:
-        # at most `concurrency` parts are in memory, however big the file.
-        while not self._slots.acquire(timeout=0.5):
+    def _wait_for_room(self) -> None:
+        # A part counts from when it starts gathering until its upload ends: at most
+        # `concurrency` parts are in memory, however big the file.
+        while not self._parts_in_memory.acquire(timeout=0.5):
             self._raise_failed_part()
 
     def _upload_part(self, number: int, body: _PartBody) -> dict:

@@ -21,8 +21,9 @@ One cycle of `sync_account`:
 Only rows whose mirrored fields changed are written, one transaction per batch, so a
 cycle that fails half-way leaves a consistent mirror. A task that turns succeeded is
 flagged for the archive in the same transaction; after commit one Celery message per
-batch hands the flagged tasks to the archive, and a periodic sweep redoes any hand-off
-still flagged later (the process died in between, or the message was lost).
+batch asks the archive (services/archive.py, `archive_handoff`) to take the flagged
+tasks, and its periodic sweep redoes any hand-off still flagged later (the process died
+in between, or the message was lost).
 """
 
 from __future__ import annotations

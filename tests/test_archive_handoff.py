@@ -13,11 +13,7 @@ from tasks_app.services import archive
 from tasks_app.services.archive import archive_handoff_sweep
 from tasks_app.services.sync import sync_account
 
-
-@pytest.fixture(autouse=True)
-def unthrottled(settings):
-    settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
-    settings.ARK_GET_RATE_PER_SECOND = 10_000.0
+pytestmark = pytest.mark.usefixtures("unthrottled")
 
 
 def _flagged_minutes_ago(minutes: int) -> None:
