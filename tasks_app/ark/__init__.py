@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .client import OUTPUT_URL_LIFETIME, TASK_ID, ArkClient
+from .client import MAX_PAGE_SIZE, OUTPUT_URL_LIFETIME, TASK_ID, ArkClient
 from .errors import (
     ArkAuthenticationError,
     ArkBadRequestError,
@@ -35,6 +35,7 @@ __all__ = [
     "ArkTimeoutError",
     "ArkTooManyIdsError",
     "RateLimiter",
+    "MAX_PAGE_SIZE",
     "OUTPUT_URL_LIFETIME",
     "TASK_ID",
     "TaskPage",

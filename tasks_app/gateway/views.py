@@ -16,7 +16,7 @@ from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from ..ark import TASK_ID
+from ..ark import MAX_PAGE_SIZE, TASK_ID
 from ..models import Artifact, ArtifactState, Task, TaskStatus
 from ..views_download import archived_file_response
 from . import outputs, selectors, services
@@ -27,7 +27,6 @@ from .serializers import output_links, task_objects
 # Ark's id alphabet (cgt-20250331175019-68d9t), with room to spare: anything else is no task.
 _STATUSES = frozenset(TaskStatus.values)
 _SERVICE_TIERS = frozenset({"default", "flex"})
-MAX_PAGE_SIZE = 500
 # No maximum is documented; this many ids is far beyond any URL a server accepts.
 MAX_TASK_IDS = 1000
 MAX_BODY_BYTES = 1024 * 1024

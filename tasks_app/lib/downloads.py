@@ -21,12 +21,10 @@ service decides between "failed, will retry" and "lost" without knowing httpx.
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import ipaddress
 import socket
 import ssl
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +34,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpcore
 import httpx
 from django.conf import settings
+
+from tasks_app.ark.errors import parse_retry_after
 
 from . import transport as outbound_transport
 
@@ -260,24 +260,6 @@ def _timeout() -> httpx.Timeout:
         write=30.0,
         pool=10.0,
     )
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 # Body bytes asked of the socket per read on the bulk path (see Source.iter_chunks).

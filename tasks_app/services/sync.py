@@ -18,7 +18,8 @@ One cycle of `sync_account`:
    marked gone: Ark's window is open at the request's second, so a task read back in
    the second it was created is simply not visible yet.
 
-Only rows whose mirrored fields changed are written, one transaction per batch, so a
+Pages are Ark's largest (500 tasks), and a filter.task_ids call carries at most as many
+ids. Only rows whose mirrored fields changed are written, one transaction per batch, so a
 cycle that fails half-way leaves a consistent mirror. A task that turns succeeded is
 flagged for the archive in the same transaction; after commit one Celery message per
 batch asks the archive (services/archive.py, `archive_handoff`) to take the flagged
@@ -47,6 +48,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tasks_app.ark import (
+    MAX_PAGE_SIZE,
     OUTPUT_URL_LIFETIME,
     ArkClient,
     ArkError,
@@ -64,7 +66,6 @@ from .accounts import client_for
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PAGE_SIZE = 500  # Ark's maximum page size, and the most ids we send in one filter.task_ids call
 ARK_WINDOW = timedelta(days=7)
 CANCELLED_TTL = timedelta(hours=24)  # Ark deletes a cancelled task by itself this long after the cancel
 # Discovery reads at most this many pages of one status a cycle (the sweep: as many as
@@ -402,7 +403,7 @@ class _Cycle:
         while pending:
             ids, pending = pending[: batch.size], pending[batch.size :]
             try:
-                page = self._patiently(lambda ids=ids: self.client.list_tasks(task_ids=ids, page_size=PAGE_SIZE))
+                page = self._patiently(lambda ids=ids: self.client.list_tasks(task_ids=ids, page_size=MAX_PAGE_SIZE))
             except ArkTooManyIdsError:
                 if len(ids) == 1:
                     raise
@@ -483,7 +484,7 @@ class _Cycle:
         seen: set[str] = set()
         total = 0
         pages = self.client.iter_pages(
-            page_size=PAGE_SIZE,
+            page_size=MAX_PAGE_SIZE,
             status=status,
             newest_first_either_way=True,
             max_calls=max_calls,
@@ -541,7 +542,7 @@ class _Cycle:
         """Record other Accounts that mirror some of these ids (two keys of one Ark account)."""
         from .accounts import accounts_note_shared_tasks
 
-        for batch in _chunks(ark_ids, PAGE_SIZE):
+        for batch in _chunks(ark_ids, MAX_PAGE_SIZE):
             accounts_note_shared_tasks(account=self.account, ark_ids=batch)
 
     # 429s slow the cycle down rather than fail it: the client has already told the
@@ -564,19 +565,19 @@ class TaskIdsBatch:
     Ark documents no limit, and a proxy may cap the URL. A refusal halves the size, or
     falls back to the largest size that already worked, and marks the refused size as a
     ceiling for a day. A cycle without refusal grows the size by a tenth, at most every
-    BATCH_GROW_EVERY, back towards PAGE_SIZE.
+    BATCH_GROW_EVERY, back towards MAX_PAGE_SIZE.
     """
 
     def __init__(self, *, account_id: int) -> None:
         self.key = f"arkdash:sync:task-ids-batch:{account_id}"
         state = cache.get(self.key) or {}
-        self.size: int = int(state.get("size", PAGE_SIZE))
-        self.ceiling: int = int(state.get("ceiling", PAGE_SIZE))
+        self.size: int = int(state.get("size", MAX_PAGE_SIZE))
+        self.ceiling: int = int(state.get("ceiling", MAX_PAGE_SIZE))
         self.largest_ok: int = int(state.get("largest_ok", 0))
         self.ceiling_until: float = float(state.get("ceiling_until", 0.0))
         self.changed_at: float = float(state.get("changed_at", 0.0))
         if self.ceiling_until and self.ceiling_until < time.time():
-            self.ceiling, self.largest_ok = PAGE_SIZE, 0  # a limit not met for a day may have changed
+            self.ceiling, self.largest_ok = MAX_PAGE_SIZE, 0  # a limit not met for a day may have changed
         self._refused = False
 
     def refused(self, sent: int) -> None:
@@ -766,7 +767,7 @@ def _create_or_merge(account: Account, tasks: list[Task], *, now: datetime) -> l
     instead; returns the Ark ids of those merged rows."""
     try:
         with transaction.atomic():
-            Task.objects.bulk_create(tasks, batch_size=PAGE_SIZE)
+            Task.objects.bulk_create(tasks, batch_size=MAX_PAGE_SIZE)
         return []
     except IntegrityError:
         pass
