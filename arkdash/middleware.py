@@ -67,7 +67,7 @@ class PrivateCacheMiddleware:
 class RetryReadOnLostDatabaseMiddleware:
     """A GET or HEAD whose database connection died under it (a failover, a restarted
     pooler, an administrator's pg_terminate_backend) is answered once more, on a fresh
-    connection, instead of with a 500. Django checks a kept connection only when a request
+    connection, instead of with a 500. Django checks a persistent connection only when a request
     starts; this covers one that dies during it. Writes are never repeated.
     """
 

@@ -2,14 +2,14 @@
 
 The archive copy hashes every byte with sha256 itself. boto3's own per-request work on
 top of that (a CRC of every part, and over plain http a sha256 of every part for the
-signature) doubled the copy's CPU on a small machine (bench/bench_archive.py), and
+signature) costs as much CPU again as the copy's own hashing (docs/benchmarks.md), and
 S3-compatible stores such as TOS and older MinIO refuse boto3's default CRC checksums.
 So: checksums only where the S3 API requires them (the standard AWS_REQUEST_CHECKSUM_
 CALCULATION and AWS_RESPONSE_CHECKSUM_VALIDATION variables override that), and the
 payload left out of the signature, as boto3 already does over https;
 ARKDASH_S3_SIGN_PAYLOAD=true puts it back for a plain-http endpoint. The writer HEADs
 every completed object and
-checks its length (tasks_app/storage.py).
+checks its length (tasks_app/lib/storage.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pieces of the security settings that need a little logic (kept out of settings.py).
+"""Pieces of the security settings that need a little logic (outside settings.py).
 
 Mostly pure functions of their arguments: settings.py calls them at import time.
 """

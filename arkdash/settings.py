@@ -240,7 +240,7 @@ else:
 # --- Archive (copying outputs before their URLs die) ------------------------------
 # Hosts output URLs may be fetched from: Ark's and BytePlus ModelArk's object storage and
 # CDN ("*.volces.com", or "*" for any host). Whatever the entry, every address a host
-# resolves to must be public (tasks_app/fetch.py), on every redirect hop.
+# resolves to must be public (tasks_app/lib/downloads.py), on every redirect hop.
 ARKDASH_ARCHIVE_ALLOWED_HOSTS = envlist(
     "ARKDASH_ARCHIVE_ALLOWED_HOSTS",
     ["*.volces.com", "*.volccdn.com", "*.bytepluses.com", "*.byteplus.com"],

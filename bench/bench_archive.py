@@ -230,9 +230,9 @@ def mirror_artifact(env: Env, sim_id: str, url: str):
     """A Task and its video Artifact in the bench database, pending."""
     from django.utils import timezone
 
+    from tasks_app.lib.storage import artifact_key
     from tasks_app.models import Artifact, Task
     from tasks_app.services.accounts import account_ensure_default
-    from tasks_app.storage import artifact_key
 
     # The default account (ARK_API_KEY): a second account with the same key would be synced twice.
     account = account_ensure_default()
@@ -248,7 +248,7 @@ def mirror_artifact(env: Env, sim_id: str, url: str):
 
 def reset_artifact(artifact_id: int) -> None:
     """Pending again, and its archived object removed (as curl's target is between runs)."""
-    from tasks_app import storage
+    from tasks_app.lib import storage
     from tasks_app.models import Artifact
 
     key = Artifact.objects.values_list("storage_key", flat=True).get(pk=artifact_id)
@@ -335,22 +335,6 @@ def bench_throughput(env: Env, *, size: int, s3_size: int, repeat: int) -> list[
     curl_s, ours_s = statistics.median(curl_times), statistics.median(ours_times)
     hash_s = statistics.median(sha256_seconds(size) for _ in range(repeat))
 
-    # S3: rclone copyurl and ArkDash into the same moto bucket.
-    bucket = "bench-throughput"
-    s3_client(env).create_bucket(Bucket=bucket)
-    s3_id = sim_task(env, output_bytes=s3_size)
-    s3_info = sim_outputs(env, s3_id)["video"]
-    s3_artifact = mirror_artifact(env, s3_id, s3_info["url"])
-    rclone_times, ours_s3_times = [], []
-    for run in range(repeat):
-        rclone_times.append(run_rclone(env, s3_info["url"], bucket, f"rclone/{run}.mp4"))
-        reset_artifact(s3_artifact.pk)
-        result = copy_in_child(env, s3_artifact.pk, s3_bucket=bucket)
-        if not result["sha_ok"]:
-            raise RuntimeError(f"ArkDash's S3 copy is wrong: {result}")
-        ours_s3_times.append(result["seconds"])
-    rclone_s, ours_s3_s = statistics.median(rclone_times), statistics.median(ours_s3_times)
-
     def rate(nbytes: int, seconds: float) -> str:
         return f"{nbytes / seconds / 1e6:,.0f} MB/s"
 
@@ -362,13 +346,30 @@ def bench_throughput(env: Env, *, size: int, s3_size: int, repeat: int) -> list[
         f"| local disk | {human(size)} | `curl -o` | {curl_s:.2f} s | {rate(size, curl_s)} | |",
         f"| local disk | {human(size)} | ArkDash | {ours_s:.2f} s | {rate(size, ours_s)} | **{curl_s / ours_s:.2f}×** |",
         f"| (ceiling) | {human(size)} | sha256 of the bytes in memory, nothing else | {hash_s:.2f} s | {rate(size, hash_s)} | {curl_s / hash_s:.2f}× |",
-        f"| moto S3 | {human(s3_size)} | `rclone copyurl` | {rclone_s:.2f} s | {rate(s3_size, rclone_s)} | |",
-        f"| moto S3 | {human(s3_size)} | ArkDash | {ours_s3_s:.2f} s | {rate(s3_size, ours_s3_s)} | **{rclone_s / ours_s3_s:.2f}×** |",
-        "",
-        f"Raw runs (s): curl {fmt(curl_times)}; ArkDash local {fmt(ours_times)}; "
-        f"rclone {fmt(rclone_times)}; ArkDash S3 {fmt(ours_s3_times)}.",
-        "",
     ]
+    raw = f"Raw runs (s): curl {fmt(curl_times)}; ArkDash local {fmt(ours_times)}"
+    if s3_size:
+        # S3: rclone copyurl and ArkDash into the same moto bucket.
+        bucket = "bench-throughput"
+        s3_client(env).create_bucket(Bucket=bucket)
+        s3_id = sim_task(env, output_bytes=s3_size)
+        s3_info = sim_outputs(env, s3_id)["video"]
+        s3_artifact = mirror_artifact(env, s3_id, s3_info["url"])
+        rclone_times, ours_s3_times = [], []
+        for run in range(repeat):
+            rclone_times.append(run_rclone(env, s3_info["url"], bucket, f"rclone/{run}.mp4"))
+            reset_artifact(s3_artifact.pk)
+            result = copy_in_child(env, s3_artifact.pk, s3_bucket=bucket)
+            if not result["sha_ok"]:
+                raise RuntimeError(f"ArkDash's S3 copy is wrong: {result}")
+            ours_s3_times.append(result["seconds"])
+        rclone_s, ours_s3_s = statistics.median(rclone_times), statistics.median(ours_s3_times)
+        lines += [
+            f"| moto S3 | {human(s3_size)} | `rclone copyurl` | {rclone_s:.2f} s | {rate(s3_size, rclone_s)} | |",
+            f"| moto S3 | {human(s3_size)} | ArkDash | {ours_s3_s:.2f} s | {rate(s3_size, ours_s3_s)} | **{rclone_s / ours_s3_s:.2f}×** |",
+        ]
+        raw += f"; rclone {fmt(rclone_times)}; ArkDash S3 {fmt(ours_s3_times)}"
+    lines += ["", raw + ".", ""]
     return lines
 
 
@@ -584,13 +585,14 @@ def child_copy(artifact_id: int) -> None:
     import django
 
     django.setup()
-    from tasks_app import storage
+    from tasks_app.lib import storage
     from tasks_app.services.archive import artifact_archive
 
     # A running worker already holds its S3 client: do not time creating it.
     archive = storage.archive_storage()
     if storage.is_s3(archive):
-        archive.connection.meta.client.list_buckets()
+        s3_client, _bucket, _key = storage.s3_object(archive, "")
+        s3_client.list_buckets()
 
     profiler = None
     if os.environ.get("BENCH_PROFILE"):  # where the time goes, on stderr
@@ -635,7 +637,7 @@ def main() -> None:
         "--s3-size",
         type=parse_size,
         default=parse_size("512M"),
-        help="above rclone's 200 MiB multipart cutoff",
+        help="above rclone's 200 MiB multipart cutoff; 0 skips the S3 comparison",
     )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", default="100M,1G,2G", help="worker RSS on local disk")
@@ -646,7 +648,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep files here (default: a temporary folder, removed)")
     args = parser.parse_args()
     wanted = set(args.only or ["throughput", "memory", "many"])
-    for tool in ("curl", "rclone"):
+    for tool in ("curl", "rclone") if args.s3_size else ("curl",):
         if "throughput" in wanted and shutil.which(tool) is None:
             sys.exit(f"{tool} is needed for the throughput comparison (apt-get install {tool})")
     sizes = [parse_size(s) for s in args.sizes.split(",") if s]

@@ -115,7 +115,7 @@ def child(mode: str) -> None:
 
     django.setup()
     from arksim import Simulator
-    from tasks_app import outbound
+    from tasks_app.lib import transport
     from tasks_app.models import Account
     from tasks_app.services import sync
 
@@ -143,7 +143,7 @@ def child(mode: str) -> None:
         calls.append(sim.stats()["list"])
         reports.append(report)
 
-    with outbound.routed_to(sim.transport()):
+    with transport.routed_to(sim.transport()):
         cycle()
         sim.advance(1)
         cycle(full_sweep=None)

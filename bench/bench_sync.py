@@ -163,7 +163,7 @@ def child(sim_url: str, *, measure_handoff: bool) -> None:
     from datetime import timedelta
 
     from tasks_app.models import Account, Task
-    from tasks_app.services import sync
+    from tasks_app.services import archive, sync
 
     account = Account(name="bench", base_url=f"{sim_url}/api/v3")
     account.set_api_key(SIM_KEY)
@@ -186,7 +186,7 @@ def child(sim_url: str, *, measure_handoff: bool) -> None:
             return
         pending = Task.objects.filter(archive_handoff_pending=True).count()
         started = time.perf_counter()
-        done = sync.archive_handoff_sweep(min_age=timedelta(0), limit=10**9)
+        done = archive.archive_handoff_sweep(min_age=timedelta(0), limit=10**9)
         seconds = time.perf_counter() - started
         print(f"M|{name} ({pending:,} tasks, worker side)|{seconds:.3f}|0|0|0|{done}|0|0", flush=True)
 

@@ -1,7 +1,7 @@
 """The Django admin: accounts and who may see them, and the audit log.
 
 Staff manage accounts here. An account's API key is write-only: typed into a password
-field that never shows a value, kept as it was when left blank, and never displayed.
+field that never shows a value, left unchanged when left blank, and never displayed.
 """
 
 from __future__ import annotations

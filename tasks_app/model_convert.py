@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import zipsafe
+from .lib import zipsafe
 
 CONVERTIBLE = frozenset({"obj", "usd", "usda", "usdc", "usdz"})
 

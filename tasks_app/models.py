@@ -10,7 +10,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .crypto import decrypt_secret, encrypt_secret
+from .lib.crypto import decrypt_secret, encrypt_secret
 
 
 def _new_callback_secret() -> str:
@@ -92,7 +92,7 @@ class TaskKind(models.TextChoices):
 
 
 class ArchiveState(models.TextChoices):
-    """Summary of a task's artifacts, kept on the task so the list can filter on it."""
+    """Summary of a task's artifacts, stored on the task so the list can filter on it."""
 
     NONE = "none", _("nothing to archive")
     PENDING = "pending", _("pending")
@@ -171,7 +171,7 @@ class Task(models.Model):
             models.Index(fields=["account", "model", "status", "ark_created_at"], name="task_model_status_created"),
             models.Index(fields=["account", "archive_state", "-ark_created_at"], name="task_acct_archive_created"),
             # Covers every list filter column: the status chips count with an index-only
-            # scan instead of reading the wide rows (5x faster at 100k tasks).
+            # scan instead of reading the wide rows.
             models.Index(
                 fields=["account", "status", "kind", "archive_state", "model", "ark_created_at"],
                 name="task_filter_counts",
@@ -445,5 +445,46 @@ class AuditEntry(models.Model):
 
 # The gateway's and the archive page's models live in their own modules; importing them
 # registers them with the app.
-from .archive_models import ArchiveUsageSnapshot, WorkerHeartbeat  # noqa: E402,F401
 from .gateway.models import ApiToken, GatewayTask  # noqa: E402,F401
+
+# --- The archive page: storage used per day, workers seen --------------------------------
+
+
+class ArchiveUsageSnapshot(models.Model):
+    """Archive storage used by one account on one day (written by the retention beat job).
+
+    One row per account and day, rewritten through the day: the page draws the trend
+    from them without summing every artifact of the past.
+    """
+
+    account = models.ForeignKey("tasks_app.Account", on_delete=models.CASCADE, related_name="usage_snapshots")
+    day = models.DateField(_("day"))
+    bytes_stored = models.BigIntegerField(_("bytes stored"), default=0)
+    outputs_stored = models.PositiveIntegerField(_("outputs stored"), default=0)
+    taken_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "day"], name="usage_snapshot_unique_day")]
+        ordering = ["account", "-day"]
+        verbose_name = _("archive usage snapshot")
+        verbose_name_plural = _("archive usage snapshots")
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.day} {self.bytes_stored}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker that reported in (tasks_app/observability/celery_signals.py)."""
+
+    hostname = models.CharField(_("worker"), max_length=255, unique=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(_("started"))
+    last_seen_at = models.DateTimeField(_("last seen"), db_index=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        verbose_name = _("worker heartbeat")
+        verbose_name_plural = _("worker heartbeats")
+
+    def __str__(self) -> str:
+        return self.hostname

@@ -2,8 +2,8 @@
 
 Ark allows about 1 list request/s per account (20/s for get and delete). Web
 processes, Celery workers and the sync command all spend the same budget, so the
-state lives outside any one process: in Redis (production) or in a SQLite file in
-ARKDASH_DATA_DIR (embedded default, one machine, no server).
+state lives outside any one process, in the shared store (tasks_app/lib/sharedstore.py:
+Redis in production, a SQLite file in ARKDASH_DATA_DIR in the embedded default).
 
 The algorithm is GCRA (a token bucket stored as one number per bucket: the
 "theoretical arrival time" of the next request). A request is allowed when that
@@ -15,21 +15,17 @@ slows every process at once when Ark answers 429.
 from __future__ import annotations
 
 import math
-import os
 import random
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
-from typing import Protocol
+
+from tasks_app.lib.sharedstore import SharedStore
+from tasks_app.lib.sharedstore import store_from_settings as shared_store_from_settings
 
 # We aim 5% under Ark's published rates: network jitter must not turn into 429s.
 _HEADROOM = 0.95
-# Expiry of idle bucket keys: far beyond any interval or penalty we use.
-_IDLE_TTL_SECONDS = 3600
 
 
 class RateLimitWaitTooLong(Exception):
@@ -39,159 +35,6 @@ class RateLimitWaitTooLong(Exception):
         super().__init__(f"the {endpoint} budget is exhausted for another {wait:.1f}s")
         self.endpoint = endpoint
         self.wait = wait
-
-
-class BucketStore(Protocol):
-    """Where bucket state lives. Both operations must be atomic across processes."""
-
-    def try_take(self, key: str, *, interval: float, tolerance: float) -> float:
-        """Take one request from the bucket: 0.0 if granted, else seconds until it could be (not taken)."""
-
-    def push_back(self, key: str, *, delay: float, tolerance: float) -> None:
-        """No request may be granted for `delay` seconds from now."""
-
-    def hold(self, key: str, *, seconds: float) -> None:
-        """The next request is granted `seconds` from now, no sooner and no later."""
-
-
-# --- Redis -------------------------------------------------------------------------
-# Redis' own clock (TIME) is the one clock all machines agree on. Floats are passed as
-# strings because Lua numbers returned to Redis are truncated to integers.
-_TAKE_LUA = """
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local ttl_ms = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local wait = tat - tolerance - now
-if wait > 0 then return string.format('%.6f', wait) end
-redis.call('SET', KEYS[1], string.format('%.6f', tat + interval), 'PX', ttl_ms)
-return '0'
-"""
-
-_PUSH_LUA = """
-local delay = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local ttl_ms = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-local target = now + delay + tolerance
-if target > tat then
-  redis.call('SET', KEYS[1], string.format('%.6f', target), 'PX', ttl_ms)
-end
-return 1
-"""
-
-
-_HOLD_LUA = """
-local seconds = tonumber(ARGV[1])
-local ttl_ms = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('SET', KEYS[1], string.format('%.6f', now + seconds), 'PX', ttl_ms)
-return 1
-"""
-
-
-class RedisBucketStore:
-    def __init__(self, url: str, *, socket_timeout: float = 5.0) -> None:
-        import redis
-
-        self._redis = redis.Redis.from_url(
-            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-        )
-        self._take = self._redis.register_script(_TAKE_LUA)
-        self._push = self._redis.register_script(_PUSH_LUA)
-        self._hold = self._redis.register_script(_HOLD_LUA)
-
-    def try_take(self, key: str, *, interval: float, tolerance: float) -> float:
-        ttl_ms = _ttl_ms(interval + tolerance)
-        return float(self._take(keys=[key], args=[repr(interval), repr(tolerance), ttl_ms]))
-
-    def push_back(self, key: str, *, delay: float, tolerance: float) -> None:
-        self._push(keys=[key], args=[repr(delay), repr(tolerance), _ttl_ms(delay + tolerance)])
-
-    def hold(self, key: str, *, seconds: float) -> None:
-        self._hold(keys=[key], args=[repr(max(seconds, 0.0)), _ttl_ms(seconds)])
-
-
-# --- SQLite (embedded default) -------------------------------------------------------
-class SqliteBucketStore:
-    """Bucket state in a SQLite file: BEGIN IMMEDIATE serialises processes on one machine."""
-
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
-        self._path = Path(path)
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._clock = clock
-        self._local = threading.local()
-        with self._transaction() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS bucket (key TEXT PRIMARY KEY, tat REAL NOT NULL)")
-
-    def try_take(self, key: str, *, interval: float, tolerance: float) -> float:
-        with self._transaction() as db:
-            now = self._clock()
-            tat = max(self._tat(db, key), now)
-            wait = tat - tolerance - now
-            if wait > 0:
-                return wait
-            self._store(db, key, tat + interval)
-            return 0.0
-
-    def push_back(self, key: str, *, delay: float, tolerance: float) -> None:
-        with self._transaction() as db:
-            target = self._clock() + delay + tolerance
-            if target > self._tat(db, key):
-                self._store(db, key, target)
-
-    def hold(self, key: str, *, seconds: float) -> None:
-        with self._transaction() as db:
-            now = self._clock()
-            self._store(db, key, now + max(seconds, 0.0))
-            # Keys that long ago stopped holding anything back (one per task that called
-            # back) are as good as absent: drop them now and then so the file stays small.
-            if random.random() < 0.01:  # noqa: S311
-                db.execute("DELETE FROM bucket WHERE tat < ?", (now - _IDLE_TTL_SECONDS,))
-
-    def _connection(self) -> sqlite3.Connection:
-        # One connection per thread and process (a forked child must not reuse its parent's).
-        pid_and_db = getattr(self._local, "db", None)
-        if pid_and_db is None or pid_and_db[0] != os.getpid():
-            db = sqlite3.connect(self._path, timeout=30.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # losing the last grant on power loss is harmless
-            self._local.db = pid_and_db = (os.getpid(), db)
-        return pid_and_db[1]
-
-    def _transaction(self) -> _SqliteTransaction:
-        return _SqliteTransaction(self._connection())
-
-    @staticmethod
-    def _tat(db: sqlite3.Connection, key: str) -> float:
-        row = db.execute("SELECT tat FROM bucket WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else 0.0
-
-    @staticmethod
-    def _store(db: sqlite3.Connection, key: str, tat: float) -> None:
-        db.execute(
-            "INSERT INTO bucket (key, tat) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET tat = excluded.tat",
-            (key, tat),
-        )
-
-
-class _SqliteTransaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        # IMMEDIATE takes the write lock up front, so read-compute-write is atomic.
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
 # --- The limiter ----------------------------------------------------------------------
@@ -216,10 +59,10 @@ JITTER_MAX_SECONDS = 0.02
 def sleep_with_jitter(seconds: float) -> None:
     """time.sleep, a little longer at random (up to 10% or 20 ms).
 
-    Processes that lost the same slot are told the same wait. Woken in lockstep, they
+    Processes refused the same grant are told the same wait. Woken in lockstep, they
     all ask at once, and the store's lock (SQLite's busy handler backs off the loser)
-    can hand the next slot to the same winner time after time: seen as one of two
-    processes getting nothing for 1.6 s. A little jitter makes the winner random.
+    can hand the next grant to the same winner time after time, starving the other
+    process for seconds. A little jitter makes the winner random.
     """
     time.sleep(seconds + random.uniform(0, min(seconds * JITTER_FRACTION, JITTER_MAX_SECONDS)))  # noqa: S311
 
@@ -233,7 +76,7 @@ class SharedRateLimiter:
     def __init__(
         self,
         *,
-        store: BucketStore,
+        store: SharedStore,
         scope: str,
         rates: Mapping[str, Rate],
         sleep: Callable[[float], None] | None = None,
@@ -277,10 +120,6 @@ class SharedRateLimiter:
         return f"{self._scope}:{endpoint}"
 
 
-def _ttl_ms(seconds: float) -> int:
-    return int((seconds + _IDLE_TTL_SECONDS) * 1000)
-
-
 # --- Wiring from settings ---------------------------------------------------------------
 def rates_from_settings() -> dict[str, Rate]:
     from django.conf import settings
@@ -301,22 +140,12 @@ def rates_from_settings() -> dict[str, Rate]:
     }
 
 
-def store_from_settings() -> BucketStore:
+def store_from_settings() -> SharedStore:
     from django.conf import settings
 
-    if settings.REDIS_URL:
-        return _redis_store(settings.REDIS_URL)
-    return _sqlite_store(str(Path(settings.DATA_DIR) / "ratelimit.sqlite3"))
-
-
-@cache
-def _redis_store(url: str) -> RedisBucketStore:
-    return RedisBucketStore(url)
-
-
-@cache
-def _sqlite_store(path: str) -> SqliteBucketStore:
-    return SqliteBucketStore(Path(path))
+    return shared_store_from_settings(
+        sqlite_path=str(Path(settings.DATA_DIR) / "ratelimit.sqlite3"), redis_timeout=5.0, sqlite_timeout=30.0
+    )
 
 
 def limiter_for_account(account_id: int) -> SharedRateLimiter:
@@ -338,7 +167,7 @@ class Coalescer:
     `finish` moves the next grant to the end of the quiet window.
     """
 
-    def __init__(self, store: BucketStore, prefix: str) -> None:
+    def __init__(self, store: SharedStore, prefix: str) -> None:
         self._store = store
         self._prefix = prefix
 

@@ -1,23 +1,28 @@
-"""Reads for the dashboard. They read the local mirror only: never call Ark from here."""
+"""Reads: for the views, the archive's health and /metrics. They read the local mirror only:
+never call Ark from here."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, Greatest
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .filters import SORTS, Cursor, Paging, Sort, TaskFilter, in_statuses, ordering
 from .models import (
     ACTIVE_STATUSES,
+    FINISHED_STATUSES,
     Account,
     ArchiveState,
+    ArchiveUsageSnapshot,
     Artifact,
     ArtifactOutput,
     ArtifactState,
@@ -26,6 +31,7 @@ from .models import (
     Picture,
     Task,
     TaskStatus,
+    WorkerHeartbeat,
 )
 
 User = AbstractBaseUser | AnonymousUser
@@ -414,3 +420,229 @@ def artifacts_without_picture() -> QuerySet[Artifact]:
         # A task's last frame before its video ("last_frame" < "video"): the better picture first.
         .order_by("task_id", "output")
     )
+
+# --- the archive ------------------------------------------------------------------------
+
+# The artifact states that still wait for a copy.
+UNFINISHED_ARTIFACT_STATES = (ArtifactState.PENDING, ArtifactState.COPYING, ArtifactState.FAILED)
+
+
+def archive_lag_seconds(*, now: datetime | None = None, account_ids: Iterable[int] | None = None) -> float:
+    """Seconds since the oldest success whose outputs are not archived yet (0 when none).
+
+    `account_ids` limits it to those accounts (the dashboard shows people their own lag).
+    """
+    now = now or timezone.now()
+    # An output whose URL already died can no longer be saved: it waits to be marked lost
+    # and is not lag. And the clock starts when ArkDash learnt of the success, not before:
+    # history found on a first sync (or the demo's back-dated week) is not the archive's delay.
+    unfinished = Artifact.objects.filter(state__in=UNFINISHED_ARTIFACT_STATES).exclude(deadline__lte=now)
+    if account_ids is not None:
+        unfinished = unfinished.filter(task__account_id__in=list(account_ids))
+    oldest = unfinished.exclude(output=ArtifactOutput.MODEL_FILE).aggregate(
+        oldest=Min(Greatest(Coalesce("task__ark_updated_at", "task__finished_at", "created"), "created"))
+    )["oldest"]
+    return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+
+
+@dataclass(frozen=True)
+class ArchiveHealth:
+    lag_seconds: float
+    counts: dict[str, int]
+    next_deadline: datetime | None
+
+
+def archive_health() -> ArchiveHealth:
+    """Counts per state, the lag and the nearest deadline: for the page, metrics, the CLI."""
+    counts = {state: 0 for state in ArtifactState.values}
+    sources = Artifact.objects.exclude(output=ArtifactOutput.MODEL_FILE)
+    for row in sources.order_by().values("state").annotate(n=Count("id")):
+        counts[row["state"]] = row["n"]
+    next_deadline = sources.filter(state__in=UNFINISHED_ARTIFACT_STATES).aggregate(d=Min("deadline"))["d"]
+    return ArchiveHealth(lag_seconds=archive_lag_seconds(), counts=counts, next_deadline=next_deadline)
+
+
+def outputs_unarchived(task: Task) -> bool:
+    """True when deleting Ark's record would lose outputs ArkDash has not copied.
+
+    Outputs already lost (their URLs died first) cannot be lost again: no warning then.
+    """
+    if task.status != TaskStatus.SUCCEEDED or task.archive_state in (ArchiveState.ARCHIVED, ArchiveState.LOST):
+        return False
+    return task.outputs_expire_at is None or task.outputs_expire_at > timezone.now()
+
+
+def artifact_for_user(*, user: User, pk: int, access: Access | None = None) -> Artifact:
+    """An artifact of a task the user may see, or Http404 (the task rule is the only rule)."""
+    tasks = (access or access_for(user)).tasks()
+    try:
+        return Artifact.objects.select_related("task__account").get(pk=pk, task__in=tasks)
+    except Artifact.DoesNotExist:
+        raise Http404("No such output") from None
+
+
+# --- the archive page and archive actions --------------------------------------------
+
+# The archive page lists at most this many waiting outputs (soonest deadline first).
+QUEUE_SHOWN = 200
+WORKER_RECENT = timedelta(minutes=5)
+TREND_DAYS = 30
+THROUGHPUT_WINDOW = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class QueuedOutput:
+    artifact: Artifact
+    time_left: timedelta | None  # until its URL dies; None when unknown; negative once past
+    percent: int | None  # copy progress, where the size is known
+
+
+def archive_queue(*, access: Access, now: datetime | None = None, limit: int = QUEUE_SHOWN) -> list[QueuedOutput]:
+    """Outputs pending, copying or failed, soonest deadline first (no deadline last)."""
+    now = now or timezone.now()
+    rows = (
+        Artifact.objects.filter(
+            task__in=access.tasks(),
+            state__in=[ArtifactState.PENDING, ArtifactState.COPYING, ArtifactState.FAILED],
+        )
+        .select_related("task__account")
+        .order_by(F("deadline").asc(nulls_last=True), "pk")[:limit]
+    )
+    return [
+        QueuedOutput(
+            artifact=artifact,
+            time_left=artifact.deadline - now if artifact.deadline else None,
+            percent=_percent(artifact),
+        )
+        for artifact in rows
+    ]
+
+
+def _percent(artifact: Artifact) -> int | None:
+    if artifact.state != ArtifactState.COPYING or not artifact.size:
+        return None
+    return min(100, int(100 * artifact.bytes_copied / artifact.size))
+
+
+def archive_queue_counts(*, access: Access) -> dict[str, int]:
+    """How many outputs wait in each state (the list above stops at QUEUE_SHOWN)."""
+    counts = {state: 0 for state in (ArtifactState.PENDING, ArtifactState.COPYING, ArtifactState.FAILED)}
+    rows = (
+        Artifact.objects.filter(task__in=access.tasks(), state__in=list(counts))
+        .order_by()
+        .values("state")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        counts[row["state"]] = row["n"]
+    return counts
+
+
+# --- throughput and workers ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Throughput:
+    outputs: int
+    bytes: int
+
+
+def archive_throughput(*, access: Access, now: datetime | None = None) -> Throughput:
+    """Outputs archived (and their bytes) over the last hour."""
+    now = now or timezone.now()
+    totals = Artifact.objects.filter(
+        task__in=access.tasks(), state=ArtifactState.ARCHIVED, archived_at__gte=now - THROUGHPUT_WINDOW
+    ).aggregate(n=Count("id"), total=Sum("size"))
+    return Throughput(outputs=totals["n"] or 0, bytes=totals["total"] or 0)
+
+
+def workers_recent(*, now: datetime | None = None) -> list[WorkerHeartbeat]:
+    """Workers that reported in over the last few minutes, most recent first."""
+    now = now or timezone.now()
+    return list(WorkerHeartbeat.objects.filter(last_seen_at__gte=now - WORKER_RECENT).order_by("-last_seen_at"))
+
+
+# --- storage per account ----------------------------------------------------------------------
+
+
+@dataclass
+class AccountStorage:
+    account: Account
+    bytes_stored: int
+    outputs_stored: int
+    can_operate: bool
+    # (day, bytes) oldest first, from the daily snapshots, for the trend.
+    trend: list[tuple[date, int]]
+
+    @property
+    def trend_max(self) -> int:
+        return max([size for _day, size in self.trend] + [1])
+
+
+def archive_storage_by_account(*, access: Access, now: datetime | None = None) -> list[AccountStorage]:
+    """Archive storage used now per visible account, with the daily snapshots of the last month."""
+    now = now or timezone.now()
+    accounts = list(access.accounts().order_by("name"))
+    ids = [account.pk for account in accounts]
+    stored = {
+        row["task__account_id"]: row
+        for row in Artifact.objects.filter(
+            task__account_id__in=ids, state=ArtifactState.ARCHIVED, removed_at__isnull=True
+        )
+        .order_by()
+        .values("task__account_id")
+        .annotate(total=Sum("size"), n=Count("id"))
+    }
+    since = timezone.localdate(now) - timedelta(days=TREND_DAYS - 1)
+    trends: dict[int, list[tuple[date, int]]] = {pk: [] for pk in ids}
+    for account_id, day, size in (
+        ArchiveUsageSnapshot.objects.filter(account_id__in=ids, day__gte=since)
+        .order_by("day")
+        .values_list("account_id", "day", "bytes_stored")
+    ):
+        trends[account_id].append((day, size))
+    return [
+        AccountStorage(
+            account=account,
+            bytes_stored=stored.get(account.pk, {}).get("total") or 0,
+            outputs_stored=stored.get(account.pk, {}).get("n") or 0,
+            can_operate=access.can_operate(account.pk),
+            trend=trends[account.pk],
+        )
+        for account in accounts
+    ]
+
+
+# --- bulk actions on the list's filter ----------------------------------------------------------
+
+
+def unarchived_outputs_q(*, now: datetime | None = None) -> Q:
+    """Tasks whose Ark record may be the only way to their outputs (selectors.outputs_unarchived as a query)."""
+    now = now or timezone.now()
+    return (
+        Q(status=TaskStatus.SUCCEEDED)
+        & ~Q(archive_state__in=[ArchiveState.ARCHIVED, ArchiveState.LOST])
+        & (Q(outputs_expire_at__isnull=True) | Q(outputs_expire_at__gt=now))
+    )
+
+
+def tasks_deletable(*, tasks: QuerySet[Task]) -> QuerySet[Task]:
+    """Of `tasks`, those Ark's state table lets us delete: finished and still on Ark."""
+    return tasks.filter(status__in=FINISHED_STATUSES, gone_upstream_at__isnull=True)
+
+
+def tasks_gone(*, tasks: QuerySet[Task]) -> QuerySet[Task]:
+    """Of `tasks`, those Ark no longer has (only ArkDash's copy remains)."""
+    return tasks.filter(gone_upstream_at__isnull=False)
+
+
+def failed_outputs(*, tasks: QuerySet[Task]) -> QuerySet[Artifact]:
+    return Artifact.objects.filter(task__in=tasks.order_by().values("pk"), state=ArtifactState.FAILED)
+
+
+def archived_files_of(*, tasks: QuerySet[Task]) -> tuple[int, int]:
+    """(outputs, bytes) still stored for `tasks`: what removing them from ArkDash deletes."""
+    totals = Artifact.objects.filter(
+        task__in=tasks.order_by().values("pk"), state=ArtifactState.ARCHIVED, removed_at__isnull=True
+    ).exclude(output=ArtifactOutput.MODEL_FILE).aggregate(n=Count("id"), total=Sum("size"))
+    return totals["n"] or 0, totals["total"] or 0

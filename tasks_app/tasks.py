@@ -7,9 +7,9 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from tasks_app import storage
 from tasks_app.ark import ArkError
-from tasks_app.crypto import SecretDecryptError
+from tasks_app.lib import storage
+from tasks_app.lib.crypto import SecretDecryptError
 from tasks_app.models import Account, Artifact, ArtifactState, Task
 from tasks_app.observability import metrics
 from tasks_app.observability.logging import log_context
@@ -87,13 +87,13 @@ def archive_handoff(account_id: int, ark_ids: list[str]) -> int:
     """Create the Artifacts (and queue the copies) of tasks a sync saw turn succeeded."""
     account_name = Account.objects.filter(pk=account_id).values_list("name", flat=True).first()
     with log_context(account=account_name):
-        return sync_service.archive_handoff_by_ark_ids(account_id=account_id, ark_ids=ark_ids)
+        return archive_service.archive_handoff_by_ark_ids(account_id=account_id, ark_ids=ark_ids)
 
 
 @shared_task(ignore_result=True)
 def archive_handoff_sweep() -> int:
     """Hand to the archive every succeeded task whose hand-off a crash interrupted."""
-    return sync_service.archive_handoff_sweep()
+    return archive_service.archive_handoff_sweep()
 
 
 # --- Archive ------------------------------------------------------------------------------

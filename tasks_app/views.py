@@ -27,8 +27,8 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from . import selectors
 from .filters import PAGE_SIZES, Cursor, TaskFilter, parse_paging
 from .models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskKind, TaskStatus
+from .selectors import archive_lag_seconds
 from .services import actions
-from .services.archive import archive_lag_seconds
 
 LIST_TEMPLATE = "tasks_app/task_list.html"
 DETAIL_TEMPLATE = "tasks_app/task_detail.html"
@@ -342,7 +342,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "outputs": outputs,
             "timeline": selectors.task_timeline(task=task),
             "raw_json": json.dumps(task.raw, indent=2, ensure_ascii=False, sort_keys=True),
-            "outputs_unarchived": actions.outputs_unarchived(task),
+            "outputs_unarchived": selectors.outputs_unarchived(task),
             "can_operate": can_operate,
             "now": now,
         },
@@ -448,7 +448,7 @@ def task_delete(request: HttpRequest, pk: int) -> HttpResponse:
             {
                 "task": task,
                 "action": "delete",
-                "outputs_unarchived": actions.outputs_unarchived(task),
+                "outputs_unarchived": selectors.outputs_unarchived(task),
                 "next": _next_url(request),
             },
         )

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from . import archive_selectors, selectors
+from . import selectors
 from .filters import TaskFilter
 from .models import Artifact
 from .services import actions, archive_control, retention
@@ -42,16 +42,16 @@ def archive_page(request: HttpRequest) -> HttpResponse:
     access = selectors.access_for(request.user)
     now = timezone.now()
     context = {
-        "queue": archive_selectors.archive_queue(access=access, now=now),
-        "counts": archive_selectors.archive_queue_counts(access=access),
-        "throughput": archive_selectors.archive_throughput(access=access, now=now),
-        "workers": archive_selectors.workers_recent(now=now),
+        "queue": selectors.archive_queue(access=access, now=now),
+        "counts": selectors.archive_queue_counts(access=access),
+        "throughput": selectors.archive_throughput(access=access, now=now),
+        "workers": selectors.workers_recent(now=now),
         "now": now,
     }
     if request.htmx and request.htmx.target == "archive-live":
         response = render(request, f"{ARCHIVE_TEMPLATE}#archive-live", context)
     else:
-        context["storage"] = archive_selectors.archive_storage_by_account(access=access, now=now)
+        context["storage"] = selectors.archive_storage_by_account(access=access, now=now)
         response = render(request, ARCHIVE_TEMPLATE, context)
     response["Cache-Control"] = "no-store"
     return response
@@ -64,7 +64,7 @@ def archive_page(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def artifact_retry(request: HttpRequest, artifact_id: int) -> HttpResponse:
     """"Retry now" on one output. htmx: its download line, re-rendered with the result."""
-    artifact = archive_selectors.artifact_for_user(user=request.user, pk=artifact_id)
+    artifact = selectors.artifact_for_user(user=request.user, pk=artifact_id)
     if request.method != "POST":  # after the lookup: another account's output is a 404 either way
         return HttpResponseNotAllowed(["POST"])
     result = archive_control.artifact_retry(artifact=artifact, user=request.user)
@@ -85,7 +85,7 @@ def artifact_retry(request: HttpRequest, artifact_id: int) -> HttpResponse:
 def artifact_line(request: HttpRequest, artifact_id: int) -> HttpResponse:
     """One output's line of the task page: what it polls while the output is on its way."""
     access = selectors.access_for(request.user)
-    artifact = archive_selectors.artifact_for_user(user=request.user, pk=artifact_id, access=access)
+    artifact = selectors.artifact_for_user(user=request.user, pk=artifact_id, access=access)
     item = _artifact_item(artifact, can_operate=access.can_operate(artifact.task.account_id))
     response = render(request, f"{DETAIL_TEMPLATE}#download-item", {"item": item, "task": artifact.task})
     response["Cache-Control"] = "no-store"
@@ -137,12 +137,12 @@ def tasks_delete_bulk(request: HttpRequest) -> HttpResponse:
                         list_url, status=403)
     if not filterset.is_valid():
         return _refused(request, _("Fix the filter before acting on everything it matches."), list_url, status=400)
-    candidates = archive_selectors.tasks_deletable(tasks=filterset.qs)
+    candidates = selectors.tasks_deletable(tasks=filterset.qs)
     if request.POST.get("confirmed") != "1":
         count = candidates.count()
         return render(request, CONFIRM_TEMPLATE, {
             "action": "bulk_delete", "count": count, "limit": BULK_LIMIT,
-            "unarchived": candidates.filter(archive_selectors.unarchived_outputs_q()).count(),
+            "unarchived": candidates.filter(selectors.unarchived_outputs_q()).count(),
             "list_url": list_url, "query_string": request.GET.urlencode(),
         })  # fmt: skip
     chosen = list(candidates.select_related("account").order_by("pk")[:BULK_LIMIT])
@@ -167,9 +167,9 @@ def tasks_remove_bulk(request: HttpRequest) -> HttpResponse:
                         list_url, status=403)
     if not filterset.is_valid():
         return _refused(request, _("Fix the filter before acting on everything it matches."), list_url, status=400)
-    candidates = archive_selectors.tasks_gone(tasks=filterset.qs)
+    candidates = selectors.tasks_gone(tasks=filterset.qs)
     if request.POST.get("confirmed") != "1":
-        outputs, size = archive_selectors.archived_files_of(tasks=candidates)
+        outputs, size = selectors.archived_files_of(tasks=candidates)
         return render(request, CONFIRM_TEMPLATE, {
             "action": "bulk_remove", "count": candidates.count(), "limit": BULK_LIMIT, "outputs": outputs,
             "size": size, "list_url": list_url, "query_string": request.GET.urlencode(),

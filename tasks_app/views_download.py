@@ -1,28 +1,21 @@
-"""Download of an archived output: permission check, then storage answers (Range or presigned)."""
+"""Download of an archived output: the permission check (selectors.artifact_for_user), then
+lib/file_responses answers (Range from local disk, a presigned redirect on S3)."""
 
 from __future__ import annotations
 
 import logging
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from . import storage
-from .models import Artifact, ArtifactState
-from .selectors import User, picture_for_user, tasks_visible_to
+from .lib import file_responses, storage
+from .models import Artifact
+from .selectors import artifact_for_user, picture_for_user
 
 logger = logging.getLogger(__name__)
-
-
-def artifact_for_user(*, user: User, pk: int) -> Artifact:
-    """An artifact of a task the user may see, or Http404 (the task rule is the only rule)."""
-    try:
-        return Artifact.objects.select_related("task").get(pk=pk, task__in=tasks_visible_to(user))
-    except Artifact.DoesNotExist:
-        raise Http404("No such output") from None
 
 
 @login_required
@@ -41,7 +34,7 @@ def artifact_download(request: HttpRequest, artifact_id: int) -> HttpResponseBas
 def archived_file_response(request: HttpRequest, artifact: Artifact, *, inline: bool = False) -> HttpResponseBase:
     """The archived file of an artifact the caller may have (its state checked by the caller)."""
     try:
-        return storage.download_response(
+        return file_responses.download_response(
             request,
             key=artifact.storage_key,
             filename=artifact.filename or artifact.storage_key.rsplit("/", 1)[-1],
@@ -63,7 +56,7 @@ def task_picture(request: HttpRequest, pk: int) -> HttpResponseBase:
     """A task's gallery picture, served inline like an archived output (same storage, same checks)."""
     picture = picture_for_user(user=request.user, task_pk=pk)
     try:
-        return storage.download_response(
+        return file_responses.download_response(
             request,
             key=picture.storage_key,
             filename=picture.storage_key.rsplit("/", 1)[-1],

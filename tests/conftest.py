@@ -42,7 +42,7 @@ SIM_BASE_URL = "http://arksim.test"
 def routed_simulator(*, api_keys: tuple[str, ...] = (SIM_API_KEY,), **options: Any) -> Iterator[Any]:
     """An in-process simulator (with `options`) that every outbound call of the app goes to."""
     from arksim import Simulator
-    from tasks_app import outbound
+    from tasks_app.lib import transport
 
     # Rate limits off: the sim's clock stands still unless a test advances it.
     simulator = Simulator(
@@ -53,7 +53,7 @@ def routed_simulator(*, api_keys: tuple[str, ...] = (SIM_API_KEY,), **options: A
         delete_rate_per_second=None,
         **options,
     )
-    with outbound.routed_to(simulator.transport()):
+    with transport.routed_to(simulator.transport()):
         yield simulator
 
 
@@ -84,6 +84,53 @@ def user_client(client, django_user_model, account):
     member_of(user, account)
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def operator(django_user_model, account):
+    """A person who may operate `account`'s tasks (cancel, delete, gateway tokens)."""
+    from tasks_app.models import Membership, MembershipRole
+
+    user = django_user_model.objects.create_user("op", password="pw")
+    Membership.objects.create(user=user, account=account, role=MembershipRole.OPERATOR)
+    return user
+
+
+@pytest.fixture
+def ana(django_user_model):
+    """A person with a known password, for the login tests."""
+    from .dashboard_helpers import ANA_PASSWORD
+
+    return django_user_model.objects.create_user("ana", password=ANA_PASSWORD)
+
+
+@pytest.fixture
+def unthrottled(settings):
+    """The simulator enforces no rate in these tests; neither should the real-time limiter."""
+    settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
+    settings.ARK_GET_RATE_PER_SECOND = 10_000.0
+    settings.ARK_RETRY_BACKOFF_SECONDS = 0.001
+
+
+@pytest.fixture
+def in_process_django():
+    """An httpx transport into this Django app, inside the test's transaction.
+
+    Like django.test.Client, it stops the per-request connection clean-up, which would
+    close the connection holding the test's transaction.
+    """
+    import httpx
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield httpx.WSGITransport(app=WSGIHandler())
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,10 @@ from datetime import datetime, timedelta
 from django.db import connections, transaction
 from django.utils import timezone
 
-from tasks_app.models import Account, Membership, MembershipRole, Task, TaskKind, TaskStatus
+from tasks_app.models import Account, Artifact, Membership, MembershipRole, Task, TaskKind, TaskStatus
 
+# The password of the `ana` fixture (conftest.py), for the login tests.
+ANA_PASSWORD = "the-right-password-7"
 _serial = itertools.count(1)
 
 
@@ -66,3 +68,11 @@ def uncommitted_write(write: Callable[[], object]) -> Iterator[None]:
     finally:
         may_commit.set()
         thread.join(10)
+
+
+def succeeded_video(sim, mirror, **kwargs) -> tuple[Task, Artifact]:
+    """A succeeded simulator video mirrored, with its video Artifact created (queued)."""
+    from tasks_app.services.archive import artifacts_create_for_task
+
+    task = mirror(sim.add_task(kind="video", status="succeeded", return_last_frame=False, **kwargs))
+    return task, artifacts_create_for_task(task=task)[0]

@@ -1,43 +1,14 @@
-"""Shared set-up of the gateway tests: a person, their tokens, the official SDK aimed at ArkDash."""
+"""Shared helpers of the gateway tests: tokens, the official SDK aimed at ArkDash (the\nfixtures, `operator` and `in_process_django`, are in conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
-from django.core.handlers.wsgi import WSGIHandler
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from volcenginesdkarkruntime import Ark
 
 from tasks_app.gateway.models import ApiToken, hash_token, new_token_value
-from tasks_app.models import Account, Membership, MembershipRole
+from tasks_app.models import Account
 
 GATEWAY = "http://testserver/api/v3"
-
-
-@pytest.fixture
-def in_process_django() -> Iterator[httpx.BaseTransport]:
-    """An httpx transport into this Django app, inside the test's transaction.
-
-    Like django.test.Client, it stops the per-request connection clean-up, which would
-    close the connection holding the test's transaction.
-    """
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
-        yield httpx.WSGITransport(app=WSGIHandler())
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
-
-
-@pytest.fixture
-def operator(db, django_user_model, account):
-    user = django_user_model.objects.create_user("ops", password="pw")
-    Membership.objects.create(user=user, account=account, role=MembershipRole.OPERATOR)
-    return user
 
 
 def make_token(user, accounts: list[Account], **fields) -> str:

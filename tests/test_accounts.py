@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from tasks_app.crypto import encrypt_secret
+from tasks_app.lib.crypto import encrypt_secret
 from tasks_app.models import Account
 from tasks_app.services.accounts import account_ensure_default, client_for
 
@@ -79,7 +79,7 @@ def test_it_spends_the_accounts_shared_budget(sim, account, settings, monkeypatc
 
 
 def test_it_refuses_a_client_for_an_undecryptable_key(db):
-    from tasks_app.crypto import SecretDecryptError
+    from tasks_app.lib.crypto import SecretDecryptError
 
     broken = Account.objects.create(
         name="broken", base_url="http://arksim.test/api/v3", api_key_encrypted="garbage"

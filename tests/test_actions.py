@@ -2,7 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Picture, PictureState, Task, TaskStatus
+from tasks_app.models import (
+    ArchiveState,
+    Artifact,
+    ArtifactOutput,
+    ArtifactState,
+    Picture,
+    PictureState,
+    Task,
+    TaskStatus,
+)
 from tasks_app.services.actions import task_cancel, task_delete, tasks_cancel_bulk
 from tasks_app.services.sync import sync_account
 

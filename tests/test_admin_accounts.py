@@ -9,7 +9,7 @@ from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from tasks_app.crypto import decrypt_secret
+from tasks_app.lib.crypto import decrypt_secret
 from tasks_app.models import Account, Membership, MembershipRole, TaskStatus
 
 from .dashboard_helpers import make_task

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from tasks_app import fetch, outbound, storage
+from tasks_app.lib import downloads, storage, transport
 from tasks_app.models import ArchiveState, Artifact, ArtifactState, Task
 from tasks_app.services import archive
 from tasks_app.services.archive import artifact_archive, artifacts_create_for_task
@@ -274,7 +274,7 @@ def test_it_publishes_nothing_when_its_claim_is_taken_over_mid_copy(
 ):
     task = video_task(sim, mirror, output_bytes=BIG)
     artifact = artifacts_create_for_task(task=task)[0]
-    real_chunks = fetch.Source.iter_chunks
+    real_chunks = downloads.Source.iter_chunks
 
     def chunks_then_lose_claim(self):
         for number, chunk in enumerate(real_chunks(self)):
@@ -285,7 +285,7 @@ def test_it_publishes_nothing_when_its_claim_is_taken_over_mid_copy(
                 )
             yield chunk
 
-    monkeypatch.setattr(fetch.Source, "iter_chunks", chunks_then_lose_claim)
+    monkeypatch.setattr(downloads.Source, "iter_chunks", chunks_then_lose_claim)
 
     result = artifact_archive(artifact_id=artifact.pk)
 
@@ -323,14 +323,14 @@ def test_it_reports_progress_while_copying(sim, mirror, local_archive, monkeypat
     task = video_task(sim, mirror, output_bytes=BIG)
     artifact = artifacts_create_for_task(task=task)[0]
     seen: list[tuple[int, int | None]] = []
-    real_chunks = fetch.Source.iter_chunks
+    real_chunks = downloads.Source.iter_chunks
 
     def spy(self):
         for chunk in real_chunks(self):
             seen.append(Artifact.objects.values_list("bytes_copied", "size").get(pk=artifact.pk))
             yield chunk
 
-    monkeypatch.setattr(fetch.Source, "iter_chunks", spy)
+    monkeypatch.setattr(downloads.Source, "iter_chunks", spy)
 
     artifact_archive(artifact_id=artifact.pk)
 
@@ -356,13 +356,13 @@ def test_the_task_shows_copying_while_an_output_copies_unless_another_did_worse(
     Artifact.objects.filter(pk=artifacts["last_frame"].pk).update(state=sibling_state)
     archive.task_archive_state_refresh(task_id=task.pk)
     seen: list[str] = []
-    real_chunks = fetch.Source.iter_chunks
+    real_chunks = downloads.Source.iter_chunks
 
     def spy(self):
         seen.append(Task.objects.values_list("archive_state", flat=True).get(pk=task.pk))
         yield from real_chunks(self)
 
-    monkeypatch.setattr(fetch.Source, "iter_chunks", spy)
+    monkeypatch.setattr(downloads.Source, "iter_chunks", spy)
 
     artifact_archive(artifact_id=artifacts["video"].pk)
 
@@ -398,7 +398,7 @@ def test_it_refuses_a_body_longer_than_its_content_length(account, local_archive
     def liar(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"Content-Length": "4"}, content=iter([b"abcd", b"efgh"]))
 
-    with outbound.routed_to(httpx.MockTransport(liar)):
+    with transport.routed_to(httpx.MockTransport(liar)):
         failed = artifact_archive(artifact_id=artifact.pk)
 
     assert failed.state == ArtifactState.FAILED
@@ -427,7 +427,7 @@ def test_it_refuses_a_corrupt_zip_and_publishes_nothing(account, archive_backend
     broken[100] ^= 0xFF  # right length, wrong bytes: only the zip check can tell
     artifact = artifacts_create_for_task(task=task)[0]
 
-    with outbound.routed_to(httpx.MockTransport(lambda request: httpx.Response(200, content=bytes(broken)))):
+    with transport.routed_to(httpx.MockTransport(lambda request: httpx.Response(200, content=bytes(broken)))):
         failed = artifact_archive(artifact_id=artifact.pk)
 
     assert failed.state == ArtifactState.FAILED
@@ -471,7 +471,7 @@ def test_it_stops_retrying_a_zip_that_can_never_be_archived(account, local_archi
         downloads.append(request.url)
         return httpx.Response(200, content=body)
 
-    with outbound.routed_to(httpx.MockTransport(serve)):
+    with transport.routed_to(httpx.MockTransport(serve)):
         final = artifact_archive(artifact_id=artifact.pk)
         again = artifact_archive(artifact_id=artifact.pk, force=True)
 
@@ -510,7 +510,7 @@ def test_it_keeps_the_zip_when_its_model_cannot_be_extracted(account, local_arch
         z.writestr("../../model.glb", b"glTF" + b"x" * 100)
     artifact = artifacts_create_for_task(task=task)[0]
 
-    with outbound.routed_to(
+    with transport.routed_to(
         httpx.MockTransport(lambda request: httpx.Response(200, content=evil.getvalue()))
     ):
         done = artifact_archive(artifact_id=artifact.pk)

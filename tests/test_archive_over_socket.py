@@ -1,4 +1,4 @@
-"""The copy over a real socket: the bulk body read (fetch.Source) and every output fault.
+"""The copy over a real socket: the bulk body read (downloads.Source) and every output fault.
 
 test_archive.py drives the simulator in-process, where a response has no socket; here
 the simulator is a real HTTP server on loopback, so the body is read the way a worker
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import pytest
 from django.utils import timezone
 
-from tasks_app import fetch
+from tasks_app.lib import downloads
 from tasks_app.models import Artifact, ArtifactState
 from tasks_app.services.archive import artifact_archive, artifacts_create_for_task
 
@@ -58,7 +58,7 @@ def test_the_bulk_read_returns_every_byte_of_the_body_in_order(sim):
     task_id = sim.add_task(kind="video", status="succeeded", output_bytes=SIZE)
     url = sim.task_json(task_id)["content"]["video_url"]
 
-    with fetch.open_source(url) as source:
+    with downloads.open_source(url) as source:
         assert source.content_length == SIZE
         chunks = list(source.iter_chunks())
 
@@ -70,7 +70,7 @@ def test_the_bulk_read_returns_every_byte_of_the_body_in_order(sim):
 
 
 # 40,000: the whole body arrives with the headers; the others straddle read sizes.
-@pytest.mark.parametrize("size", [40_000, 64 * 1024, 64 * 1024 + 1, fetch.BULK_READ + 1])
+@pytest.mark.parametrize("size", [40_000, 64 * 1024, 64 * 1024 + 1, downloads.BULK_READ + 1])
 def test_the_bulk_read_handles_bodies_around_its_buffer_sizes(sim, mirror, local_archive, size):
     task, artifact = video_artifact(sim, mirror, output_bytes=size)
 
@@ -151,9 +151,9 @@ def stalling_server(*, declared: int, sent: bytes) -> Iterator[str]:
 def test_a_source_that_stalls_mid_body_times_out_with_a_clear_error(settings):
     settings.ARKDASH_ARCHIVE_READ_TIMEOUT_SECONDS = 0.5
     with stalling_server(declared=4 * MiB, sent=b"x" * 100_000) as url:
-        with fetch.open_source(url) as source:
+        with downloads.open_source(url) as source:
             received = 0
-            with pytest.raises(fetch.FetchError, match="timed out reading"):
+            with pytest.raises(downloads.FetchError, match="timed out reading"):
                 for chunk in source.iter_chunks():
                     received += len(chunk)
     assert received == 100_000

@@ -167,6 +167,14 @@ def test_it_parses_retry_after_as_an_http_date():
     assert parse_retry_after(format_datetime(now - timedelta(seconds=5), usegmt=True), now=now) == 0.0
 
 
+def test_it_parses_retry_after_in_seconds_and_as_a_date():
+    # The output downloader reads the same header with the same function.
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=datetime.fromtimestamp(1445412480.0, UTC)) == 10.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
 def test_it_puts_retry_after_on_the_rate_limited_error():
     response, body = _response(
         429, _envelope("RateLimitExceeded.EndpointRPMExceeded", "slow down"), {"Retry-After": "3"}

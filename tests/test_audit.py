@@ -14,13 +14,6 @@ from .dashboard_helpers import member_of
 
 
 @pytest.fixture
-def operator(django_user_model, account):
-    user = django_user_model.objects.create_user("op", password="pw")
-    member_of(user, account, MembershipRole.OPERATOR)
-    return user
-
-
-@pytest.fixture
 def viewer(django_user_model, account):
     user = django_user_model.objects.create_user("viewer", password="pw")
     member_of(user, account, MembershipRole.VIEWER)

@@ -10,16 +10,11 @@ import pytest
 from django.test import Client
 
 from arksim import Simulator
-from tasks_app import outbound
 from tasks_app import tasks as celery_tasks
+from tasks_app.lib import transport
 from tasks_app.models import Account, Task, TaskStatus
 
-
-@pytest.fixture(autouse=True)
-def unthrottled(settings):
-    settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
-    settings.ARK_GET_RATE_PER_SECOND = 10_000.0
-    settings.ARK_RETRY_BACKOFF_SECONDS = 0.001
+pytestmark = pytest.mark.usefixtures("unthrottled")
 
 
 def _hook(account: Account) -> str:
@@ -80,7 +75,7 @@ def test_it_does_not_mirror_a_task_of_another_account(account, client):
     other = Account(name="other", base_url="http://arksim.test/api/v3")
     other.set_api_key("key-b")
     other.save()
-    with outbound.routed_to(sim.transport()):
+    with transport.routed_to(sim.transport()):
         not_theirs = sim.add_task(kind="video", status="running", api_key="test-key")
         response = _post(client, _hook(other), {"id": not_theirs})
     assert response.status_code == 404  # Ark answers per key: key-b has no such task
@@ -204,7 +199,7 @@ def test_it_mirrors_a_task_the_moment_ark_calls_back(db, account):
     sim = Simulator(
         api_keys=("test-key",), list_rate_per_second=None, callback_transport=httpx.MockTransport(deliver)
     )
-    with outbound.routed_to(sim.transport()):
+    with transport.routed_to(sim.transport()):
         callback_url = f"http://testserver{_hook(account)}"
         ark_id = sim.add_task(
             kind="video", status="queued", queue_seconds=5, run_seconds=10, callback_url=callback_url

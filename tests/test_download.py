@@ -8,7 +8,7 @@ import httpx
 import pytest
 from django.urls import reverse
 
-from tasks_app import storage
+from tasks_app.lib import file_responses, storage
 from tasks_app.models import Artifact, ArtifactState, MembershipRole, Task
 
 from .dashboard_helpers import member_of
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def user_client(client, django_user_model, account):
+def viewer_client(client, django_user_model, account):
     user = django_user_model.objects.create_user(username="viewer", password="pw")
     member_of(user, account, MembershipRole.VIEWER)  # viewers may download
     client.force_login(user)
@@ -82,21 +82,21 @@ def test_it_answers_404_to_someone_outside_the_tasks_account(
     assert response.status_code == 404  # not 403: the output's existence is not revealed
 
 
-def test_it_answers_404_for_an_unknown_output(user_client, local_archive):
-    assert user_client.get(reverse("tasks_app:artifact_download", args=[999999])).status_code == 404
+def test_it_answers_404_for_an_unknown_output(viewer_client, local_archive):
+    assert viewer_client.get(reverse("tasks_app:artifact_download", args=[999999])).status_code == 404
 
 
 @pytest.mark.parametrize("state", [ArtifactState.PENDING, ArtifactState.COPYING, ArtifactState.LOST])
-def test_it_answers_404_until_the_output_is_archived(user_client, account, local_archive, state):
+def test_it_answers_404_until_the_output_is_archived(viewer_client, account, local_archive, state):
     artifact = archived_artifact(account, state=state, store=False)
 
-    assert user_client.get(url_for(artifact)).status_code == 404
+    assert viewer_client.get(url_for(artifact)).status_code == 404
 
 
-def test_it_streams_the_whole_file_as_a_named_attachment(user_client, account, local_archive):
+def test_it_streams_the_whole_file_as_a_named_attachment(viewer_client, account, local_archive):
     artifact = archived_artifact(account)
 
-    response = user_client.get(url_for(artifact))
+    response = viewer_client.get(url_for(artifact))
 
     assert response.status_code == 200
     assert body_of(response) == BODY
@@ -107,10 +107,10 @@ def test_it_streams_the_whole_file_as_a_named_attachment(user_client, account, l
     assert response["ETag"] == f'"{artifact.sha256}"'
 
 
-def test_it_serves_inline_for_players(user_client, account, local_archive):
+def test_it_serves_inline_for_players(viewer_client, account, local_archive):
     artifact = archived_artifact(account)
 
-    response = user_client.get(url_for(artifact, "?inline=1"))
+    response = viewer_client.get(url_for(artifact, "?inline=1"))
 
     assert response["Content-Disposition"].startswith("inline;")
 
@@ -124,11 +124,11 @@ def test_it_serves_inline_for_players(user_client, account, local_archive):
     ],
 )
 def test_it_answers_a_range_with_206_and_only_those_bytes(
-    user_client, account, local_archive, header, start, end
+    viewer_client, account, local_archive, header, start, end
 ):
     artifact = archived_artifact(account)
 
-    response = user_client.get(url_for(artifact), HTTP_RANGE=header)
+    response = viewer_client.get(url_for(artifact), HTTP_RANGE=header)
 
     assert response.status_code == 206
     assert body_of(response) == BODY[start : end + 1]
@@ -136,28 +136,28 @@ def test_it_answers_a_range_with_206_and_only_those_bytes(
     assert response["Content-Length"] == str(end - start + 1)
 
 
-def test_it_answers_416_for_a_range_past_the_end(user_client, account, local_archive):
+def test_it_answers_416_for_a_range_past_the_end(viewer_client, account, local_archive):
     artifact = archived_artifact(account)
 
-    response = user_client.get(url_for(artifact), HTTP_RANGE=f"bytes={len(BODY)}-")
+    response = viewer_client.get(url_for(artifact), HTTP_RANGE=f"bytes={len(BODY)}-")
 
     assert response.status_code == 416
     assert response["Content-Range"] == f"bytes */{len(BODY)}"
 
 
-def test_it_sends_the_whole_file_when_if_range_does_not_match(user_client, account, local_archive):
+def test_it_sends_the_whole_file_when_if_range_does_not_match(viewer_client, account, local_archive):
     artifact = archived_artifact(account)
 
-    response = user_client.get(url_for(artifact), HTTP_RANGE="bytes=0-9", HTTP_IF_RANGE='"stale"')
+    response = viewer_client.get(url_for(artifact), HTTP_RANGE="bytes=0-9", HTTP_IF_RANGE='"stale"')
 
     assert response.status_code == 200
     assert body_of(response) == BODY
 
 
-def test_it_honours_if_range_when_the_etag_matches(user_client, account, local_archive):
+def test_it_honours_if_range_when_the_etag_matches(viewer_client, account, local_archive):
     artifact = archived_artifact(account)
 
-    response = user_client.get(
+    response = viewer_client.get(
         url_for(artifact), HTTP_RANGE="bytes=0-9", HTTP_IF_RANGE=f'"{artifact.sha256}"'
     )
 
@@ -165,43 +165,43 @@ def test_it_honours_if_range_when_the_etag_matches(user_client, account, local_a
     assert body_of(response) == BODY[:10]
 
 
-def test_it_answers_304_when_the_browser_has_it(user_client, account, local_archive):
+def test_it_answers_304_when_the_browser_has_it(viewer_client, account, local_archive):
     artifact = archived_artifact(account)
 
-    response = user_client.get(url_for(artifact), HTTP_IF_NONE_MATCH=f'"{artifact.sha256}"')
+    response = viewer_client.get(url_for(artifact), HTTP_IF_NONE_MATCH=f'"{artifact.sha256}"')
 
     assert response.status_code == 304
 
 
-def test_it_answers_head_with_headers_only(user_client, account, local_archive):
+def test_it_answers_head_with_headers_only(viewer_client, account, local_archive):
     artifact = archived_artifact(account)
 
-    response = user_client.head(url_for(artifact), HTTP_RANGE="bytes=0-9")
+    response = viewer_client.head(url_for(artifact), HTTP_RANGE="bytes=0-9")
 
     assert response.status_code == 206
     assert response["Content-Length"] == "10"
     assert body_of(response) == b""
 
 
-def test_it_refuses_other_methods(user_client, account, local_archive):
+def test_it_refuses_other_methods(viewer_client, account, local_archive):
     artifact = archived_artifact(account)
 
-    assert user_client.post(url_for(artifact)).status_code == 405
+    assert viewer_client.post(url_for(artifact)).status_code == 405
 
 
-def test_it_says_so_when_the_stored_file_is_missing(user_client, account, local_archive):
+def test_it_says_so_when_the_stored_file_is_missing(viewer_client, account, local_archive):
     artifact = archived_artifact(account, store=False)
 
-    response = user_client.get(url_for(artifact))
+    response = viewer_client.get(url_for(artifact))
 
     assert response.status_code == 503
     assert b"cannot be read" in response.content
 
 
-def test_it_redirects_to_a_short_lived_presigned_url_on_s3(user_client, account, s3_archive):
+def test_it_redirects_to_a_short_lived_presigned_url_on_s3(viewer_client, account, s3_archive):
     artifact = archived_artifact(account)
 
-    response = user_client.get(url_for(artifact))
+    response = viewer_client.get(url_for(artifact))
 
     assert response.status_code == 302
     assert response["Cache-Control"] == "private, no-store"
@@ -217,10 +217,10 @@ def test_it_redirects_to_a_short_lived_presigned_url_on_s3(user_client, account,
 
 
 @pytest.mark.parametrize("header", ["bytes=" + "9" * 5000 + "-", "bytes=0-" + "1" * 4301, "bytes=-" + "7" * 9000])
-def test_it_ignores_a_range_with_more_digits_than_python_parses(user_client, account, local_archive, header):
+def test_it_ignores_a_range_with_more_digits_than_python_parses(viewer_client, account, local_archive, header):
     artifact = archived_artifact(account)
 
-    response = user_client.get(url_for(artifact), HTTP_RANGE=header)
+    response = viewer_client.get(url_for(artifact), HTTP_RANGE=header)
 
     assert response.status_code == 200
     assert body_of(response) == BODY
@@ -249,12 +249,12 @@ class _OpenedFiles:
         ("head", {"HTTP_RANGE": "bytes=0-9"}),
     ],
 )
-def test_it_closes_the_file_on_every_path(user_client, account, local_archive, monkeypatch, method, headers):
+def test_it_closes_the_file_on_every_path(viewer_client, account, local_archive, monkeypatch, method, headers):
     artifact = archived_artifact(account)
     opened = _OpenedFiles()
-    monkeypatch.setattr(storage, "open", opened, raising=False)
+    monkeypatch.setattr(file_responses, "open", opened, raising=False)
 
-    response = getattr(user_client, method)(url_for(artifact), **headers)
+    response = getattr(viewer_client, method)(url_for(artifact), **headers)
     response.close()  # what the server does once the answer is sent, read to the end or not
 
     assert response.status_code < 500
@@ -262,26 +262,26 @@ def test_it_closes_the_file_on_every_path(user_client, account, local_archive, m
     assert opened.files[0].closed
 
 
-def test_it_closes_the_file_of_a_range_nobody_started_reading(user_client, account, local_archive, monkeypatch):
+def test_it_closes_the_file_of_a_range_nobody_started_reading(viewer_client, account, local_archive, monkeypatch):
     artifact = archived_artifact(account)
     opened = _OpenedFiles()
-    monkeypatch.setattr(storage, "open", opened, raising=False)
+    monkeypatch.setattr(file_responses, "open", opened, raising=False)
 
-    response = user_client.get(url_for(artifact), HTTP_RANGE="bytes=0-9")
+    response = viewer_client.get(url_for(artifact), HTTP_RANGE="bytes=0-9")
     response.close()  # the client went away before the first byte
 
     assert response.status_code == 206
     assert opened.files[0].closed
 
 
-def test_it_answers_only_the_canonical_id_of_an_output(user_client, account, local_archive):
+def test_it_answers_only_the_canonical_id_of_an_output(viewer_client, account, local_archive):
     artifact = archived_artifact(account)
 
-    assert user_client.get(f"/outputs/{artifact.pk}/download/").status_code == 200
-    assert user_client.get(f"/outputs/0{artifact.pk}/download/").status_code == 404
+    assert viewer_client.get(f"/outputs/{artifact.pk}/download/").status_code == 200
+    assert viewer_client.get(f"/outputs/0{artifact.pk}/download/").status_code == 404
 
 
-def test_it_keeps_its_own_caching_rule_for_downloads(user_client, account, local_archive):
+def test_it_keeps_its_own_caching_rule_for_downloads(viewer_client, account, local_archive):
     artifact = archived_artifact(account)
 
-    assert user_client.get(url_for(artifact))["Cache-Control"] == "private, max-age=3600"
+    assert viewer_client.get(url_for(artifact))["Cache-Control"] == "private, max-age=3600"

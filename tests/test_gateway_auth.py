@@ -15,12 +15,9 @@ from volcenginesdkarkruntime._exceptions import (
 from tasks_app.gateway.models import ApiToken, GatewayTask
 from tasks_app.models import Account, Membership, MembershipRole, Task
 
-from . import gateway_support
 from .gateway_support import make_token, raw_client, sdk
 
 # Fixtures shared by the gateway tests.
-in_process_django = gateway_support.in_process_django
-operator = gateway_support.operator
 
 pytestmark = pytest.mark.django_db
 

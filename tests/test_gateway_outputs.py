@@ -9,16 +9,13 @@ import httpx
 import pytest
 
 from arksim import Simulator
-from tasks_app import outbound
 from tasks_app.gateway import outputs
+from tasks_app.lib import transport
 from tasks_app.models import Artifact, Task
 
-from . import gateway_support
 from .gateway_support import make_token, sdk
 
 # Fixtures shared by the gateway tests.
-in_process_django = gateway_support.in_process_django
-operator = gateway_support.operator
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +49,7 @@ def world(settings, account, local_archive, in_process_django):
         transport = caller if request.url.host == "hooks.example" else ark
         return transport.handle_request(request)
 
-    with outbound.routed_to(httpx.MockTransport(route)):
+    with transport.routed_to(httpx.MockTransport(route)):
         yield sim, receiver
 
 

@@ -9,12 +9,9 @@ from volcenginesdkarkruntime._exceptions import ArkBadRequestError, ArkNotFoundE
 
 from tasks_app.models import AuditEntry, Task
 
-from . import gateway_support
 from .gateway_support import make_token, sdk
 
 # Fixtures shared by the gateway tests.
-in_process_django = gateway_support.in_process_django
-operator = gateway_support.operator
 
 pytestmark = pytest.mark.django_db
 

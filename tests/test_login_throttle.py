@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from axes.models import AccessAttempt
 from django.test import Client
 
+from .dashboard_helpers import ANA_PASSWORD as PASSWORD
+
 LOGIN = "/accounts/login/"
-PASSWORD = "the-right-password-7"
-
-
-@pytest.fixture
-def ana(django_user_model):
-    return django_user_model.objects.create_user("ana", password=PASSWORD)
 
 
 def attempt(client: Client, password: str, *, username: str = "ana", ip: str = "203.0.113.5"):

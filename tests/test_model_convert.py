@@ -10,7 +10,7 @@ import pytest
 import trimesh
 from django.utils import timezone
 
-from tasks_app import outbound
+from tasks_app.lib import transport
 from tasks_app.models import ArchiveState, Artifact, ArtifactState, Task
 from tasks_app.services.archive import artifact_archive, artifacts_create_for_task
 
@@ -47,7 +47,7 @@ def test_it_says_why_when_a_model_cannot_be_converted(account, local_archive):
         z.writestr("model.usd", b"#usda 1.0\nthis is not USD at all {")
     zip_artifact = artifacts_create_for_task(task=task)[0]
 
-    with outbound.routed_to(httpx.MockTransport(lambda request: httpx.Response(200, content=body.getvalue()))):
+    with transport.routed_to(httpx.MockTransport(lambda request: httpx.Response(200, content=body.getvalue()))):
         done = artifact_archive(artifact_id=zip_artifact.pk)
 
     assert done.state == ArtifactState.ARCHIVED

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from PIL import Image
 
-from tasks_app import outbound, storage
+from tasks_app.lib import storage, transport
 from tasks_app.models import (
     ArchiveState,
     Artifact,
@@ -138,7 +138,7 @@ def test_a_broken_model_gets_a_placeholder_and_a_logged_reason_and_stays_archive
         z.writestr("model.glb", b"glTF" + b"\x00" * 200)  # a glb header and nothing a loader can use
     artifact = artifacts_create_for_task(task=task)[0]
 
-    with caplog.at_level(logging.WARNING, logger="tasks_app.services.pictures"), outbound.routed_to(
+    with caplog.at_level(logging.WARNING, logger="tasks_app.services.pictures"), transport.routed_to(
         httpx.MockTransport(lambda request: httpx.Response(200, content=broken.getvalue()))
     ), django_capture_on_commit_callbacks(execute=True):
         done = artifact_archive(artifact_id=artifact.pk)
@@ -158,7 +158,7 @@ def test_an_undecodable_video_gets_a_placeholder(account, local_archive, django_
                                ark_created_at=timezone.now(), video_url="http://arksim.test/video.mp4")
     artifact = artifacts_create_for_task(task=task)[0]
 
-    with outbound.routed_to(httpx.MockTransport(lambda request: httpx.Response(200, content=b"not a video" * 50))), \
+    with transport.routed_to(httpx.MockTransport(lambda request: httpx.Response(200, content=b"not a video" * 50))), \
             django_capture_on_commit_callbacks(execute=True):
         done = artifact_archive(artifact_id=artifact.pk)
 

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from tasks_app import ratelimit
+from tasks_app.lib.sharedstore import RedisStore, SqliteStore
 from tasks_app.ratelimit import (
     Rate,
     RateLimitWaitTooLong,
-    RedisBucketStore,
     SharedRateLimiter,
-    SqliteBucketStore,
     limiter_for_account,
 )
 
@@ -41,7 +40,7 @@ def clock() -> FakeClock:
 
 
 def _limiter(tmp_path: Path, clock: FakeClock, **rates: Rate) -> SharedRateLimiter:
-    store = SqliteBucketStore(tmp_path / "buckets.sqlite3", clock=clock)
+    store = SqliteStore(tmp_path / "buckets.sqlite3", clock=clock)
     return SharedRateLimiter(store=store, scope="acct:1", rates=rates, sleep=clock.sleep)
 
 
@@ -65,7 +64,7 @@ def test_it_allows_a_burst_then_the_steady_rate(tmp_path, clock):
 
 
 def test_it_keeps_separate_budgets_per_endpoint_and_scope(tmp_path, clock):
-    store = SqliteBucketStore(tmp_path / "buckets.sqlite3", clock=clock)
+    store = SqliteStore(tmp_path / "buckets.sqlite3", clock=clock)
     rates = {"list": Rate(per_second=1.0), "get": Rate(per_second=1.0)}
     one = SharedRateLimiter(store=store, scope="acct:1", rates=rates, sleep=clock.sleep)
     two = SharedRateLimiter(store=store, scope="acct:2", rates=rates, sleep=clock.sleep)
@@ -85,7 +84,7 @@ def test_it_does_not_limit_an_endpoint_without_a_rate(tmp_path, clock):
 
 
 def test_it_slows_everyone_down_after_a_penalty(tmp_path, clock):
-    store = SqliteBucketStore(tmp_path / "buckets.sqlite3", clock=clock)
+    store = SqliteStore(tmp_path / "buckets.sqlite3", clock=clock)
     rates = {"list": Rate(per_second=1.0)}
     worker_a = SharedRateLimiter(store=store, scope="acct:1", rates=rates, sleep=clock.sleep)
     worker_b = SharedRateLimiter(store=store, scope="acct:1", rates=rates, sleep=clock.sleep)
@@ -131,8 +130,8 @@ def test_it_builds_account_limiters_from_settings(settings, tmp_path):
 
 # --- Redis ------------------------------------------------------------------------------
 @pytest.fixture
-def redis_store() -> RedisBucketStore:
-    return RedisBucketStore(REDIS_URL)
+def redis_store() -> RedisStore:
+    return RedisStore(REDIS_URL)
 
 
 @pytest.mark.redis
@@ -163,7 +162,7 @@ HAMMER_SECONDS = 1.6
 
 
 def _hammer(store_kind: str, location: str, scope: str, ready, out: multiprocessing.Queue) -> None:
-    store = RedisBucketStore(location) if store_kind == "redis" else SqliteBucketStore(Path(location))
+    store = RedisStore(location) if store_kind == "redis" else SqliteStore(Path(location))
     limiter = SharedRateLimiter(store=store, scope=scope, rates={"list": Rate(per_second=RATE)})
     grants = []
     # Both start together: on a loaded machine one process may be ready a second later than
@@ -234,7 +233,7 @@ def test_its_sleeps_run_a_little_past_the_wait_at_random(monkeypatch):
 def test_it_lets_one_holder_at_a_time_then_keeps_a_quiet_window(tmp_path, clock):
     from tasks_app.ratelimit import Coalescer
 
-    coalescer = Coalescer(SqliteBucketStore(tmp_path / "buckets.sqlite3", clock=clock), "test")
+    coalescer = Coalescer(SqliteStore(tmp_path / "buckets.sqlite3", clock=clock), "test")
 
     assert coalescer.try_start("task-1", max_seconds=10.0)
     assert not coalescer.try_start("task-1", max_seconds=10.0)  # in flight

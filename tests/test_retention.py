@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tasks_app.archive_models import ArchiveUsageSnapshot
 from tasks_app.models import (
     Account,
+    ArchiveUsageSnapshot,
     Artifact,
     ArtifactState,
     AuditAction,

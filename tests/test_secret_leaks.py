@@ -21,8 +21,8 @@ from django.core.management import call_command
 from django.test import Client
 
 from arksim import Simulator
-from tasks_app import outbound
 from tasks_app import views as dashboard_views
+from tasks_app.lib import transport
 from tasks_app.models import Account, Artifact, ArtifactState, Task
 from tasks_app.observability.logging import JsonFormatter, PlainFormatter
 from tasks_app.services.sync import sync_account
@@ -58,7 +58,7 @@ class Evidence:
 def leak_sim():
     simulator = Simulator(api_keys=(KEY,), public_base_url="http://arksim.test", list_rate_per_second=None,
                           get_rate_per_second=None, delete_rate_per_second=None)
-    with outbound.routed_to(simulator.transport()):
+    with transport.routed_to(simulator.transport()):
         yield simulator
 
 

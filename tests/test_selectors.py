@@ -19,8 +19,9 @@ from tasks_app.models import (
     Task,
     TaskStatus,
 )
+from tasks_app.services.archive import artifact_archive
 
-from .dashboard_helpers import make_task, member_of
+from .dashboard_helpers import make_task, member_of, succeeded_video
 
 
 @pytest.fixture
@@ -203,3 +204,57 @@ def test_access_and_health_in_one_query_agree_with_the_two_selectors(
         access, health = selectors.access_and_health(user)
     assert access.visible_account_ids == {account.pk, failing.pk} and access.operable_account_ids == {failing.pk}
     assert health.state == "failing" and health.failing_accounts == ("failing",)
+
+
+# --- the archive's lag and health ---------------------------------------------------------
+
+
+def test_it_measures_the_lag_from_the_oldest_unarchived_success(sim, mirror, local_archive):
+    now = timezone.now()
+    old_task, old = succeeded_video(sim, mirror)
+    new_task, new = succeeded_video(sim, mirror)
+    type(old_task).objects.filter(pk=old_task.pk).update(ark_updated_at=now - timedelta(seconds=500))
+    type(new_task).objects.filter(pk=new_task.pk).update(ark_updated_at=now - timedelta(seconds=100))
+    type(old).objects.filter(pk__in=[old.pk, new.pk]).update(created=now - timedelta(seconds=600))
+
+    assert selectors.archive_lag_seconds(now=now) == pytest.approx(500, abs=1)
+
+    artifact_archive(artifact_id=old.pk)
+    assert selectors.archive_lag_seconds(now=now) == pytest.approx(100, abs=1)
+
+    artifact_archive(artifact_id=new.pk)
+    assert selectors.archive_lag_seconds(now=now) == 0.0
+
+
+def test_it_summarises_the_archive_health(sim, mirror, local_archive):
+    _, first = succeeded_video(sim, mirror)
+    _, second = succeeded_video(sim, mirror)
+    artifact_archive(artifact_id=first.pk)
+
+    health = selectors.archive_health()
+
+    assert health.counts[ArtifactState.ARCHIVED] == 1
+    assert health.counts[ArtifactState.PENDING] == 1
+    assert health.next_deadline == Artifact.objects.get(pk=second.pk).deadline
+    assert health.lag_seconds > 0
+
+
+def test_it_counts_the_lag_from_when_arkdash_learnt_of_the_success(sim, mirror, local_archive):
+    # A success from 20 h ago found by the first sync just now: the archive is not 20 h late.
+    now = timezone.now()
+    task, artifact = succeeded_video(sim, mirror)
+    type(task).objects.filter(pk=task.pk).update(ark_updated_at=now - timedelta(hours=20))
+    type(artifact).objects.filter(pk=artifact.pk).update(created=now - timedelta(seconds=30))
+
+    assert selectors.archive_lag_seconds(now=now) == pytest.approx(30, abs=1)
+
+
+def test_it_leaves_outputs_whose_url_already_died_out_of_the_lag(sim, mirror, local_archive):
+    now = timezone.now()
+    task, artifact = succeeded_video(sim, mirror)
+    type(task).objects.filter(pk=task.pk).update(ark_updated_at=now - timedelta(hours=154))
+    type(artifact).objects.filter(pk=artifact.pk).update(
+        created=now - timedelta(hours=1), deadline=now - timedelta(hours=130)
+    )
+
+    assert selectors.archive_lag_seconds(now=now) == 0.0

@@ -26,6 +26,8 @@ SYNC_MODES = {
 }
 STABLE_ORDER = ("newest-first", "oldest-first", "50-ids-a-call", "4kb-request-line")
 
+pytestmark = pytest.mark.usefixtures("unthrottled")
+
 
 @pytest.fixture(params=list(SYNC_MODES))
 def sim(request):
@@ -38,14 +40,6 @@ def sim(request):
 def _ago(sim, seconds: float) -> float:
     """A creation time `seconds` before the simulator's now (older than the young-task grace)."""
     return sim.clock.now() - seconds
-
-
-@pytest.fixture(autouse=True)
-def unthrottled(settings):
-    """The simulator in these tests enforces no rate; neither should the real-time limiter."""
-    settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
-    settings.ARK_GET_RATE_PER_SECOND = 10_000.0
-    settings.ARK_RETRY_BACKOFF_SECONDS = 0.001
 
 
 def _sweep_then_reset(sim, account) -> None:

@@ -9,12 +9,7 @@ from django.core.management import CommandError, call_command
 
 from tasks_app.models import Account, Task
 
-
-@pytest.fixture(autouse=True)
-def unthrottled(settings):
-    settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
-    settings.ARK_GET_RATE_PER_SECOND = 10_000.0
-    settings.ARK_RETRY_BACKOFF_SECONDS = 0.001
+pytestmark = pytest.mark.usefixtures("unthrottled")
 
 
 def _sync(*args: str) -> str:

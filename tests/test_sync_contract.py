@@ -9,11 +9,11 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from arksim import Simulator
+from tasks_app.ark import MAX_PAGE_SIZE
 from tasks_app.models import Account, Artifact, Task, TaskStatus
 from tasks_app.services import archive
 from tasks_app.services.sync import (
     BATCH_GROW_EVERY,
-    PAGE_SIZE,
     TaskIdsBatch,
     sync_account,
     task_refresh_by_ark_id,
@@ -23,12 +23,7 @@ from .conftest import SIM_API_KEY, SIM_BASE_URL, routed_simulator
 
 OTHER_KEY = "second-key-of-the-same-ark-account"
 
-
-@pytest.fixture(autouse=True)
-def unthrottled(settings):
-    settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
-    settings.ARK_GET_RATE_PER_SECOND = 10_000.0
-    settings.ARK_RETRY_BACKOFF_SECONDS = 0.001
+pytestmark = pytest.mark.usefixtures("unthrottled")
 
 
 def _sim(**options):
@@ -69,18 +64,18 @@ def _a_while_later(batch: TaskIdsBatch) -> TaskIdsBatch:
 @pytest.mark.django_db
 def test_it_grows_the_batch_slowly_and_never_past_a_refused_size():
     batch = TaskIdsBatch(account_id=1)
-    batch.refused(PAGE_SIZE)
-    assert batch.size == PAGE_SIZE // 2
+    batch.refused(MAX_PAGE_SIZE)
+    assert batch.size == MAX_PAGE_SIZE // 2
     batch.accepted(batch.size)
     batch.cycle_done()
-    assert TaskIdsBatch(account_id=1).size == PAGE_SIZE // 2  # not before BATCH_GROW_EVERY
+    assert TaskIdsBatch(account_id=1).size == MAX_PAGE_SIZE // 2  # not before BATCH_GROW_EVERY
     later = _a_while_later(batch)
     later.cycle_done()
-    assert later.size == PAGE_SIZE // 2 + PAGE_SIZE // 20  # a tenth more
+    assert later.size == MAX_PAGE_SIZE // 2 + MAX_PAGE_SIZE // 20  # a tenth more
     for _ in range(50):
         later = _a_while_later(later)
         later.cycle_done()
-    assert later.size == PAGE_SIZE - 1  # the refused size stays out of reach for a day
+    assert later.size == MAX_PAGE_SIZE - 1  # the refused size stays out of reach for a day
 
 
 @pytest.mark.django_db

@@ -7,17 +7,12 @@ import time
 import httpx
 import pytest
 
-from tasks_app import outbound
 from tasks_app.ark import ArkClient, ArkServerError
+from tasks_app.lib import transport
 from tasks_app.models import Account, Task, TaskStatus
 from tasks_app.services.sync import sync_account
 
-
-@pytest.fixture(autouse=True)
-def unthrottled(settings):
-    settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
-    settings.ARK_GET_RATE_PER_SECOND = 10_000.0
-    settings.ARK_RETRY_BACKOFF_SECONDS = 0.001
+pytestmark = pytest.mark.usefixtures("unthrottled")
 
 
 def _mirror(account: Account) -> dict[str, tuple]:
@@ -77,7 +72,7 @@ def test_it_reports_ark_unreachable_and_recovers(sim, synced):
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    with outbound.routed_to(httpx.MockTransport(refuse)):
+    with transport.routed_to(httpx.MockTransport(refuse)):
         report = sync_account(account=account)
     assert not report.ok and "connection" in report.errors[0].lower()
     account.refresh_from_db()
@@ -176,7 +171,7 @@ def test_it_stores_and_shows_upstream_errors_without_any_run_of_the_key(db, clie
     upstream = httpx.MockTransport(lambda request: httpx.Response(
         401, json={"error": {"code": "AuthenticationError", "message": echo}}))
 
-    with outbound.routed_to(upstream):
+    with transport.routed_to(upstream):
         report = sync_account(account=account)
 
     account.refresh_from_db()

@@ -9,11 +9,7 @@ from arkdash.celery import app
 from tasks_app import tasks as celery_tasks
 from tasks_app.models import Account, Task, TaskStatus
 
-
-@pytest.fixture(autouse=True)
-def unthrottled(settings):
-    settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
-    settings.ARK_GET_RATE_PER_SECOND = 10_000.0
+pytestmark = pytest.mark.usefixtures("unthrottled")
 
 
 def test_it_schedules_sync_and_the_hand_off_sweep():

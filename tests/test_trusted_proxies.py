@@ -7,8 +7,9 @@ import ipaddress
 import pytest
 from django.test import Client
 
+from .dashboard_helpers import ANA_PASSWORD as PASSWORD
+
 LOGIN = "/accounts/login/"
-PASSWORD = "the-right-password-7"
 PROXY = "10.0.0.2"
 
 
@@ -17,11 +18,6 @@ def behind_proxy(settings):
     settings.ARKDASH_TRUSTED_PROXY_NETWORKS = [ipaddress.ip_network(PROXY)]
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # what settings.py sets then
     return settings
-
-
-@pytest.fixture
-def ana(django_user_model):
-    return django_user_model.objects.create_user("ana", password=PASSWORD)
 
 
 def login(password: str, *, ip: str, forwarded_for: str | None = None) -> int:

@@ -7,8 +7,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tasks_app.archive_models import ArchiveUsageSnapshot, WorkerHeartbeat
-from tasks_app.models import Account, Artifact, ArtifactState, MembershipRole, TaskStatus
+from tasks_app.models import (
+    Account,
+    ArchiveUsageSnapshot,
+    Artifact,
+    ArtifactState,
+    MembershipRole,
+    TaskStatus,
+    WorkerHeartbeat,
+)
 from tasks_app.observability import workers
 
 from .dashboard_helpers import make_task, member_of

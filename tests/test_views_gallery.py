@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from PIL import Image
 
-from tasks_app import storage
+from tasks_app.lib import storage
 from tasks_app.models import (
     Account,
     Artifact,

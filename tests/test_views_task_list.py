@@ -294,7 +294,7 @@ def query_dict(pairs):
 def test_a_task_waiting_for_its_archive_hand_off_stays_live_until_the_hand_off(user_client, account, monkeypatch,
                                                                                django_user_model):
     from tasks_app import selectors
-    from tasks_app.services import archive, sync
+    from tasks_app.services import archive
 
     task = make_task(account, status=TaskStatus.SUCCEEDED, archive_handoff_pending=True)
     html = user_client.get("/").content.decode()
@@ -303,7 +303,7 @@ def test_a_task_waiting_for_its_archive_hand_off_stays_live_until_the_hand_off(u
 
     before = task.version
     monkeypatch.setattr(archive, "artifacts_create_for_task", lambda *, task: None)  # no outputs to queue
-    assert sync.archive_handoff(task=task)
+    assert archive.archive_handoff(task=task)
     task.refresh_from_db()
     assert not task.archive_handoff_pending
     # The poll sees the row change (its version moved) and the page no longer polls it.

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from tasks_app.zipsafe import ZipError, ZipLimits, extract_model, unsafe_name_reason, verify_zip
+from tasks_app.lib.zipsafe import ZipError, ZipLimits, extract_model, unsafe_name_reason, verify_zip
 
 GLB = b"glTF" + bytes(range(256)) * 40
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .client import ArkClient
+from .client import MAX_PAGE_SIZE, OUTPUT_URL_LIFETIME, TASK_ID, ArkClient
 from .errors import (
     ArkAuthenticationError,
     ArkBadRequestError,
@@ -35,5 +35,8 @@ __all__ = [
     "ArkTimeoutError",
     "ArkTooManyIdsError",
     "RateLimiter",
+    "MAX_PAGE_SIZE",
+    "OUTPUT_URL_LIFETIME",
+    "TASK_ID",
     "TaskPage",
 ]

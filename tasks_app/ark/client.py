@@ -15,6 +15,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from importlib import metadata
 from types import TracebackType
 from typing import Any
@@ -47,13 +48,15 @@ STATUSES = frozenset({"queued", "running", "succeeded", "failed", "expired", "ca
 MAX_PAGE_SIZE = 500
 # Ids look like cgt-20250331175019-68d9t; allow a little more, but nothing that could
 # change the URL's meaning (slashes, dots only between other characters, spaces).
-_TASK_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9_-])?$")
+TASK_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9_-])?\Z")
+# Ark's output URLs stop working this long after the task succeeded.
+OUTPUT_URL_LIFETIME = timedelta(hours=24)
 _CONNECT_TIMEOUT_CAP = 5.0
 # A page of 500 tasks is well under 1 MiB; anything far larger is not an Ark answer.
 _MAX_BODY_BYTES = 16 * 1024 * 1024
 # How long to tell the shared limiter to back off after a 429 that gave no Retry-After.
 _DEFAULT_PENALTY_SECONDS = 1.0
-# iter_tasks stops after the pages the first total promised plus this slack (new tasks
+# iter_pages stops after the pages the first total promised plus this slack (new tasks
 # shift items while we page), so a server reporting an ever-growing total cannot loop us.
 _EXTRA_PAGES = 2
 _MAX_PAGES = 1000
@@ -190,6 +193,37 @@ class ArkClient:
         Stops on a short or empty page, once `total` is reached, or after the number of
         pages the first answer promised (plus slack for tasks arriving meanwhile).
         """
+        pages = self.iter_pages(
+            page_size=page_size, status=status, task_ids=task_ids, model=model, service_tier=service_tier
+        )
+        return _each_task_once(pages)
+
+    def iter_pages(
+        self,
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        status: str | None = None,
+        task_ids: Iterable[str] | None = None,
+        model: str | None = None,
+        service_tier: str | None = None,
+        newest_first_either_way: bool = False,
+        max_calls: int | None = None,
+        each_call: Callable[[Callable[[], TaskPage]], TaskPage] | None = None,
+    ) -> Iterator[TaskPage]:
+        """Pages of matching tasks until as many distinct tasks were seen as Ark's total says.
+
+        Stops on an empty page, once that many distinct ids were seen, or when the calls run
+        out. Pages go 1, 2, 3, ..., stopping at a short page, within the pages the first
+        answer promised plus slack (tasks arriving meanwhile shift items, and a server
+        reporting an ever-growing total cannot loop us).
+
+        Ark promises no order, so with `newest_first_either_way` pages are not trusted to
+        partition the set: they go 1, last, 2, 3, ... (whether Ark lists newest or oldest
+        first, the newest tasks come at once) and start again at 1, for about ln(total) + 2
+        passes (a shuffled order needs that many to show every task) or `max_calls` calls.
+
+        `each_call` wraps every list call (the sync's patience with 429s, its lease).
+        """
         ids = None if task_ids is None else _task_id_list(task_ids)
         # Validate now, not at the first next(): bad arguments fail where they are passed.
         _list_params(
@@ -200,11 +234,18 @@ class ArkClient:
             model=model,
             service_tier=service_tier,
         )
-        return self._iter_pages(
-            page_size=page_size, status=status, task_ids=ids, model=model, service_tier=service_tier
+        return self._pages(
+            page_size=page_size,
+            status=status,
+            task_ids=ids,
+            model=model,
+            service_tier=service_tier,
+            newest_first_either_way=newest_first_either_way,
+            max_calls=max_calls,
+            each_call=each_call or (lambda call: call()),
         )
 
-    def _iter_pages(
+    def _pages(
         self,
         *,
         page_size: int,
@@ -212,32 +253,46 @@ class ArkClient:
         task_ids: list[str] | None,
         model: str | None,
         service_tier: str | None,
-    ) -> Iterator[ArkTask]:
+        newest_first_either_way: bool,
+        max_calls: int | None,
+        each_call: Callable[[Callable[[], TaskPage]], TaskPage],
+    ) -> Iterator[TaskPage]:
         seen: set[str] = set()
-        page_limit: int | None = None
-        page_num = 1
+        order: list[int] = [1]
+        calls, budget = 0, max_calls
         while True:
-            page = self.list_tasks(
-                page_num=page_num,
-                page_size=page_size,
-                status=status,
-                task_ids=task_ids,
-                model=model,
-                service_tier=service_tier,
+            page_num = order[calls % len(order)] if newest_first_either_way else calls + 1
+            page = each_call(
+                lambda page_num=page_num: self.list_tasks(
+                    page_num=page_num,
+                    page_size=page_size,
+                    status=status,
+                    task_ids=task_ids,
+                    model=model,
+                    service_tier=service_tier,
+                )
             )
-            for task in page.items:
-                # Newest-first paging shifts items when tasks arrive, so a page can repeat some.
-                if task.id not in seen:
-                    seen.add(task.id)
-                    yield task
-            if len(page.items) < page_size or page_num * page_size >= page.total:
+            calls += 1
+            seen.update(task.id for task in page.items)
+            yield page
+            if not page.items or len(seen) >= page.total:
                 return
-            if page_limit is None:
-                page_limit = min(_MAX_PAGES, math.ceil(page.total / page_size) + _EXTRA_PAGES)
-            if page_num >= page_limit:
-                logger.warning("ark list: stopped after %d pages; the total kept growing", page_num)
+            pages = max(1, math.ceil(page.total / page_size))
+            if newest_first_either_way:
+                if len(order) != pages:
+                    order = [1, *([pages] if pages > 1 else []), *range(2, pages)]
+                if budget is None:
+                    passes = math.ceil(math.log(max(page.total, 1))) + 2
+                    budget = min(pages * passes, _MAX_PAGES)
+            else:
+                if len(page.items) < page_size or calls * page_size >= page.total:
+                    return
+                if budget is None:
+                    budget = min(_MAX_PAGES, pages + _EXTRA_PAGES)
+            if calls >= budget:
+                if not newest_first_either_way:
+                    logger.warning("ark list: stopped after %d pages; the total went on growing", calls)
                 return
-            page_num += 1
 
     def get_task(self, task_id: str) -> ArkTask:
         """One task by id; ArkNotFoundError when Ark has no such record (any more)."""
@@ -504,6 +559,16 @@ class ArkClient:
         return ArkConnectionError(f"connection failed: {detail}", request_sent=not never_sent)
 
 
+def _each_task_once(pages: Iterator[TaskPage]) -> Iterator[ArkTask]:
+    seen: set[str] = set()
+    for page in pages:
+        for task in page.items:
+            # Newest-first paging shifts items when tasks arrive, so a page can repeat some.
+            if task.id not in seen:
+                seen.add(task.id)
+                yield task
+
+
 def _refused_for_size(error: ArkError) -> bool:
     """Did Ark (or a proxy before it) refuse a list call because of its size?"""
     if error.http_status in (413, 414):
@@ -565,7 +630,7 @@ def _require_positive(name: str, value: float, *, allow_zero: bool = False) -> N
 
 
 def _check_task_id(task_id: object) -> str:
-    if not isinstance(task_id, str) or not _TASK_ID.match(task_id):
+    if not isinstance(task_id, str) or not TASK_ID.match(task_id):
         shown = repr(task_id)[:80]
         raise ValueError(f"invalid task id {shown}: expected letters, digits, '-', '_' or '.'")
     return task_id

@@ -3,7 +3,7 @@
 Ark calls ArkDash's hook (the account's usual one, views_hooks.py) and ArkDash re-reads
 the task. Only then is the caller's `callback_url` sent the task as the gateway shows it
 (ArkDash's output links, never the account's callback secret), through the download
-guard's rules (fetch.py): allowed hosts, public addresses only, no redirects, timeouts.
+guard's rules (tasks_app/lib/downloads.py): allowed hosts, public addresses only, no redirects, timeouts.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from .. import outbound, views_hooks
-from ..fetch import (
+from .. import views_hooks
+from ..lib import transport as outbound_transport
+from ..lib.downloads import (
     FetchError,
     FetchRefused,
     _guarded_transport,
@@ -87,7 +88,7 @@ def relay_callback(*, task: Task, transport: httpx.BaseTransport | None = None) 
         raise RelayError(f"{redact_url(url)}: {failed.message}", retryable=True) from None
     with httpx.Client(
         # The download guard's transport: it connects only to the addresses it checked.
-        transport=transport or outbound.transport() or _guarded_transport(policy, _system_resolver),
+        transport=transport or outbound_transport.current() or _guarded_transport(policy, _system_resolver),
         timeout=httpx.Timeout(RELAY_TIMEOUT_SECONDS),
         follow_redirects=False,  # a redirect could point anywhere: not followed
         headers={"User-Agent": "ArkDash-gateway/1"},

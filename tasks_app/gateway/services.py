@@ -10,8 +10,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from ..ark import ArkClient, ArkError, ArkTask
-from ..crypto import SecretDecryptError
-from ..fetch import FetchError, UrlPolicy
+from ..lib.crypto import SecretDecryptError
+from ..lib.downloads import FetchError, UrlPolicy
 from ..models import Account, Task, TaskStatus
 from ..ratelimit import RateLimitWaitTooLong
 from ..services.accounts import client_for

@@ -7,7 +7,6 @@ parameters, call one selector or service, answer Ark's JSON or Ark's error envel
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from ..ark import MAX_PAGE_SIZE, TASK_ID
 from ..models import Artifact, ArtifactState, Task, TaskStatus
 from ..views_download import archived_file_response
 from . import outputs, selectors, services
@@ -25,10 +25,8 @@ from .errors import GatewayError, bad_param, error_response, not_found, request_
 from .serializers import output_links, task_objects
 
 # Ark's id alphabet (cgt-20250331175019-68d9t), with room to spare: anything else is no task.
-_TASK_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9_-])?\Z")
 _STATUSES = frozenset(TaskStatus.values)
 _SERVICE_TIERS = frozenset({"default", "flex"})
-MAX_PAGE_SIZE = 500
 # No maximum is documented; this many ids is far beyond any URL a server accepts.
 MAX_TASK_IDS = 1000
 MAX_BODY_BYTES = 1024 * 1024
@@ -68,7 +66,7 @@ def tasks_collection(request: HttpRequest, caller: Caller) -> HttpResponseBase:
 def task_item(request: HttpRequest, caller: Caller, task_id: str) -> HttpResponseBase:
     if request.method not in ("GET", "DELETE"):
         raise _method_not_allowed(request)
-    if not _TASK_ID.match(task_id):
+    if not TASK_ID.match(task_id):
         raise not_found(task_id[:80])
     task = selectors.gateway_task(account_ids=caller.account_ids, ark_id=task_id)
     if task is None:
@@ -104,7 +102,7 @@ def _list_query(request: HttpRequest) -> selectors.ListQuery:
     task_ids = tuple(dict.fromkeys(value for value in args.getlist("filter.task_ids") if value))
     if len(task_ids) > MAX_TASK_IDS:
         raise bad_param("filter.task_ids", f"At most {MAX_TASK_IDS} filter.task_ids per request.")
-    if not all(_TASK_ID.match(value) for value in task_ids):
+    if not all(TASK_ID.match(value) for value in task_ids):
         raise bad_param("filter.task_ids", "filter.task_ids holds a value that is no task id.")
     return selectors.ListQuery(
         page_num=_int_arg(args.get("page_num"), "page_num", default=1, high=_MAX_PAGE_NUM),

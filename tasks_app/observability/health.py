@@ -139,7 +139,7 @@ def check_broker() -> CheckResult:
 def _storage_check() -> dict[str, Any]:
     from django.core.files.base import ContentFile
 
-    from tasks_app.storage import archive_storage, is_s3
+    from tasks_app.lib.storage import archive_storage, is_s3
 
     storage = archive_storage()
     payload = secrets.token_bytes(16)
@@ -233,7 +233,7 @@ def _warnings(accounts: list[dict[str, Any]]) -> list[str]:
 
 
 def _archive_summary() -> dict[str, Any]:
-    from tasks_app.services.archive import archive_health
+    from tasks_app.selectors import archive_health
 
     health = archive_health()
     return {

@@ -91,7 +91,7 @@ def record_ark_call(event: CallEvent) -> None:
     counters.add_many(increments)
 
 
-# Archive error messages (tasks_app/services/archive.py, fetch.py, storage.py) → a bounded label.
+# Archive error messages (services/archive.py, lib/downloads.py, lib/storage.py) → a bounded label.
 _FAILURE_REASONS = (
     ("expired", re.compile(r"expired|answered (403|404|410)", re.I)),
     ("rate_limited", re.compile(r"\b429\b|rate limit", re.I)),
@@ -179,7 +179,7 @@ class ArkDashCollector:
 
 def _database_gauges() -> Iterator[Metric]:
     from tasks_app.models import Account, Artifact, ArtifactState, Task, TaskStatus
-    from tasks_app.services.archive import archive_health
+    from tasks_app.selectors import archive_health
 
     now = timezone.now()
     accounts = list(

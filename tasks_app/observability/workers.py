@@ -26,7 +26,7 @@ _last_written: dict[str, float] = {}
 
 def worker_heartbeat_record(*, hostname: str, pid: int | None = None, now: datetime | None = None) -> None:
     """Say that `hostname` is alive now (creates its row the first time)."""
-    from ..archive_models import WorkerHeartbeat
+    from ..models import WorkerHeartbeat
 
     now = now or timezone.now()
     updated = WorkerHeartbeat.objects.filter(hostname=hostname[:255]).update(last_seen_at=now, pid=pid)

@@ -12,9 +12,9 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from tasks_app import outbound
 from tasks_app.ark import ArkClient, RateLimiter
-from tasks_app.crypto import SecretDecryptError
+from tasks_app.lib import transport
+from tasks_app.lib.crypto import SecretDecryptError
 from tasks_app.models import Account, AuditAction, AuditEntry, AuditResult, Task
 from tasks_app.ratelimit import limiter_for_account
 
@@ -52,7 +52,7 @@ def client_for(
         api_key=account.api_key,
         timeout=settings.ARK_TIMEOUT_SECONDS if timeout is None else timeout,
         max_retries=settings.ARK_MAX_RETRIES if max_retries is None else max_retries,
-        transport=outbound.transport(),
+        transport=transport.current(),
         rate_limiter=limiter,
         backoff_base=settings.ARK_RETRY_BACKOFF_SECONDS,
     )

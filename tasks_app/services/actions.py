@@ -33,10 +33,18 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from ..ark import ArkBadRequestError, ArkDeleteRefusedError, ArkError, ArkNotFoundError, ArkTask
-from ..crypto import SecretDecryptError
-from ..models import FINISHED_STATUSES, ArchiveState, AuditAction, AuditEntry, AuditResult, Picture, Task, TaskStatus
+from ..lib.crypto import SecretDecryptError
+from ..models import (
+    FINISHED_STATUSES,
+    AuditAction,
+    AuditEntry,
+    AuditResult,
+    Picture,
+    Task,
+    TaskStatus,
+)
 from ..ratelimit import RateLimitWaitTooLong
-from ..selectors import can_operate
+from ..selectors import can_operate, outputs_unarchived
 from .accounts import client_for
 from .sync import task_upsert_from_ark
 
@@ -77,16 +85,6 @@ class BulkCancelReport:
                 ngettext("%(n)d failed: try again.", "%(n)d failed: try again.", self.failed) % {"n": self.failed}
             )
         return " ".join(parts)
-
-
-def outputs_unarchived(task: Task) -> bool:
-    """True when deleting Ark's record would lose outputs ArkDash has not copied.
-
-    Outputs already lost (their URLs died first) cannot be lost again: no warning then.
-    """
-    if task.status != TaskStatus.SUCCEEDED or task.archive_state in (ArchiveState.ARCHIVED, ArchiveState.LOST):
-        return False
-    return task.outputs_expire_at is None or task.outputs_expire_at > timezone.now()
 
 
 def _refusal_reason(task: Task, action: str) -> str | None:

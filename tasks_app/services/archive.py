@@ -1,14 +1,15 @@
 """Archive: copy every output of a succeeded task to archive storage before its URL dies.
 
 The verbs:
+- `archive_handoff`: a task sync flagged as newly succeeded gets its artifacts, and the
+  flag is cleared; `archive_handoff_sweep` redoes hand-offs a crash interrupted.
 - `artifacts_create_for_task`: one Artifact per output URL (idempotent), queued.
 - `artifact_archive`: one copy attempt. A conditional UPDATE claims the artifact so
   only one worker copies it; the copy streams (constant memory), hashes, checks the
   length against Content-Length and, for 3D zips, the zip itself, then publishes
-  atomically (see tasks_app/storage.py). Every later write checks the claim token,
+  atomically (see tasks_app/lib/storage.py). Every later write checks the claim token,
   so a worker that lost its claim (it stalled and was taken over) changes nothing.
 - `artifacts_sweep`: re-queues what is not archived yet, earliest deadline first.
-- `archive_lag_seconds` / `archive_health`: how far behind the archive is.
 
 States: pending → copying → archived | failed (retried with backoff) | lost (the
 source said 403/404/410, or an attempt failed after the deadline).
@@ -33,17 +34,18 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Min, Q
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import F, Q
 from django.utils import timezone
 
-from tasks_app import fetch, model_convert, storage, zipsafe
+from tasks_app import model_convert
+from tasks_app.ark import OUTPUT_URL_LIFETIME
+from tasks_app.lib import downloads, storage, zipsafe
 from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
+from tasks_app.selectors import archive_lag_seconds
 from tasks_app.services import pictures
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_URL_LIFETIME = timedelta(hours=24)
 BASE_BACKOFF_SECONDS = 5.0
 SPOOL_CHUNK = 1024 * 1024
 
@@ -67,7 +69,6 @@ MODEL_CONTENT_TYPES = {
     "obj": "model/obj",
     "usdz": "model/vnd.usdz+zip",
 }
-UNFINISHED = (ArtifactState.PENDING, ArtifactState.COPYING, ArtifactState.FAILED)
 
 
 class ArchiveError(Exception):
@@ -175,12 +176,12 @@ def artifacts_create_for_task(*, task: Task) -> list[Artifact]:
         artifacts = list(Artifact.objects.filter(task=task).order_by("pk"))
         created = {a.output for a in new}
         # Only rows this call inserted are queued here; the others were queued when created.
-        _enqueue([a.pk for a in artifacts if a.output in created and a.enqueued_at is None])
+        artifacts_enqueue([a.pk for a in artifacts if a.output in created and a.enqueued_at is None])
         task_archive_state_refresh(task_id=task.pk)
     return artifacts
 
 
-def _enqueue(artifact_ids: Iterable[int], *, countdown: float | None = None) -> None:
+def artifacts_enqueue(artifact_ids: Iterable[int], *, countdown: float | None = None) -> None:
     """Queue copies once the surrounding transaction commits (the rows must be visible)."""
     ids = list(artifact_ids)
     if not ids:
@@ -199,6 +200,47 @@ def _enqueue(artifact_ids: Iterable[int], *, countdown: float | None = None) -> 
                 )
 
     transaction.on_commit(send)
+
+
+# --- Hand-off from sync ---------------------------------------------------------
+
+# A hand-off normally follows its commit within seconds: the sweep leaves younger flags
+# to the queued message instead of doing the same work twice.
+HANDOFF_SWEEP_MIN_AGE = timedelta(minutes=2)
+
+
+def archive_handoff(*, task: Task) -> bool:
+    """Give a succeeded task's outputs to the archive, then clear its pending flag.
+
+    Idempotent (the archive creates one Artifact per output and queues its copy).
+    Returns False, leaving the flag for `archive_handoff_sweep`, when the archive fails.
+    """
+    try:
+        artifacts_create_for_task(task=task)
+    except Exception:
+        logger.exception("archive hand-off of %s failed; the sweep will retry it", task.ark_id)
+        return False
+    # changed_at too: while flagged the row counts as live on the page (Task.is_live), and the
+    # page's poll notices a row by its version.
+    Task.objects.filter(pk=task.pk, archive_handoff_pending=True).update(
+        archive_handoff_pending=False, changed_at=timezone.now()
+    )
+    return True
+
+
+def archive_handoff_by_ark_ids(*, account_id: int, ark_ids: Iterable[str]) -> int:
+    tasks = Task.objects.filter(account_id=account_id, ark_id__in=list(ark_ids), archive_handoff_pending=True)
+    return sum(archive_handoff(task=task) for task in tasks)
+
+
+def archive_handoff_sweep(*, min_age: timedelta = HANDOFF_SWEEP_MIN_AGE, limit: int = 1000) -> int:
+    """Redo every hand-off still pending `min_age` after the task turned succeeded (the
+    process died between commit and hand-off, or the broker lost the message)."""
+    flagged_before = timezone.now() - min_age
+    pending = Task.objects.filter(archive_handoff_pending=True, changed_at__lt=flagged_before).order_by(
+        "ark_updated_at", "pk"
+    )[:limit]
+    return sum(archive_handoff(task=task) for task in pending)
 
 
 # --- Task summary ---------------------------------------------------------------
@@ -427,7 +469,7 @@ def _copy_source(artifact: Artifact, token: str) -> _Copied:
     is_zip = artifact.output == ArtifactOutput.MODEL_ZIP
     zip_cap = int(_setting("ARKDASH_ARCHIVE_ZIP_MAX_BYTES", 2 * 1024**3))
     progress = _Progress(artifact.pk, token)
-    with fetch.open_source(artifact.source_url) as source:
+    with downloads.open_source(artifact.source_url) as source:
         expected = source.content_length
         if is_zip and expected is not None and expected > zip_cap:
             raise ArchiveError(
@@ -571,9 +613,9 @@ def artifact_archive(*, artifact_id: int, force: bool = False) -> Artifact:
             copied = _copy_source(artifact, token)
     except ClaimLost:
         logger.warning("archive of artifact %s was taken over by another worker", artifact_id)
-    except fetch.SourceGone as exc:
+    except downloads.SourceGone as exc:
         _record_outcome(artifact, token, lost=f"Lost: {exc.message}")
-    except (fetch.FetchError, ArchiveError, storage.StorageError) as exc:
+    except (downloads.FetchError, ArchiveError, storage.StorageError) as exc:
         _record_failure(artifact, token, exc)
     except Exception as exc:  # noqa: BLE001 - a bug or a dependency failure must not kill the worker silently
         logger.exception("archive of artifact %s failed unexpectedly", artifact_id)
@@ -672,7 +714,7 @@ def _record_failure(artifact: Artifact, token: str, exc: Exception) -> None:
     )
 
 
-# --- Sweeping and health --------------------------------------------------------
+# --- Sweeping --------------------------------------------------------
 
 
 @dataclass
@@ -706,40 +748,5 @@ def artifacts_sweep(*, limit: int = 1000) -> SweepReport:
         .values_list("pk", flat=True)[:limit]
     )
     with transaction.atomic():
-        _enqueue(due)
+        artifacts_enqueue(due)
     return SweepReport(queued=due, lag_seconds=archive_lag_seconds(now=now))
-
-
-def archive_lag_seconds(*, now: datetime | None = None, account_ids: Iterable[int] | None = None) -> float:
-    """Seconds since the oldest success whose outputs are not archived yet (0 when none).
-
-    `account_ids` limits it to those accounts (the dashboard shows people their own lag).
-    """
-    now = now or timezone.now()
-    # An output whose URL already died can no longer be saved: it waits to be marked lost
-    # and is not lag. And the clock starts when ArkDash learnt of the success, not before:
-    # history found on a first sync (or the demo's back-dated week) is not the archive's delay.
-    unfinished = Artifact.objects.filter(state__in=UNFINISHED).exclude(deadline__lte=now)
-    if account_ids is not None:
-        unfinished = unfinished.filter(task__account_id__in=list(account_ids))
-    oldest = unfinished.exclude(output=ArtifactOutput.MODEL_FILE).aggregate(
-        oldest=Min(Greatest(Coalesce("task__ark_updated_at", "task__finished_at", "created"), "created"))
-    )["oldest"]
-    return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
-
-
-@dataclass(frozen=True)
-class ArchiveHealth:
-    lag_seconds: float
-    counts: dict[str, int]
-    next_deadline: datetime | None
-
-
-def archive_health() -> ArchiveHealth:
-    """Counts per state, the lag and the nearest deadline: for the page, metrics, the CLI."""
-    counts = {state: 0 for state in ArtifactState.values}
-    sources = Artifact.objects.exclude(output=ArtifactOutput.MODEL_FILE)
-    for row in sources.order_by().values("state").annotate(n=Count("id")):
-        counts[row["state"]] = row["n"]
-    next_deadline = sources.filter(state__in=UNFINISHED).aggregate(d=Min("deadline"))["d"]
-    return ArchiveHealth(lag_seconds=archive_lag_seconds(), counts=counts, next_deadline=next_deadline)

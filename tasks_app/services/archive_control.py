@@ -17,7 +17,6 @@ leaves an AuditEntry (action "archive_retry").
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -65,15 +64,6 @@ class RetryReport:
         return " ".join(parts)
 
 
-def enqueue_copies(*, artifact_ids: Iterable[int]) -> None:
-    """Queue copies of these outputs once the current transaction commits.
-
-    A public name for archive._enqueue (private to the archive module, which another
-    change is moving): the lead may make that one public and drop this wrapper.
-    """
-    archive._enqueue(artifact_ids)
-
-
 def retryable_now(*, now=None) -> Q:
     """The outputs a person may send back to the queue (see the module docstring)."""
     now = now or timezone.now()
@@ -114,7 +104,7 @@ def _retry(artifact: Artifact, user: User) -> RetryResult:
         reset = _reset(Artifact.objects.filter(pk=artifact.pk))
         if reset:
             archive.task_archive_state_refresh(task_id=artifact.task_id)
-            enqueue_copies(artifact_ids=[artifact.pk])
+            archive.artifacts_enqueue([artifact.pk])
     artifact.refresh_from_db()
     if not reset:
         reason = _refusal_reason(artifact)

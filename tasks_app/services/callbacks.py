@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from tasks_app.ark import ArkError
-from tasks_app.crypto import SecretDecryptError
+from tasks_app.ark import TASK_ID, ArkError
+from tasks_app.lib.crypto import SecretDecryptError
 from tasks_app.models import Account, Task
 from tasks_app.ratelimit import Coalescer, RateLimitWaitTooLong, coalescer_from_settings
 
@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 # Same alphabet as the Ark client accepts in a URL path.
 _CALLBACK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
-_TASK_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9_-])?$")
 # Ark retries a callback not acknowledged within 5 s: the rate limiter may make us wait
 # this long at most before we hand the re-read to a worker instead.
 _MAX_RATE_WAIT_SECONDS = 1.0
@@ -146,6 +145,6 @@ def _task_id_from_body(body: bytes) -> str | None:
     if not isinstance(data, dict):
         return None
     ark_id = data.get("id")
-    if not isinstance(ark_id, str) or not _TASK_ID.match(ark_id):
+    if not isinstance(ark_id, str) or not TASK_ID.match(ark_id):
         return None
     return ark_id

@@ -33,7 +33,8 @@ from django.conf import settings
 from django.db import transaction
 from PIL import Image, ImageDraw, features
 
-from tasks_app import model_convert, storage, zipsafe
+from tasks_app import model_convert
+from tasks_app.lib import storage, zipsafe
 from tasks_app.models import Artifact, ArtifactOutput, ArtifactState, Picture, PictureState, Task, TaskKind
 
 logger = logging.getLogger(__name__)

@@ -21,9 +21,16 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from .. import storage
-from ..archive_models import ArchiveUsageSnapshot
-from ..models import Account, Artifact, ArtifactState, AuditAction, AuditResult, RemovalReason
+from ..lib import storage
+from ..models import (
+    Account,
+    ArchiveUsageSnapshot,
+    Artifact,
+    ArtifactState,
+    AuditAction,
+    AuditResult,
+    RemovalReason,
+)
 from ..selectors import User, can_operate
 from .actions import audit_write
 

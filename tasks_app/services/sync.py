@@ -18,17 +18,18 @@ One cycle of `sync_account`:
    marked gone: Ark's window is open at the request's second, so a task read back in
    the second it was created is simply not visible yet.
 
-Only rows whose mirrored fields changed are written, one transaction per batch, so a
+Pages are Ark's largest (500 tasks), and a filter.task_ids call carries at most as many
+ids. Only rows whose mirrored fields changed are written, one transaction per batch, so a
 cycle that fails half-way leaves a consistent mirror. A task that turns succeeded is
 flagged for the archive in the same transaction; after commit one Celery message per
-batch hands the flagged tasks to the archive, and a periodic sweep redoes any hand-off
-still flagged later (the process died in between, or the message was lost).
+batch asks the archive (services/archive.py, `archive_handoff`) to take the flagged
+tasks, and its periodic sweep redoes any hand-off still flagged later (the process died
+in between, or the message was lost).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 import secrets
 import time
@@ -47,15 +48,16 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tasks_app.ark import (
+    MAX_PAGE_SIZE,
+    OUTPUT_URL_LIFETIME,
     ArkClient,
     ArkError,
     ArkNotFoundError,
     ArkRateLimitedError,
     ArkTask,
     ArkTooManyIdsError,
-    TaskPage,
 )
-from tasks_app.crypto import SecretDecryptError
+from tasks_app.lib.crypto import SecretDecryptError
 from tasks_app.models import ACTIVE_STATUSES, Account, Task, TaskStatus
 from tasks_app.ratelimit import RateLimitWaitTooLong
 
@@ -64,15 +66,11 @@ from .accounts import client_for
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PAGE_SIZE = 500  # Ark's maximum page size, and the most ids we send in one filter.task_ids call
 ARK_WINDOW = timedelta(days=7)
-OUTPUT_URL_LIFETIME = timedelta(hours=24)
 CANCELLED_TTL = timedelta(hours=24)  # Ark deletes a cancelled task by itself this long after the cancel
-# Discovery reads at most this many pages of one status a cycle. The sweep reads the
-# window's pages at most ln(total) + 2 times over: with no order promised pages may
-# overlap, and a shuffled order needs about that many passes to show every task.
+# Discovery reads at most this many pages of one status a cycle (the sweep: as many as
+# ArkClient.iter_pages budgets for a list in no promised order).
 MAX_DISCOVERY_PAGES = 10
-MAX_SWEEP_CALLS = 1000
 # The batch of filter.task_ids grows back by a tenth (at least one id) this often, and
 # never to a size refused in the last day.
 BATCH_GROW_EVERY = timedelta(minutes=10)
@@ -82,9 +80,6 @@ BATCH_CEILING_TTL = timedelta(days=1)
 YOUNG_TASK_GRACE = timedelta(minutes=1)
 # Confirming "gone" costs one get per task: cap it per cycle, the rest waits a cycle.
 MAX_GONE_CHECKS_PER_CYCLE = 200
-# A hand-off normally follows its commit within seconds: the sweep leaves younger flags
-# to the queued message instead of doing the same work twice.
-HANDOFF_SWEEP_MIN_AGE = timedelta(minutes=2)
 # A task created this long before our clock says so is out of Ark's window for sure
 # (the margin covers clock skew), so no get is spent on confirming it.
 _SURELY_OUT_OF_WINDOW = ARK_WINDOW + timedelta(hours=1)
@@ -350,43 +345,7 @@ def full_sweep_due(account: Account, *, now: datetime | None = None) -> bool:
     return now - account.last_full_sweep_at >= timedelta(seconds=settings.ARKDASH_FULL_SWEEP_SECONDS)
 
 
-# --- Archive hand-off -----------------------------------------------------------------------
-
-
-def archive_handoff(*, task: Task) -> bool:
-    """Give a succeeded task's outputs to the archive, then clear its pending flag.
-
-    Idempotent (the archive creates one Artifact per output and queues its copy).
-    Returns False, leaving the flag for `archive_handoff_sweep`, when the archive fails.
-    """
-    from tasks_app.services import archive  # lazily: syncing must not depend on storage setup
-
-    try:
-        archive.artifacts_create_for_task(task=task)
-    except Exception:
-        logger.exception("archive hand-off of %s failed; the sweep will retry it", task.ark_id)
-        return False
-    # changed_at too: the flag keeps the row live on the page (selectors.is_live), and the
-    # page's poll notices a row by its version.
-    Task.objects.filter(pk=task.pk, archive_handoff_pending=True).update(
-        archive_handoff_pending=False, changed_at=timezone.now()
-    )
-    return True
-
-
-def archive_handoff_by_ark_ids(*, account_id: int, ark_ids: Iterable[str]) -> int:
-    tasks = Task.objects.filter(account_id=account_id, ark_id__in=list(ark_ids), archive_handoff_pending=True)
-    return sum(archive_handoff(task=task) for task in tasks)
-
-
-def archive_handoff_sweep(*, min_age: timedelta = HANDOFF_SWEEP_MIN_AGE, limit: int = 1000) -> int:
-    """Redo every hand-off still pending `min_age` after the task turned succeeded (the
-    process died between commit and hand-off, or the broker lost the message)."""
-    flagged_before = timezone.now() - min_age
-    pending = Task.objects.filter(archive_handoff_pending=True, changed_at__lt=flagged_before).order_by(
-        "ark_updated_at", "pk"
-    )[:limit]
-    return sum(archive_handoff(task=task) for task in pending)
+# --- Flagging for the archive -----------------------------------------------------------
 
 
 def _enqueue_handoff(*, account_id: int, ark_ids: list[str]) -> None:
@@ -444,7 +403,7 @@ class _Cycle:
         while pending:
             ids, pending = pending[: batch.size], pending[batch.size :]
             try:
-                page = self._patiently(lambda ids=ids: self.client.list_tasks(task_ids=ids, page_size=PAGE_SIZE))
+                page = self._patiently(lambda ids=ids: self.client.list_tasks(task_ids=ids, page_size=MAX_PAGE_SIZE))
             except ArkTooManyIdsError:
                 if len(ids) == 1:
                     raise
@@ -518,37 +477,26 @@ class _Cycle:
     ) -> tuple[set[str], int]:
         """Page through the tasks with `status` (None: all); returns (ids seen, Ark's total).
 
-        No order is promised, so pages are not trusted to partition the set. Reading stops
-        once as many distinct tasks were seen as `total` says, or once `enough(status)`
-        (what the mirror knows) reaches it. Pages go 1, last, 2, 3, ...: whether Ark lists
-        newest or oldest first, the newest tasks are met at once; a shuffled order needs
-        passes, within a budget of calls.
+        No order is promised (see ArkClient.iter_pages). Reading stops once as many distinct
+        tasks were seen as `total` says, or once `enough(status)` (what the mirror knows)
+        reaches it, or when `max_calls` (None: the client's budget of passes) are spent.
         """
         seen: set[str] = set()
-        order: list[int] = [1]
-        calls, budget = 0, max_calls
-        while True:
-            page_num = order[calls % len(order)]
-            page: TaskPage = self._patiently(
-                lambda page_num=page_num: self.client.list_tasks(
-                    page_num=page_num, page_size=PAGE_SIZE, status=status
-                )
-            )
-            calls += 1
+        total = 0
+        pages = self.client.iter_pages(
+            page_size=MAX_PAGE_SIZE,
+            status=status,
+            newest_first_either_way=True,
+            max_calls=max_calls,
+            each_call=self._patiently,
+        )
+        for page in pages:
+            total = page.total
             seen.update(item.id for item in page.items)
             self._write(page.items)
-            if len(seen) >= page.total or not page.items:
-                return seen, page.total
-            if enough is not None and enough(status) >= page.total:
-                return seen, page.total
-            pages = max(1, math.ceil(page.total / PAGE_SIZE))
-            if len(order) != pages:
-                order = [1, *([pages] if pages > 1 else []), *range(2, pages)]
-            if budget is None:
-                passes = math.ceil(math.log(max(page.total, 1))) + 2
-                budget = min(pages * passes, MAX_SWEEP_CALLS)
-            if calls >= budget:
-                return seen, page.total
+            if enough is not None and page.items and len(seen) < total and enough(status) >= total:
+                break
+        return seen, total
 
     def _confirm_gone(self, ark_ids: list[str]) -> None:
         if not ark_ids:
@@ -594,7 +542,7 @@ class _Cycle:
         """Record other Accounts that mirror some of these ids (two keys of one Ark account)."""
         from .accounts import accounts_note_shared_tasks
 
-        for batch in _chunks(ark_ids, PAGE_SIZE):
+        for batch in _chunks(ark_ids, MAX_PAGE_SIZE):
             accounts_note_shared_tasks(account=self.account, ark_ids=batch)
 
     # 429s slow the cycle down rather than fail it: the client has already told the
@@ -617,19 +565,19 @@ class TaskIdsBatch:
     Ark documents no limit, and a proxy may cap the URL. A refusal halves the size, or
     falls back to the largest size that already worked, and marks the refused size as a
     ceiling for a day. A cycle without refusal grows the size by a tenth, at most every
-    BATCH_GROW_EVERY, back towards PAGE_SIZE.
+    BATCH_GROW_EVERY, back towards MAX_PAGE_SIZE.
     """
 
     def __init__(self, *, account_id: int) -> None:
         self.key = f"arkdash:sync:task-ids-batch:{account_id}"
         state = cache.get(self.key) or {}
-        self.size: int = int(state.get("size", PAGE_SIZE))
-        self.ceiling: int = int(state.get("ceiling", PAGE_SIZE))
+        self.size: int = int(state.get("size", MAX_PAGE_SIZE))
+        self.ceiling: int = int(state.get("ceiling", MAX_PAGE_SIZE))
         self.largest_ok: int = int(state.get("largest_ok", 0))
         self.ceiling_until: float = float(state.get("ceiling_until", 0.0))
         self.changed_at: float = float(state.get("changed_at", 0.0))
         if self.ceiling_until and self.ceiling_until < time.time():
-            self.ceiling, self.largest_ok = PAGE_SIZE, 0  # a limit not met for a day may have changed
+            self.ceiling, self.largest_ok = MAX_PAGE_SIZE, 0  # a limit not met for a day may have changed
         self._refused = False
 
     def refused(self, sent: int) -> None:
@@ -819,7 +767,7 @@ def _create_or_merge(account: Account, tasks: list[Task], *, now: datetime) -> l
     instead; returns the Ark ids of those merged rows."""
     try:
         with transaction.atomic():
-            Task.objects.bulk_create(tasks, batch_size=PAGE_SIZE)
+            Task.objects.bulk_create(tasks, batch_size=MAX_PAGE_SIZE)
         return []
     except IntegrityError:
         pass

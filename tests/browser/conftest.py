@@ -1,6 +1,6 @@
 """Browser tests: Debian's chromium driven by Playwright against pytest-django's live_server.
 
-The simulator is routed in-process (tasks_app.outbound is a module global, so the
+The simulator is routed in-process (tasks_app.lib.transport is a module global, so the
 live_server thread sees it too); the tests move its clock and run the real sync.
 """
 

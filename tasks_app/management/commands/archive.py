@@ -7,6 +7,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import F, Q, QuerySet
 
+from tasks_app import selectors
 from tasks_app.models import Artifact, ArtifactState, Task, TaskStatus
 from tasks_app.services import archive
 
@@ -58,7 +59,7 @@ class Command(BaseCommand):
                 ).exclude(pk__in=artifacts):
                     self.stdout.write(self._describe(extra, seconds=None))
         summary = ", ".join(f"{count} {state}" for state, count in sorted(outcome.items()))
-        self.stdout.write(f"Done: {summary}. Archive lag now {archive.archive_lag_seconds():.0f} s.")
+        self.stdout.write(f"Done: {summary}. Archive lag now {selectors.archive_lag_seconds():.0f} s.")
         if outcome.get(ArtifactState.FAILED) or outcome.get(ArtifactState.LOST):
             raise SystemExit(1)
 
@@ -92,7 +93,7 @@ class Command(BaseCommand):
         return f"{name}: skipped, another worker is copying it"
 
     def _print_health(self) -> None:
-        health = archive.archive_health()
+        health = selectors.archive_health()
         counts = ", ".join(f"{count} {state}" for state, count in health.counts.items())
         self.stdout.write(f"Outputs: {counts}.")
         self.stdout.write(f"Archive lag: {health.lag_seconds:.0f} s.")

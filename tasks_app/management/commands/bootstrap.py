@@ -44,7 +44,7 @@ class Command(BaseCommand):
         return Path(settings.DATA_DIR) / "admin-password.txt"
 
     def _ensure_admin(self, username: str) -> str:
-        """The first run creates the admin with a random password kept in the data folder."""
+        """The first run creates the admin with a random password stored in the data folder."""
         path = self._password_file()
         user_model = get_user_model()
         if user_model.objects.filter(username=username).exists() and path.exists():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from tasks_app import storage
+from tasks_app.lib import storage
 from tasks_app.models import PictureState
 from tasks_app.selectors import artifacts_without_picture
 from tasks_app.services import pictures

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from tasks_app.crypto import SecretDecryptError, rotate_secret
+from tasks_app.lib.crypto import SecretDecryptError, rotate_secret
 from tasks_app.models import Account
 
 

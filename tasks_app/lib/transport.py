@@ -14,7 +14,7 @@ import httpx
 _override: httpx.BaseTransport | None = None
 
 
-def transport() -> httpx.BaseTransport | None:
+def current() -> httpx.BaseTransport | None:
     """The transport to hand to httpx.Client(transport=...): None means the real network."""
     return _override
 

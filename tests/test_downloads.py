@@ -9,13 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tasks_app.fetch import (
+from tasks_app.lib.downloads import (
     FetchError,
     FetchRefused,
     SourceGone,
     UrlPolicy,
     open_source,
-    parse_retry_after,
     redact_url,
 )
 
@@ -186,13 +185,6 @@ def test_it_asks_for_the_identity_encoding():
     body_of("http://arksim.test/a", transport=httpx.MockTransport(record))
 
     assert seen["accept-encoding"] == "identity"
-
-
-def test_it_parses_retry_after_in_seconds_and_as_a_date():
-    assert parse_retry_after("3") == 3.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None
 
 
 def test_it_redacts_the_query_of_presigned_urls():

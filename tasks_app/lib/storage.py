@@ -1,4 +1,4 @@
-"""Archive storage: keys, atomic streaming writes, and download responses.
+"""Archive storage: keys, atomic streaming writes, reads and deletes.
 
 `STORAGES["archive"]` is either Django's FileSystemStorage (default) or
 django-storages' S3Storage. Django's Storage.save() wants a whole file and writes
@@ -28,31 +28,18 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage, storages
-from django.http import (
-    FileResponse,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseBase,
-    HttpResponseRedirect,
-    StreamingHttpResponse,
-)
-from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
 
 logger = logging.getLogger(__name__)
 
 PARTIAL_MARK = ".partial-"
 LOCAL_BUFFER = 1024 * 1024
 WRITEBACK_EVERY = 16 * 1024 * 1024
-STREAM_CHUNK = 512 * 1024
 MIN_S3_PART = 5 * 1024 * 1024  # S3's minimum for every part but the last
 
 
@@ -201,6 +188,18 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def s3_object(storage: Any, key: str) -> tuple[Any, str, str]:
+    """The boto3 client, bucket and object key behind an S3Storage name.
+
+    The one place that reaches into django-storages: it has no public way to give the
+    client (boto3 clients are thread-safe) or the object key its name rules make
+    (location prefix, no escaping the prefix).
+    """
+    from storages.utils import clean_name
+
+    return storage.connection.meta.client, storage.bucket_name, storage._normalize_name(clean_name(key))
+
+
 def _s3_settings() -> tuple[int, int]:
     part_mb = int(getattr(settings, "ARKDASH_ARCHIVE_S3_PART_MB", 5))
     concurrency = int(getattr(settings, "ARKDASH_ARCHIVE_S3_CONCURRENCY", 2))
@@ -212,15 +211,11 @@ class S3MultipartWriter:
 
     def __init__(self, storage: Any, key: str, *, content_type: str = "") -> None:
         from botocore.exceptions import BotoCoreError, ClientError
-        from storages.utils import clean_name
 
         self._boto_errors = (BotoCoreError, ClientError)
         self.key = key
         self.bytes_written = 0
-        # S3Storage's own name rules (location prefix, no escaping the prefix).
-        self.object_key = storage._normalize_name(clean_name(key))
-        self.bucket = storage.bucket_name
-        self.client = storage.connection.meta.client  # boto3 clients are thread-safe
+        self.client, self.bucket, self.object_key = s3_object(storage, key)
         self.part_size, self.concurrency = _s3_settings()
         params = storage.get_object_parameters(self.object_key)
         params.setdefault(
@@ -234,7 +229,7 @@ class S3MultipartWriter:
         self._pending_bytes = 0
         self._upload_id: str | None = None
         self._parts: list[Future] = []
-        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._parts_in_memory = threading.BoundedSemaphore(self.concurrency)
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
         self._call(self._abort_leftovers)
@@ -257,7 +252,7 @@ class S3MultipartWriter:
         if self._closed:
             raise StorageError("write after publish or discard")
         if not self._pieces and self._upload_id is not None:
-            self._wait_for_slot()
+            self._wait_for_room()
         self._pieces.append(bytes(chunk))
         self._pending_bytes += len(chunk)
         self.bytes_written += len(chunk)
@@ -277,18 +272,18 @@ class S3MultipartWriter:
             )
             self._upload_id = created["UploadId"]
             self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s3-part")
-            self._wait_for_slot()  # the first part was gathered before the upload existed
+            self._wait_for_room()  # the first part was gathered before the upload existed
         self._raise_failed_part()
         number = len(self._parts) + 1
         assert self._pool is not None
         future = self._pool.submit(self._upload_part, number, body)
-        future.add_done_callback(lambda _f: self._slots.release())
+        future.add_done_callback(lambda _f: self._parts_in_memory.release())
         self._parts.append(future)
 
-    def _wait_for_slot(self) -> None:
-        # A slot is taken when a part starts gathering and freed when its upload ends:
-        # at most `concurrency` parts are in memory, however big the file.
-        while not self._slots.acquire(timeout=0.5):
+    def _wait_for_room(self) -> None:
+        # A part counts from when it starts gathering until its upload ends: at most
+        # `concurrency` parts are in memory, however big the file.
+        while not self._parts_in_memory.acquire(timeout=0.5):
             self._raise_failed_part()
 
     def _upload_part(self, number: int, body: _PartBody) -> dict:
@@ -424,198 +419,3 @@ def open_read(key: str, *, storage: Storage | None = None) -> BinaryIO:
 def delete(key: str, *, storage: Storage | None = None) -> None:
     storage = storage or archive_storage()
     storage.delete(key)
-
-
-# --- Downloads ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ByteRange:
-    start: int
-    end: int  # inclusive
-
-    @property
-    def length(self) -> int:
-        return self.end - self.start + 1
-
-
-class RangeNotSatisfiable(Exception):
-    pass
-
-
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
-# No file has an offset of more than 18 digits; a longer number is not a range we could
-# honour, and int() of one beyond 4,300 digits raises (Python's guard against slow parsing).
-_MAX_OFFSET_DIGITS = 18
-
-
-def parse_range(header: str | None, size: int) -> ByteRange | None:
-    """One byte range from a Range header, None to send the whole file.
-
-    Several ranges, other units or bad syntax are ignored (a full 200 answer is
-    allowed by RFC 9110); a well-formed range outside the file is RangeNotSatisfiable.
-    """
-    if not header:
-        return None
-    match = _RANGE.match(header)
-    if not match:
-        return None
-    first, last = match.groups()
-    if first == "" and last == "":
-        return None
-    if len(first.lstrip("0")) > _MAX_OFFSET_DIGITS or len(last.lstrip("0")) > _MAX_OFFSET_DIGITS:
-        return None  # ignored, like any range we cannot honour: the whole file (RFC 9110)
-    if first == "":
-        suffix = int(last)
-        if suffix == 0 or size == 0:
-            raise RangeNotSatisfiable
-        return ByteRange(max(size - suffix, 0), size - 1)
-    start = int(first)
-    if last != "" and int(last) < start:
-        return None
-    if start >= size:
-        raise RangeNotSatisfiable
-    end = int(last) if last != "" else size - 1
-    return ByteRange(start, min(end, size - 1))
-
-
-class _FileRange:
-    """The bytes of one range of an open file, for a StreamingHttpResponse.
-
-    An object with close(), not a generator: Django calls close() when the response is
-    done, and closing a generator that never started would not run its cleanup, leaving
-    the file open when the client went away before the first byte.
-    """
-
-    def __init__(self, file: BinaryIO, start: int, length: int) -> None:
-        self._file, self._start, self._length = file, start, length
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            self._file.seek(self._start)
-            remaining = self._length
-            while remaining > 0:
-                chunk = self._file.read(min(STREAM_CHUNK, remaining))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-                yield chunk
-        finally:
-            self._file.close()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _if_range_allows(request: HttpRequest, *, etag: str, last_modified: datetime | None) -> bool:
-    if_range = request.headers.get("If-Range")
-    if not if_range:
-        return True
-    if if_range.startswith(('"', "W/")):
-        return if_range == etag
-    parsed = parse_http_date_safe(if_range)
-    return last_modified is not None and parsed is not None and int(last_modified.timestamp()) <= parsed
-
-
-def download_response(
-    request: HttpRequest,
-    *,
-    key: str,
-    filename: str,
-    content_type: str,
-    etag: str = "",
-    last_modified: datetime | None = None,
-    inline: bool = False,
-    storage: Storage | None = None,
-) -> HttpResponseBase:
-    """Serve an archived file: Range-aware from local disk, a presigned redirect on S3."""
-    storage = storage or archive_storage()
-    disposition = content_disposition_header(not inline, filename)
-    content_type = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
-    if is_s3(storage):
-        # Expiry: the storage's querystring_expire (ARKDASH_S3_URL_EXPIRE_SECONDS, 5 min).
-        url = storage.url(
-            key, parameters={"ResponseContentDisposition": disposition, "ResponseContentType": content_type}
-        )
-        response: HttpResponseBase = HttpResponseRedirect(url)
-        response["Cache-Control"] = "private, no-store"  # the URL is a short-lived secret
-        return response
-    if not isinstance(storage, FileSystemStorage):
-        response = FileResponse(open_read(key, storage=storage), content_type=content_type)
-        response["Content-Disposition"] = disposition
-        return response
-
-    try:
-        file = open(storage.path(key), "rb")  # noqa: SIM115 - closed by the response
-    except FileNotFoundError:
-        raise StorageError(f"{key} is missing from archive storage") from None
-    try:
-        response = _local_file_response(
-            request, file, content_type=content_type, disposition=disposition, etag=etag,
-            last_modified=last_modified,
-        )
-    except BaseException:
-        file.close()  # whatever went wrong, the file is not left open
-        raise
-    if response.status_code in (304, 416) or request.method == "HEAD":
-        file.close()  # answers without a body: nothing will read it
-    return response
-
-
-def _local_file_response(
-    request: HttpRequest,
-    file: BinaryIO,
-    *,
-    content_type: str,
-    disposition: str,
-    etag: str,
-    last_modified: datetime | None,
-) -> HttpResponseBase:
-    size = os.fstat(file.fileno()).st_size
-    etag = f'"{etag}"' if etag and not etag.startswith('"') else etag
-
-    headers = {
-        "Accept-Ranges": "bytes",
-        "Content-Disposition": disposition,
-        "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "private, max-age=3600",
-    }
-    if etag:
-        headers["ETag"] = etag
-    if last_modified is not None:
-        headers["Last-Modified"] = http_date(last_modified.timestamp())
-
-    response: HttpResponseBase
-    if etag and request.headers.get("If-None-Match") in (etag, "*"):
-        response = HttpResponse(status=304)
-        for name, value in headers.items():
-            response[name] = value
-        return response
-
-    try:
-        wanted = parse_range(request.headers.get("Range"), size)
-    except RangeNotSatisfiable:
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        response["Accept-Ranges"] = "bytes"
-        return response
-    if wanted is not None and not _if_range_allows(request, etag=etag, last_modified=last_modified):
-        wanted = None
-
-    if request.method == "HEAD":
-        response = HttpResponse(content_type=content_type)
-        response["Content-Length"] = str(wanted.length if wanted else size)
-        if wanted:
-            response.status_code = 206
-            response["Content-Range"] = f"bytes {wanted.start}-{wanted.end}/{size}"
-    elif wanted is None:
-        response = FileResponse(file, content_type=content_type)
-    else:
-        response = StreamingHttpResponse(
-            _FileRange(file, wanted.start, wanted.length), status=206, content_type=content_type
-        )
-        response["Content-Length"] = str(wanted.length)
-        response["Content-Range"] = f"bytes {wanted.start}-{wanted.end}/{size}"
-    for name, value in headers.items():
-        response[name] = value
-    return response

@@ -21,12 +21,10 @@ service decides between "failed, will retry" and "lost" without knowing httpx.
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import ipaddress
 import socket
 import ssl
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,7 +35,9 @@ import httpcore
 import httpx
 from django.conf import settings
 
-from . import outbound
+from tasks_app.ark.errors import parse_retry_after
+
+from . import transport as outbound_transport
 
 MAX_REDIRECTS = 3
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -249,7 +249,7 @@ def _guarded_transport(policy: UrlPolicy, resolver: Resolver) -> httpx.HTTPTrans
 
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
-    # Loading the CA bundle takes ~20 ms: once per process, not once per download.
+    # Loading the CA bundle is slow: once per process, not once per download.
     return httpx.create_ssl_context()
 
 
@@ -260,24 +260,6 @@ def _timeout() -> httpx.Timeout:
         write=30.0,
         pool=10.0,
     )
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 # Body bytes asked of the socket per read on the bulk path (see Source.iter_chunks).
@@ -307,8 +289,9 @@ class Source:
             raise FetchError(f"connection broke while reading {redact_url(self.url)} ({exc})") from None
 
     def _iter_body(self) -> Iterator[bytes]:
-        # h11 parses a body 64 KiB at a time through several layers of Python, about
-        # 50 us a piece: as much CPU as the sha256 of those bytes. A plain HTTP/1.1 body
+        # h11 parses a body 64 KiB at a time through several layers of Python, costing
+        # about as much CPU as the sha256 of those bytes (docs/benchmarks.md compares it
+        # with this read). A plain HTTP/1.1 body
         # with a Content-Length has no framing to parse, so once h11 has handed over what
         # it buffered with the headers, the rest is read straight off the connection
         # (httpcore's public network_stream) in 1 MiB reads. The connection is closed
@@ -373,7 +356,7 @@ def open_source(
     """Open url for streaming after checking it; closes the connection on exit."""
     policy = policy or UrlPolicy.from_settings()
     client = httpx.Client(
-        transport=transport or outbound.transport() or _guarded_transport(policy, resolver),
+        transport=transport or outbound_transport.current() or _guarded_transport(policy, resolver),
         verify=_tls_context(),
         timeout=_timeout(),
         follow_redirects=False,

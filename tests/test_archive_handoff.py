@@ -10,13 +10,10 @@ from django.utils import timezone
 from tasks_app import tasks as celery_tasks
 from tasks_app.models import Artifact, Task
 from tasks_app.services import archive
-from tasks_app.services.sync import archive_handoff_sweep, sync_account
+from tasks_app.services.archive import archive_handoff_sweep
+from tasks_app.services.sync import sync_account
 
-
-@pytest.fixture(autouse=True)
-def unthrottled(settings):
-    settings.ARK_LIST_RATE_PER_SECOND = 10_000.0
-    settings.ARK_GET_RATE_PER_SECOND = 10_000.0
+pytestmark = pytest.mark.usefixtures("unthrottled")
 
 
 def _flagged_minutes_ago(minutes: int) -> None:

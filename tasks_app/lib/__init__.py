@@ -1,0 +1,2 @@
+"""Outside concerns, each behind one small module: downloads, outbound transport, archive
+storage and file responses, the store shared by processes, secret encryption, zip checks."""
