@@ -281,6 +281,8 @@ class Artifact(models.Model):
                 name="artifact_unarchived_deadline",
                 condition=~models.Q(state__in=["archived", "lost"]),
             ),
+            # The alerts' scan for lost outputs reads these few rows, not the whole table.
+            models.Index(fields=["id"], name="artifact_lost", condition=models.Q(state="lost")),
         ]
 
     def __str__(self) -> str:
@@ -374,4 +376,5 @@ class AuditEntry(models.Model):
 
 
 # The gateway's models live in their own module; importing them registers them with the app.
+from .alerts.models import AlertChannel, AlertEvent, AlertRule, Delivery, Notification, ScanMark  # noqa: E402,F401
 from .gateway.models import ApiToken, GatewayTask  # noqa: E402,F401
