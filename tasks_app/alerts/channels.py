@@ -192,19 +192,27 @@ def _post(url: str, *, body: bytes, headers: dict[str, str] | None = None,
         follow_redirects=False,  # a redirect could point anywhere: not followed
         headers={"User-Agent": "ArkDash-alerts/1", "Content-Type": "application/json"},
     ) as client:
+        # Merged into the URL's own query (DingTalk's access_token stays); params= would replace it.
+        target = httpx.URL(url).copy_merge_params(params) if params else url
+        request = client.build_request("POST", target, content=body, headers=headers or {})
         try:
-            response = client.post(url, content=body, headers=headers or {}, params=params or None)
+            # Streamed: the peer is checked while the connection is still open, before the body is read.
+            response = client.send(request, stream=True)
+            try:
+                # The address really connected to, checked again as for downloads (DNS rebinding).
+                peer = _peer_address(response)
+                if must_be_public and peer is not None and not _is_public(peer):
+                    raise SendError(f"refused {where}: connected to a non-public address", retryable=False)
+                text = _read_answer(response)
+            finally:
+                response.close()
         except FetchRefused as refused:
             raise SendError(f"refused {where}: {_refusal(refused)}", retryable=False) from None
         except httpx.TimeoutException as error:
             raise SendError(f"{where}: timed out ({type(error).__name__})", retryable=True) from None
         except (httpx.HTTPError, FetchError) as error:
             raise SendError(f"{where}: {type(error).__name__}", retryable=True) from None
-        # The address really connected to, checked again as for downloads (DNS rebinding).
-        peer = _peer_address(response)
-        if must_be_public and peer is not None and not _is_public(peer):
-            raise SendError(f"refused {where}: connected to a non-public address", retryable=False)
-    answer = Answer(status=response.status_code, body=response.text[:ANSWER_MAX_CHARS])
+    answer = Answer(status=response.status_code, body=text)
     status = response.status_code
     if status >= 500 or status == 429:
         raise SendError(f"{where} answered {status}", retryable=True, status=status, body=answer.body,
@@ -212,6 +220,16 @@ def _post(url: str, *, body: bytes, headers: dict[str, str] | None = None,
     if status >= 300:
         raise SendError(f"{where} answered {status}", retryable=False, status=status, body=answer.body)
     return answer
+
+
+def _read_answer(response: httpx.Response) -> str:
+    """The start of the receiver's answer: enough for the history, never a whole page."""
+    received = b""
+    for chunk in response.iter_bytes():
+        received += chunk
+        if len(received) >= 4 * ANSWER_MAX_CHARS:
+            break
+    return received.decode(response.encoding or "utf-8", errors="replace")[:ANSWER_MAX_CHARS]
 
 
 def _raise_for_code(answer: Answer, field_name: str, *, retryable_codes: tuple[int, ...]) -> None:
