@@ -6,12 +6,12 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from django.utils import timezone
 
 
@@ -73,9 +73,10 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def receiver(settings) -> Iterator[Receiver]:
-    """A webhook receiver on loopback, allowed through the address guard by the setting."""
+@contextmanager
+def running_receiver(settings) -> Iterator[Receiver]:
+    """A webhook receiver on loopback, allowed through the address guard by the setting
+    (each test file's `receiver` fixture)."""
     state = Receiver()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     server.daemon_threads = True

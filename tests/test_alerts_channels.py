@@ -16,11 +16,17 @@ from tasks_app.alerts import services
 from tasks_app.alerts.forms import ChannelForm
 from tasks_app.alerts.models import AlertChannel, ChannelKind, Notification, NotificationState
 
-from .alerts_support import receiver  # noqa: F401 - fixture
+from .alerts_support import running_receiver
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "SECtest-secret-9f8e7d"
+
+
+@pytest.fixture
+def receiver(settings):
+    with running_receiver(settings) as running:
+        yield running
 
 
 def _test_message(channel: AlertChannel) -> Notification:
@@ -94,7 +100,7 @@ def test_it_signs_the_dingtalk_robot_url_as_dingtalk_documents(account, receiver
     [timestamp] = request.query["timestamp"]
     [sign] = request.query["sign"]  # parse_qs has undone the URL-encoding
     # DingTalk: HmacSHA256 with the secret as key over "timestamp\nsecret" (milliseconds), base64.
-    string_to_sign = f"{timestamp}\n{SECRET}".encode("utf-8")
+    string_to_sign = f"{timestamp}\n{SECRET}".encode()
     digest = hmac.new(SECRET.encode("utf-8"), string_to_sign, digestmod=hashlib.sha256).digest()
     assert sign == base64.b64encode(digest).decode()
     assert abs(int(timestamp) / 1000 - time.time()) < 3600

@@ -24,9 +24,15 @@ from tasks_app.alerts.models import (
     NotificationState,
 )
 
-from .alerts_support import failed_task, receiver  # noqa: F401 - fixture
+from .alerts_support import failed_task, running_receiver
 
 SECRET = "whsec-delivery"
+
+
+@pytest.fixture
+def receiver(settings):
+    with running_receiver(settings) as running:
+        yield running
 
 
 def _run_task(notification_id: int, *, retries: list[float] | None = None) -> str:

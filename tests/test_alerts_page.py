@@ -7,16 +7,29 @@ from django.test import Client
 from django.urls import reverse
 
 from tasks_app.alerts import services
-from tasks_app.alerts.models import AlertChannel, AlertRule, ChannelKind, EventKind, Notification, NotificationState
+from tasks_app.alerts.models import (
+    AlertChannel,
+    AlertRule,
+    ChannelKind,
+    EventKind,
+    Notification,
+    NotificationState,
+)
 from tasks_app.models import Account, MembershipRole
 
-from .alerts_support import receiver  # noqa: F401 - fixture
+from .alerts_support import running_receiver
 from .dashboard_helpers import member_of
 
 pytestmark = pytest.mark.django_db
 
 PAGE = "/settings/alerts/"
 SECRET = "whsec-page-0123456789"
+
+
+@pytest.fixture
+def receiver(settings):
+    with running_receiver(settings) as running:
+        yield running
 
 
 def _channel_post(account, target: str, **extra) -> dict:

@@ -39,3 +39,8 @@ def test_it_loses_nothing_through_faults_a_killed_worker_and_restarts(capsys):
     assert figures.http_500s_served == 0
     assert figures.viewer_errors == 0
     assert figures.viewer_requests > 50
+
+    # Alerts: every failed task and lost output told exactly once, through a receiver that failed now and then.
+    assert figures.alerts_expected >= 5  # one task in 13 fails
+    assert figures.alerts_notified_once == figures.alerts_expected and figures.alerts_missing == 0
+    assert figures.alert_duplicates == 0 and figures.alert_bad_signatures == 0
