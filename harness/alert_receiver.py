@@ -2,8 +2,9 @@
 which events it was told about, so the run can say "each failed task and lost output
 notified exactly once".
 
-It answers 500 to one request in `fail_every` (a receiver having a bad moment): those
-messages are not delivered and must come again; only 2xx-answered messages count.
+It answers 500 to the first request and then to one in `fail_every` (a receiver having a
+bad moment): those messages are not delivered and must come again; only 2xx-answered
+messages count.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ REPLAY_WINDOW_SECONDS = 300
 
 
 class AlertReceiver:
-    def __init__(self, *, secret: str, fail_every: int = 8) -> None:
+    def __init__(self, *, secret: str, fail_every: int = 3) -> None:
         self.secret = secret
         self.fail_every = fail_every
         self.lock = threading.Lock()
@@ -60,7 +61,7 @@ class AlertReceiver:
             if not self.signature_ok(headers, body):
                 self.bad_signatures += 1
                 return 401
-            if self.requests % self.fail_every == 0:
+            if self.requests % self.fail_every == 1:
                 self.answered_500 += 1
                 return 500
             self.messages_accepted += 1

@@ -93,6 +93,8 @@ def alerts_scan(*, now: datetime | None = None) -> ScanReport:
                                if _matches(rule, event)]
         Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
         report.deliveries = len(deliveries)
+    # Only once what it found is recorded: a scan that fails half-way is redone from the old mark.
+    _advance_mark(FAILED_MARK, now)
     report.channels = sorted(set(
         Delivery.objects.filter(notification__isnull=True).values_list("channel_id", flat=True).distinct()
     ))
@@ -126,11 +128,10 @@ def _accounts(rules: list[AlertRule], kind: str) -> set[int]:
 
 def _failed_tasks(rules: list[AlertRule], *, now: datetime) -> list[AlertEvent]:
     accounts = _accounts(rules, EventKind.TASK_FAILED)
-    mark = ScanMark.objects.filter(name=FAILED_MARK).values_list("until", flat=True).first()
-    since = (mark or now) - SCAN_OVERLAP
-    _advance_mark(FAILED_MARK, now)
     if not accounts:
         return []
+    mark = ScanMark.objects.filter(name=FAILED_MARK).values_list("until", flat=True).first()
+    since = (mark or now) - SCAN_OVERLAP
     # Task.changed_at is indexed and bumped on every write, a turn to failed included.
     rows = (
         Task.objects.filter(changed_at__gte=since, status=TaskStatus.FAILED, account_id__in=sorted(accounts))
