@@ -11,6 +11,8 @@ Against the harness (gunicorn, two workers, beat, PostgreSQL, Redis, S3, simulat
   supervisor would), Redis is restarted once (SHUTDOWN NOSAVE: the queue is lost), and
   every database connection is terminated once;
 - a few viewers use the dashboard throughout;
+- a few tasks succeeded 26 h ago, so their outputs' URLs are dead before ArkDash sees
+  them: those outputs are lost for real;
 - alerts are on: a signed webhook channel (harness/alert_receiver.py, which answers 500
   now and then) with rules for failed tasks and lost outputs.
 
@@ -65,6 +67,9 @@ class ChaosPlan:
     seed: int = 2025
     # How long alerts may take to arrive once everything has settled.
     alerts_timeout: float = 180.0
+    # Succeeded tasks whose output URLs died before ArkDash could see them (created 26 h
+    # ago): their outputs are truly lost, and each loss must be told once.
+    expired_tasks: int = 5
 
 
 @dataclass
@@ -119,7 +124,7 @@ class ChaosFigures:
             ("outputs expected (succeeded tasks)", self.outputs_expected),
             ("outputs archived", self.outputs_archived),
             ("  with the simulator's sha256 (re-read from S3)", self.outputs_archived_sha256_ok),
-            ("outputs lost (expected 0)", self.outputs_lost),
+            ("outputs lost (expected: only those whose URL truly expired)", self.outputs_lost),
             ("  of which the URL truly expired", self.outputs_lost_url_expired),
             ("outputs not settled at the end", self.outputs_unsettled),
             ("partial objects visible (expected 0)", self.partial_objects_visible),
@@ -315,6 +320,8 @@ def chaos_config(plan: ChaosPlan, *, alert_port: int | None = None) -> HarnessCo
             # (300 s by default): shorter here, with shorter calls to fit inside it.
             "ARKDASH_SYNC_LEASE_SECONDS": "30",
             "ARK_TIMEOUT_SECONDS": "10",
+            # The tasks that succeeded 26 h ago are found by the full sweep of Ark's window.
+            "ARKDASH_FULL_SWEEP_SECONDS": "30",
             **alerts,
         },
     )
@@ -397,6 +404,16 @@ def _create_tasks(harness: Harness, plan: ChaosPlan) -> dict[str, str]:
     return kinds
 
 
+def _create_expired_tasks(harness: Harness, plan: ChaosPlan) -> dict[str, str]:
+    """Tasks that succeeded 26 h ago: Ark's links to their outputs died 2 h ago."""
+    long_ago = time.time() - 26 * 3600
+    return {
+        harness.sim.add_task(kind="video", status="succeeded", created_at=long_ago - 60, updated_at=long_ago,
+                              return_last_frame=True): "video"
+        for _ in range(plan.expired_tasks)
+    }
+
+
 def _archived_count(harness: Harness) -> int:
     (count,) = harness.db.query("SELECT count(*) FROM tasks_app_artifact WHERE state = 'archived'")[0]
     return count
@@ -447,6 +464,8 @@ def run_chaos(plan: ChaosPlan, *, out=sys.stdout) -> ChaosFigures:
         say(f"harness up: {harness.web_url} (database {harness.db.name}, Redis {harness.redis.url})")
         _alerts_on(harness, receiver)
         say(f"alerts on: webhook {receiver.url}, rules for failed tasks and lost outputs")
+        expired = _create_expired_tasks(harness, plan)
+        figures.tasks_created += len(expired)
         harness.sim.reset_stats()
         injector = FaultInjector(harness, ratio=plan.fault_ratio, seed=plan.seed)
         injector.start()
@@ -481,6 +500,7 @@ def run_chaos(plan: ChaosPlan, *, out=sys.stdout) -> ChaosFigures:
 
         creator.join()
         restart_w1.join()
+        kinds.update(expired)
         say(f"{len(kinds)} tasks created; waiting for every task to finish and every output to settle")
         stopped: list[tuple[dict[str, int], dict[str, int]]] = []
         _wait_settled(

@@ -230,3 +230,18 @@ def test_it_sends_a_notification_once_when_two_workers_claim_it(account, receive
     assert len(receiver.received) == 1
     notification.refresh_from_db()
     assert notification.state == NotificationState.SENT and notification.attempts == 1
+
+
+@pytest.mark.django_db
+def test_it_keeps_a_disabled_channel_s_events_waiting(account, receiver):
+    channel = _webhook(account, receiver)
+    _failed_rule(account, channel)
+    failed_task(account, 1)
+    services.alerts_scan()
+    channel.enabled = False
+    channel.save()
+    assert services.deliveries_take(channel_id=channel.pk) is None
+    assert services.alerts_scan().channels == []
+    channel.enabled = True
+    channel.save()
+    assert services.deliveries_take(channel_id=channel.pk).event_count == 1

@@ -95,8 +95,10 @@ def alerts_scan(*, now: datetime | None = None) -> ScanReport:
         report.deliveries = len(deliveries)
     # Only once what it found is recorded: a scan that fails half-way is redone from the old mark.
     _advance_mark(FAILED_MARK, now)
+    # A disabled channel's waiting deliveries stay waiting: they go out if it is enabled again.
     report.channels = sorted(set(
-        Delivery.objects.filter(notification__isnull=True).values_list("channel_id", flat=True).distinct()
+        Delivery.objects.filter(notification__isnull=True, channel__enabled=True)
+        .values_list("channel_id", flat=True).distinct()
     ))
     _enqueue_channels(report.channels)
     _enqueue_due_notifications(now=now)
@@ -325,6 +327,8 @@ def deliveries_take(*, channel_id: int, now: datetime | None = None) -> Notifica
     notification only, whatever the number of workers running this at once.
     """
     now = now or timezone.now()
+    if not AlertChannel.objects.filter(pk=channel_id, enabled=True).exists():
+        return None
     waiting = Delivery.objects.filter(channel_id=channel_id, notification__isnull=True).order_by("created", "pk")
     oldest = waiting.values_list("created", flat=True).first()
     if oldest is None or oldest > now - timedelta(seconds=settings.ARKDASH_ALERT_BATCH_SECONDS):
