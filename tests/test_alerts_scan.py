@@ -140,3 +140,13 @@ def test_it_records_nothing_for_a_disabled_rule_or_channel(account, channel):
     failed_task(account, 1)
     services.alerts_scan()
     assert _keys() == set()
+
+
+def test_it_does_not_notify_outputs_lost_before_the_rule(account, channel):
+    _rule(account, channel, EventKind.OUTPUT_LOST)
+    old = _artifact(account, 1, state=ArtifactState.LOST, deadline=timezone.now() - timedelta(days=2))
+    Task.objects.filter(pk=old.task_id).update(changed_at=timezone.now() - timedelta(days=2))
+    # An output whose URL died long ago but that was found (and lost) just now is told.
+    recent = _artifact(account, 2, state=ArtifactState.LOST, deadline=timezone.now() - timedelta(hours=2))
+    services.alerts_scan()
+    assert _keys() == {f"output_lost:{recent.pk}"}

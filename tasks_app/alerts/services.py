@@ -193,9 +193,9 @@ def _lost_outputs(rules: list[AlertRule], *, now: datetime) -> list[AlertEvent]:
     )
     events = []
     for artifact in rows:
-        # When it was lost: the last attempt, or the URL's death when no attempt came after it.
-        moments = [moment for moment in (artifact.claimed_at, artifact.deadline) if moment is not None]
-        occurred = min(max(moments), now) if moments else now
+        # When it was lost: the archive clears the claim as it marks an output lost, but the
+        # task's archive state changes with it (task_archive_state_refresh bumps changed_at).
+        occurred = min(artifact.task.changed_at, now)
         events.append(_artifact_event(
             artifact, kind=EventKind.OUTPUT_LOST, key=f"{EventKind.OUTPUT_LOST}:{artifact.pk}", occurred_at=occurred,
             summary=_("Output %(output)s of task %(task)s on account %(account)s was lost: %(why)s") % {
