@@ -179,3 +179,16 @@ def test_it_queues_a_test_from_the_admin_and_lists_the_history(admin_client, acc
     assert len(receiver.received) == 1
     page = admin_client.get("/admin/tasks_app/notification/").content.decode()
     assert "ops" in page and "sent" in page
+
+
+def test_it_refuses_in_the_admin_a_rule_whose_channel_is_of_another_account(admin_client, account, receiver):
+    other = _other_account()
+    foreign = services.channel_create(account=other, name="theirs", kind=ChannelKind.SLACK, target=receiver.url(),
+                                      secret="")
+    post = {"account": account.pk, "channel": foreign.pk, "event": EventKind.TASK_FAILED, "at_risk_hours": 2,
+            "sync_down_minutes": 10, "queue_threshold": 100, "enabled": "on"}
+    response = admin_client.post("/admin/tasks_app/alertrule/add/", post)
+    assert response.status_code == 200 and "Choose a channel of the same account." in response.content.decode()
+    assert not AlertRule.objects.exists()
+    assert admin_client.post("/admin/tasks_app/alertrule/add/", {**post, "account": other.pk}).status_code == 302
+    assert AlertRule.objects.get().channel == foreign

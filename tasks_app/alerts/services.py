@@ -135,8 +135,11 @@ def _failed_tasks(rules: list[AlertRule], *, now: datetime) -> list[AlertEvent]:
     mark = ScanMark.objects.filter(name=FAILED_MARK).values_list("until", flat=True).first()
     since = (mark or now) - SCAN_OVERLAP
     # Task.changed_at is indexed and bumped on every write, a turn to failed included.
+    # Tasks already recorded are left out: the overlap re-reads them for ten minutes.
+    recorded = AlertEvent.objects.filter(task=OuterRef("pk"), kind=EventKind.TASK_FAILED)
     rows = (
         Task.objects.filter(changed_at__gte=since, status=TaskStatus.FAILED, account_id__in=sorted(accounts))
+        .exclude(Exists(recorded))
         .select_related("account")
         .only("pk", "ark_id", "model", "error_code", "error_message", "finished_at", "ark_updated_at",
               "first_seen_at", "account__name", "account_id")
