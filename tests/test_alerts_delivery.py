@@ -76,16 +76,17 @@ def test_it_retries_after_500s_and_then_sends(account, receiver):
 
 
 @pytest.mark.django_db
-def test_it_retries_after_a_timeout_and_then_sends(account, receiver, settings):
-    settings.ARKDASH_ALERT_TIMEOUT_SECONDS = 1.0
+def test_it_retries_after_a_timeout_and_then_sends(account, receiver, settings, caplog):
+    settings.ARKDASH_ALERT_TIMEOUT_SECONDS = 2.0
     channel = _webhook(account, receiver)
-    receiver.plan.append((200, "too late", 8.0))  # answers long after the client gave up
+    receiver.plan.append((200, "too late", 15.0))  # answers long after the client gave up
     notification = services.channel_send_test(channel=channel)
 
-    _run_task(notification.pk)
+    assert _run_task(notification.pk) == NotificationState.SENT
     notification.refresh_from_db()
-    assert notification.state == NotificationState.SENT and notification.attempts == 2
-    assert len(receiver.received) == 2
+    # At least one more attempt after the timeout (a loaded machine may time out once more).
+    assert notification.attempts >= 2 and len(receiver.received) == notification.attempts
+    assert "timed out (ReadTimeout) (will retry)" in caplog.text
 
 
 @pytest.mark.django_db
