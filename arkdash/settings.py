@@ -407,6 +407,39 @@ CELERY_BEAT_SCHEDULE["archive-retention"] = {
     "options": {"expires": 3600.0},
 }
 
+# --- E-mail (alert channels of kind e-mail) -------------------------------------------------
+# Django's own settings, read from variables of the same names.
+EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25)
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "arkdash@localhost")
+
+# --- Alerts (tasks_app/alerts, docs/alerts.md) ----------------------------------------------
+# Beat looks for new events this often; a channel's events wait ARKDASH_ALERT_BATCH_SECONDS
+# (from the first) so that a burst goes out as one digest.
+ARKDASH_ALERT_SCAN_SECONDS = envfloat("ARKDASH_ALERT_SCAN_SECONDS", 30.0)
+ARKDASH_ALERT_BATCH_SECONDS = envfloat("ARKDASH_ALERT_BATCH_SECONDS", 30.0)
+# Hosts alert webhooks may be sent to ("*": any public host) and the explicit opt-in for
+# loopback or private ones (`host:port` entries), as ARKDASH_GATEWAY_CALLBACK_PRIVATE_HOSTS.
+ARKDASH_ALERT_ALLOWED_HOSTS = envlist("ARKDASH_ALERT_ALLOWED_HOSTS", ["*"])
+ARKDASH_ALERT_PRIVATE_HOSTS = envlist("ARKDASH_ALERT_PRIVATE_HOSTS", [])
+ARKDASH_ALERT_TIMEOUT_SECONDS = envfloat("ARKDASH_ALERT_TIMEOUT_SECONDS", 10.0)
+# 5xx, 429 and timeouts are retried, waiting BACKOFF, then twice as long each time (capped).
+ARKDASH_ALERT_MAX_ATTEMPTS = envint("ARKDASH_ALERT_MAX_ATTEMPTS", 8)
+ARKDASH_ALERT_BACKOFF_SECONDS = envfloat("ARKDASH_ALERT_BACKOFF_SECONDS", 10.0)
+ARKDASH_ALERT_MAX_BACKOFF_SECONDS = envfloat("ARKDASH_ALERT_MAX_BACKOFF_SECONDS", 1800.0)
+# A send whose worker died is taken over after this long (and re-queued by the scan).
+ARKDASH_ALERT_CLAIM_TIMEOUT_SECONDS = envint("ARKDASH_ALERT_CLAIM_TIMEOUT_SECONDS", 300)
+CELERY_BEAT_SCHEDULE["alerts-scan"] = {
+    "task": "tasks_app.tasks.alerts_scan",
+    "schedule": ARKDASH_ALERT_SCAN_SECONDS,
+    "options": {"expires": ARKDASH_ALERT_SCAN_SECONDS},
+}
+
 # --- Logs and metrics (tasks_app/observability) ----------------------------------------
 # plain on a laptop; json (one object per line, for log shippers) in docker-compose.
 ARKDASH_LOG_FORMAT = envstr("ARKDASH_LOG_FORMAT", "plain").strip().lower()

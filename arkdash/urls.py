@@ -27,5 +27,6 @@ urlpatterns = [
          name="password_change_done"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("tasks_app.gateway.urls")),
+    path("", include("tasks_app.alerts.urls")),
     path("", include("tasks_app.urls")),
 ]

@@ -10,11 +10,16 @@ Against the harness (gunicorn, two workers, beat, PostgreSQL, Redis, S3, simulat
 - one worker is killed with SIGKILL while it is copying (and restarted, as a
   supervisor would), Redis is restarted once (SHUTDOWN NOSAVE: the queue is lost), and
   every database connection is terminated once;
-- a few viewers use the dashboard throughout.
+- a few viewers use the dashboard throughout;
+- a few tasks succeeded 26 h ago, so their outputs' URLs are dead before ArkDash sees
+  them: those outputs are lost for real;
+- alerts are on: a signed webhook channel (harness/alert_receiver.py, which answers 500
+  now and then) with rules for failed tasks and lost outputs.
 
 Then it waits for everything to settle and prints the figures: tasks seen, outputs
 archived, outputs lost (0 expected unless their URL truly expired), partial objects
-visible in the bucket (0 expected), HTTP 500s served (0 expected).
+visible in the bucket (0 expected), HTTP 500s served (0 expected), failed tasks and lost
+outputs notified (each exactly once: 0 missing, 0 duplicates expected).
 
 NOTE: the Redis restart affects the machine's shared Redis (as .ci/run starts it).
 """
@@ -35,6 +40,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+from .alert_receiver import AlertReceiver
 from .clients import Dashboard
 from .services import redis_restart
 from .topology import BUCKET, Harness, HarnessConfig
@@ -59,6 +65,11 @@ class ChaosPlan:
     viewers: int = 3
     settle_timeout: float = 900.0
     seed: int = 2025
+    # How long alerts may take to arrive once everything has settled.
+    alerts_timeout: float = 180.0
+    # Succeeded tasks whose output URLs died before ArkDash could see them (created 26 h
+    # ago): their outputs are truly lost, and each loss must be told once.
+    expired_tasks: int = 5
 
 
 @dataclass
@@ -88,6 +99,14 @@ class ChaosFigures:
     database_connections_dropped: int = 0
     settle_seconds: float = 0.0
     total_seconds: float = 0.0
+    alerts_expected: int = 0  # failed tasks and lost outputs of the run
+    alerts_notified_once: int = 0
+    alerts_missing: int = 0
+    alert_duplicates: int = 0  # events told more than once, and messages accepted twice
+    alert_messages: int = 0
+    alert_requests: int = 0
+    alert_receiver_500s: int = 0
+    alert_bad_signatures: int = 0
 
     @property
     def api_fault_ratio(self) -> float:
@@ -105,7 +124,7 @@ class ChaosFigures:
             ("outputs expected (succeeded tasks)", self.outputs_expected),
             ("outputs archived", self.outputs_archived),
             ("  with the simulator's sha256 (re-read from S3)", self.outputs_archived_sha256_ok),
-            ("outputs lost (expected 0)", self.outputs_lost),
+            ("outputs lost (expected: only those whose URL truly expired)", self.outputs_lost),
             ("  of which the URL truly expired", self.outputs_lost_url_expired),
             ("outputs not settled at the end", self.outputs_unsettled),
             ("partial objects visible (expected 0)", self.partial_objects_visible),
@@ -126,6 +145,15 @@ class ChaosFigures:
             ("Redis down (restart), seconds", f"{self.redis_down_seconds:.1f}"),
             ("database connections terminated", self.database_connections_dropped),
             ("settle time after the last disruption, s", f"{self.settle_seconds:.0f}"),
+            ("alerts expected (failed tasks, lost outputs)", self.alerts_expected),
+            ("  notified exactly once", self.alerts_notified_once),
+            ("  missing (expected 0)", self.alerts_missing),
+            ("  duplicates (expected 0)", self.alert_duplicates),
+            (
+                "alert messages accepted / requests / answered 500",
+                f"{self.alert_messages} / {self.alert_requests} / {self.alert_receiver_500s}",
+            ),
+            ("alert signatures that did not verify (expected 0)", self.alert_bad_signatures),
             ("total run time, s", f"{self.total_seconds:.0f}"),
         ]
         width = max(len(label) for label, _ in rows)
@@ -261,7 +289,19 @@ def _rows(page: str):
 # --- the run --------------------------------------------------------------------------------
 
 
-def chaos_config(plan: ChaosPlan) -> HarnessConfig:
+ALERT_SECRET = "chaos-alert-secret"
+
+
+def chaos_config(plan: ChaosPlan, *, alert_port: int | None = None) -> HarnessConfig:
+    alerts = {} if alert_port is None else {
+        "ARKDASH_ALERT_PRIVATE_HOSTS": f"127.0.0.1:{alert_port}",
+        "ARKDASH_ALERT_SCAN_SECONDS": "5",
+        "ARKDASH_ALERT_BATCH_SECONDS": "5",
+        "ARKDASH_ALERT_BACKOFF_SECONDS": "1",
+        "ARKDASH_ALERT_MAX_BACKOFF_SECONDS": "5",
+        "ARKDASH_ALERT_CLAIM_TIMEOUT_SECONDS": "15",
+        "ARKDASH_ALERT_MAX_ATTEMPTS": "20",
+    }
     return HarnessConfig(
         workers=2,
         sim_queue_seconds=10,
@@ -280,8 +320,67 @@ def chaos_config(plan: ChaosPlan) -> HarnessConfig:
             # (300 s by default): shorter here, with shorter calls to fit inside it.
             "ARKDASH_SYNC_LEASE_SECONDS": "30",
             "ARK_TIMEOUT_SECONDS": "10",
+            # The tasks that succeeded 26 h ago are found by the full sweep of Ark's window.
+            "ARKDASH_FULL_SWEEP_SECONDS": "30",
+            **alerts,
         },
     )
+
+
+_ALERT_SETUP = """
+from tasks_app.alerts import services
+from tasks_app.alerts.models import AlertRule, ChannelKind, EventKind
+from tasks_app.services.accounts import account_ensure_default
+
+account = account_ensure_default()
+channel = services.channel_create(account=account, name="chaos", kind=ChannelKind.WEBHOOK, target={url!r},
+                                  secret={secret!r})
+for event in (EventKind.TASK_FAILED, EventKind.OUTPUT_LOST):
+    AlertRule.objects.create(account=account, channel=channel, event=event)
+"""
+
+
+def _alerts_on(harness: Harness, receiver: AlertReceiver) -> None:
+    """A signed webhook channel with rules for failed tasks and lost outputs, before any task exists."""
+    harness._manage("shell", "-c", _ALERT_SETUP.format(url=receiver.url, secret=ALERT_SECRET))
+
+
+def _expected_alerts(harness: Harness, ids: list[str]) -> set[str]:
+    """The run's failed tasks and lost outputs (not the 3D preview), as the events' keys."""
+    failed = harness.db.query("SELECT id FROM tasks_app_task WHERE status = 'failed' AND ark_id = ANY(%s)", (ids,))
+    lost = harness.db.query(
+        "SELECT a.id FROM tasks_app_artifact a JOIN tasks_app_task t ON t.id = a.task_id"
+        " WHERE a.state = 'lost' AND a.output <> 'model_file' AND t.ark_id = ANY(%s)",
+        (ids,),
+    )
+    return {f"task_failed:{pk}" for (pk,) in failed} | {f"output_lost:{pk}" for (pk,) in lost}
+
+
+def _count_alerts(harness: Harness, receiver: AlertReceiver, ids: list[str], figures: ChaosFigures, *,
+                  timeout: float, say) -> None:
+    """Wait until every expected event was told (or the timeout), then count."""
+    deadline = time.monotonic() + timeout
+    expected = _expected_alerts(harness, ids)
+    while time.monotonic() < deadline:
+        with receiver.lock:
+            told = set(receiver.events)
+        if expected <= told:
+            break
+        time.sleep(2)
+    else:
+        say(f"alerts timeout: {len(expected - told)} of {len(expected)} events not told")
+    time.sleep(10)  # a duplicate would come within a scan or two: give it the chance to show
+    with receiver.lock:
+        events = Counter(receiver.events)
+        figures.alert_requests = receiver.requests
+        figures.alert_messages = receiver.messages_accepted
+        figures.alert_receiver_500s = receiver.answered_500
+        figures.alert_bad_signatures = receiver.bad_signatures
+        twice = sum(count - 1 for count in receiver.notifications.values() if count > 1)
+    figures.alerts_expected = len(expected)
+    figures.alerts_notified_once = sum(events[key] == 1 for key in expected)
+    figures.alerts_missing = sum(events[key] == 0 for key in expected)
+    figures.alert_duplicates = sum(count - 1 for count in events.values() if count > 1) + twice
 
 
 def _create_tasks(harness: Harness, plan: ChaosPlan) -> dict[str, str]:
@@ -303,6 +402,16 @@ def _create_tasks(harness: Harness, plan: ChaosPlan) -> dict[str, str]:
         kinds[harness.sim.add_task(**fields)] = kind
         time.sleep(pause)
     return kinds
+
+
+def _create_expired_tasks(harness: Harness, plan: ChaosPlan) -> dict[str, str]:
+    """Tasks that succeeded 26 h ago: Ark's links to their outputs died 2 h ago."""
+    long_ago = time.time() - 26 * 3600
+    return {
+        harness.sim.add_task(kind="video", status="succeeded", created_at=long_ago - 60, updated_at=long_ago,
+                              return_last_frame=True): "video"
+        for _ in range(plan.expired_tasks)
+    }
 
 
 def _archived_count(harness: Harness) -> int:
@@ -345,12 +454,18 @@ def _kill_worker_mid_copy(harness: Harness, victim: str, other: str, timeout: fl
 def run_chaos(plan: ChaosPlan, *, out=sys.stdout) -> ChaosFigures:
     figures = ChaosFigures(tasks_created=plan.tasks)
     started = time.monotonic()
-    harness = Harness(chaos_config(plan))
+    receiver = AlertReceiver(secret=ALERT_SECRET)
+    receiver.start()
+    harness = Harness(chaos_config(plan, alert_port=receiver.port))
     failed = True
     try:
         harness.start()
         say = lambda text: print(f"[{time.monotonic() - started:6.1f}s] {text}", file=out, flush=True)  # noqa: E731
         say(f"harness up: {harness.web_url} (database {harness.db.name}, Redis {harness.redis.url})")
+        _alerts_on(harness, receiver)
+        say(f"alerts on: webhook {receiver.url}, rules for failed tasks and lost outputs")
+        expired = _create_expired_tasks(harness, plan)
+        figures.tasks_created += len(expired)
         harness.sim.reset_stats()
         injector = FaultInjector(harness, ratio=plan.fault_ratio, seed=plan.seed)
         injector.start()
@@ -385,6 +500,7 @@ def run_chaos(plan: ChaosPlan, *, out=sys.stdout) -> ChaosFigures:
 
         creator.join()
         restart_w1.join()
+        kinds.update(expired)
         say(f"{len(kinds)} tasks created; waiting for every task to finish and every output to settle")
         stopped: list[tuple[dict[str, int], dict[str, int]]] = []
         _wait_settled(
@@ -412,10 +528,12 @@ def run_chaos(plan: ChaosPlan, *, out=sys.stdout) -> ChaosFigures:
         figures.viewer_errors = sum(sum(viewer.errors.values()) for viewer in viewers)
         _count_outcomes(harness, kinds, figures)
         _count_http(harness, figures)
+        _count_alerts(harness, receiver, list(kinds), figures, timeout=plan.alerts_timeout, say=say)
         failed = False
     finally:
         figures.total_seconds = time.monotonic() - started
         harness.stop(keep_logs=failed)
+        receiver.stop()
     return figures
 
 
@@ -536,6 +654,9 @@ def main(argv: list[str] | None = None) -> int:
         and figures.outputs_archived_sha256_ok + figures.outputs_lost_url_expired == figures.outputs_expected
         and figures.partial_objects_visible == 0
         and figures.http_500s_served == 0
+        and figures.alerts_notified_once == figures.alerts_expected
+        and figures.alert_duplicates == 0
+        and figures.alert_bad_signatures == 0
     )
     return 0 if ok else 1
 

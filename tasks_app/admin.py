@@ -268,3 +268,4 @@ for _model, _model_admin in list(admin.site._registry.items()):
     if not isinstance(_model_admin, BadLookupsAreRefused):
         admin.site.unregister(_model)
         admin.site.register(_model, type(type(_model_admin).__name__, (BadLookupsAreRefused, type(_model_admin)), {}))
+from .alerts import admin as _alerts_admin  # noqa: E402,F401 - registers the alerts' admin

@@ -297,6 +297,8 @@ class Artifact(models.Model):
                 name="artifact_unarchived_deadline",
                 condition=~models.Q(state__in=["archived", "lost"]),
             ),
+            # The alerts' scan for lost outputs reads these few rows, not the whole table.
+            models.Index(fields=["id"], name="artifact_lost", condition=models.Q(state="lost")),
         ]
 
     def __str__(self) -> str:
@@ -443,8 +445,9 @@ class AuditEntry(models.Model):
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.ark_id} {self.result}"
 
 
-# The gateway's and the archive page's models live in their own modules; importing them
-# registers them with the app.
+# The gateway's and the alerts' models live in their own modules; importing them registers
+# them with the app.
+from .alerts.models import AlertChannel, AlertEvent, AlertRule, Delivery, Notification, ScanMark  # noqa: E402,F401
 from .gateway.models import ApiToken, GatewayTask  # noqa: E402,F401
 
 # --- The archive page: storage used per day, workers seen --------------------------------

@@ -190,3 +190,40 @@ def relay_gateway_callback(self, task_id: int, reread: bool = False) -> None:
         logger.info("relay of %s's callback failed: %s", task.ark_id, error)
         if error.retryable:
             raise self.retry(exc=error, countdown=5 * (self.request.retries + 1)) from None
+
+
+# --- Alerts ------------------------------------------------------------------------------------
+
+
+@shared_task(ignore_result=True)
+def alerts_scan() -> int:
+    """Beat: record new alert events and their deliveries, queue the channels' senders."""
+    from tasks_app.alerts import services as alerts_service
+
+    return alerts_service.alerts_scan().events
+
+
+@shared_task(ignore_result=True)
+def deliver_alerts(channel_id: int) -> int | None:
+    """Gather a channel's waiting deliveries into one notification (a digest when many)."""
+    from tasks_app.alerts import services as alerts_service
+
+    notification = alerts_service.deliveries_take(channel_id=channel_id)
+    return notification.pk if notification else None
+
+
+# Late ack: a killed worker's send is redone (the claim's timeout lets it be taken again).
+@shared_task(bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def send_alert_notification(self, notification_id: int) -> str:
+    """Send one notification; 5xx, 429 and timeouts are retried here with backoff."""
+    from tasks_app.alerts import services as alerts_service
+    from tasks_app.alerts.models import Notification, NotificationState
+
+    try:
+        notification = alerts_service.notification_send(notification_id=notification_id)
+    except Notification.DoesNotExist:
+        return "gone"  # its channel was deleted meanwhile
+    if notification.state == NotificationState.RETRYING and notification.next_attempt_at is not None:
+        countdown = max(0.0, (notification.next_attempt_at - timezone.now()).total_seconds())
+        raise self.retry(countdown=countdown)
+    return notification.state

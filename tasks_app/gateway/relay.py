@@ -23,11 +23,11 @@ from ..lib import transport as outbound_transport
 from ..lib.downloads import (
     FetchError,
     FetchRefused,
-    _guarded_transport,
-    _is_public,
-    _peer_address,
-    _system_resolver,
+    guarded_transport,
+    is_public,
+    peer_address,
     redact_url,
+    system_resolver,
 )
 from ..models import Task
 from .models import GatewayTask
@@ -88,7 +88,7 @@ def relay_callback(*, task: Task, transport: httpx.BaseTransport | None = None) 
         raise RelayError(f"{redact_url(url)}: {failed.message}", retryable=True) from None
     with httpx.Client(
         # The download guard's transport: it connects only to the addresses it checked.
-        transport=transport or outbound_transport.current() or _guarded_transport(policy, _system_resolver),
+        transport=transport or outbound_transport.current() or guarded_transport(policy, system_resolver),
         timeout=httpx.Timeout(RELAY_TIMEOUT_SECONDS),
         follow_redirects=False,  # a redirect could point anywhere: not followed
         headers={"User-Agent": "ArkDash-gateway/1"},
@@ -98,8 +98,8 @@ def relay_callback(*, task: Task, transport: httpx.BaseTransport | None = None) 
         except httpx.HTTPError as error:
             raise RelayError(f"{redact_url(url)}: {type(error).__name__}", retryable=True) from None
         # The address really connected to, checked again as for downloads (DNS rebinding).
-        peer = _peer_address(response)
-        if must_be_public and peer is not None and not _is_public(peer):
+        peer = peer_address(response)
+        if must_be_public and peer is not None and not is_public(peer):
             raise RelayError(f"refused {redact_url(url)}: connected to a non-public address", retryable=False)
     if response.status_code >= 500 or response.status_code == 429:
         raise RelayError(f"{redact_url(url)} answered {response.status_code}", retryable=True)

@@ -119,7 +119,7 @@ def _split_host_port(entry: str) -> tuple[str, int | None]:
     return _normalise_host(entry), None
 
 
-def _is_public(address: str) -> bool:
+def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address):
         # An IPv4 address carried inside an IPv6 one is judged as itself.
@@ -129,7 +129,7 @@ def _is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def _system_resolver(host: str, port: int) -> list[str]:
+def system_resolver(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
 
@@ -164,14 +164,14 @@ class UrlPolicy:
         if not addresses:
             raise FetchError(f"cannot resolve {host!r}")
         for address in addresses:
-            if not _is_public(address):
+            if not is_public(address):
                 raise FetchRefused(
                     f"refused host {host!r}: it resolves to the non-public address {address} "
                     "(only hosts listed in ARKDASH_ARCHIVE_PRIVATE_HOSTS may)"
                 )
         return addresses
 
-    def check(self, url: str, *, resolver: Resolver = _system_resolver) -> bool:
+    def check(self, url: str, *, resolver: Resolver = system_resolver) -> bool:
         """Raise FetchRefused unless url may be fetched; True when the peer must be public."""
         try:
             parts = urlsplit(url)
@@ -237,7 +237,7 @@ class _GuardedNetwork(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-def _guarded_transport(policy: UrlPolicy, resolver: Resolver) -> httpx.HTTPTransport:
+def guarded_transport(policy: UrlPolicy, resolver: Resolver) -> httpx.HTTPTransport:
     transport = httpx.HTTPTransport(verify=_tls_context())
     # httpx has no argument for a network backend; httpcore's pool has one, so the pool
     # httpx built is replaced by the same pool with ours.
@@ -315,7 +315,7 @@ class Source:
             yield chunk
 
 
-def _peer_address(response: httpx.Response) -> str | None:
+def peer_address(response: httpx.Response) -> str | None:
     stream = response.extensions.get("network_stream")
     if stream is None:  # in-process transports (tests) have no socket
         return None
@@ -350,13 +350,13 @@ def open_source(
     url: str,
     *,
     policy: UrlPolicy | None = None,
-    resolver: Resolver = _system_resolver,
+    resolver: Resolver = system_resolver,
     transport: httpx.BaseTransport | None = None,
 ) -> Iterator[Source]:
     """Open url for streaming after checking it; closes the connection on exit."""
     policy = policy or UrlPolicy.from_settings()
     client = httpx.Client(
-        transport=transport or outbound_transport.current() or _guarded_transport(policy, resolver),
+        transport=transport or outbound_transport.current() or guarded_transport(policy, resolver),
         verify=_tls_context(),
         timeout=_timeout(),
         follow_redirects=False,
@@ -376,8 +376,8 @@ def open_source(
             except httpx.HTTPError as exc:
                 raise FetchError(f"could not connect to {redact_url(current)} ({exc})") from None
             try:
-                peer = _peer_address(response)
-                if must_be_public and peer is not None and not _is_public(peer):
+                peer = peer_address(response)
+                if must_be_public and peer is not None and not is_public(peer):
                     raise FetchRefused(
                         f"refused: {redact_url(current)} connected to the non-public address {peer}"
                     )
