@@ -10,6 +10,7 @@ import pytest
 
 from arksim import Simulator
 from tasks_app.gateway import outputs
+from tasks_app.gateway.models import GatewayTask
 from tasks_app.lib import transport
 from tasks_app.models import Artifact, Task
 
@@ -124,3 +125,21 @@ def test_it_refuses_a_callback_url_the_address_guard_refuses(world, account, ope
         assert answer.status_code == 400, url
         assert answer.json()["error"]["param"] == "callback_url"
     assert sim.stats()["create"] == 0
+
+
+def test_it_relays_to_a_real_endpoint_that_closes_the_connection_after_answering(account, settings):
+    # Python's http.server closes the socket once it has answered: the peer check must run
+    # while the connection is still open, not after the answer was read.
+    from tasks_app.gateway.relay import relay_callback
+
+    from .alerts_support import failed_task, running_receiver
+
+    with running_receiver(settings) as receiver:
+        settings.ARKDASH_GATEWAY_CALLBACK_ALLOWED_HOSTS = ["*"]
+        settings.ARKDASH_GATEWAY_CALLBACK_PRIVATE_HOSTS = [f"127.0.0.1:{receiver.port}"]
+        task = failed_task(account, 1)
+        GatewayTask.objects.create(task=task, endpoint="", callback_url=receiver.url("/done"),
+                                   site_url="http://dash.example")
+        assert relay_callback(task=task) == 200
+    [request] = receiver.received
+    assert request.json()["id"] == task.ark_id and request.json()["status"] == "failed"

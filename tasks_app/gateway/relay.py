@@ -94,13 +94,18 @@ def relay_callback(*, task: Task, transport: httpx.BaseTransport | None = None) 
         headers={"User-Agent": "ArkDash-gateway/1"},
     ) as client:
         try:
-            response = client.post(url, json=body)
+            # Streamed: the peer is checked while the connection is open (a server may close
+            # it as soon as it has answered), and the answer's body is never needed.
+            response = client.send(client.build_request("POST", url, json=body), stream=True)
         except httpx.HTTPError as error:
             raise RelayError(f"{redact_url(url)}: {type(error).__name__}", retryable=True) from None
-        # The address really connected to, checked again as for downloads (DNS rebinding).
-        peer = peer_address(response)
-        if must_be_public and peer is not None and not is_public(peer):
-            raise RelayError(f"refused {redact_url(url)}: connected to a non-public address", retryable=False)
+        try:
+            # The address really connected to, checked again as for downloads (DNS rebinding).
+            peer = peer_address(response)
+            if must_be_public and peer is not None and not is_public(peer):
+                raise RelayError(f"refused {redact_url(url)}: connected to a non-public address", retryable=False)
+        finally:
+            response.close()
     if response.status_code >= 500 or response.status_code == 429:
         raise RelayError(f"{redact_url(url)} answered {response.status_code}", retryable=True)
     if response.status_code >= 300:
