@@ -373,5 +373,21 @@ class AuditEntry(models.Model):
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.ark_id} {self.result}"
 
 
+class ModelPrice(models.Model):
+    """What one model's tokens cost, for the insights page's cost estimate. Staff set it in
+    the admin; a model without a row has no estimate (the table starts empty)."""
+
+    model = models.CharField(_("model"), max_length=128, unique=True)
+    cny_per_million_tokens = models.DecimalField(_("CNY per million tokens"), max_digits=12, decimal_places=4)
+
+    class Meta:
+        ordering = ["model"]
+        verbose_name = _("model price")
+        verbose_name_plural = _("model prices")
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.cny_per_million_tokens} CNY / 1M tokens"
+
+
 # The gateway's models live in their own module; importing them registers them with the app.
 from .gateway.models import ApiToken, GatewayTask  # noqa: E402,F401
