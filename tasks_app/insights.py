@@ -197,7 +197,7 @@ def insights_for(*, access: Access, period: InsightsRange) -> Insights:
     rows = [(index.get(period.key(row["bucket"])), row["status"], row["model"], row["n"], row["tokens"] or 0)
             for row in grouped]
     per_model: dict[str, int] = defaultdict(int)
-    for _, _, model, n, _ in rows:
+    for _bucket, _status, model, n, _tokens in rows:
         per_model[model] += n
     ranked = sorted(per_model, key=lambda model: (-per_model[model], model))
     named = set(ranked[:MAX_MODELS])
@@ -230,7 +230,7 @@ def insights_for(*, access: Access, period: InsightsRange) -> Insights:
         failure_codes=_failure_codes(tasks),
         archived_bytes=_archived_bytes(access, period, index),
         archive_lag_seconds=_archive_lag(access),
-        total_created=sum(n for _, _, _, n, _ in rows),
+        total_created=sum(row[3] for row in rows),
         total_cost=total_cost,
         unpriced_models=unpriced,
     )

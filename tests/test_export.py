@@ -13,7 +13,15 @@ from django.utils import timezone
 
 from tasks_app import exports, selectors
 from tasks_app.filters import TaskFilter, parse_paging
-from tasks_app.models import Account, ArchiveState, Artifact, ArtifactOutput, ArtifactState, TaskKind, TaskStatus
+from tasks_app.models import (
+    Account,
+    ArchiveState,
+    Artifact,
+    ArtifactOutput,
+    ArtifactState,
+    TaskKind,
+    TaskStatus,
+)
 from tasks_app.views_export import COLUMNS
 
 from .dashboard_helpers import make_task, member_of
