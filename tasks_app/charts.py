@@ -130,8 +130,9 @@ def grouped_hbars(
     """Horizontal bars: one group per row (a model, an error code), one bar per series."""
     per_row = len(series)
     height = TOP + len(rows) * (per_row * ROW_HEIGHT + 8) + 28
+    # The right margin leaves room for the last tick's label, centred on the axis's end.
     chart = Chart(width=WIDTH, height=max(height, 60), legend=list(series) if per_row > 1 else [], horizontal=True,
-                  plot_left=NAME_WIDTH, plot_bottom=max(height, 60) - 24)
+                  plot_left=NAME_WIDTH, plot_right=WIDTH - 32, plot_bottom=max(height, 60) - 24)
     chart.table_head = [label_head, *(s.label for s in series)]
     top = nice_ceiling(max((v for _, vs in rows for v in vs.values() if v is not None), default=0))
     plot_width = chart.plot_right - chart.plot_left

@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.db.models.functions import Trunc
+from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -73,13 +74,22 @@ class InsightsRange:
 
 
 class InsightsRangeForm(forms.Form):
-    range = forms.ChoiceField(label=_("Range"), choices=RANGES, required=False)
+    range = forms.ChoiceField(label=_("Range"), choices=RANGES)
     start = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label=_("Until (inclusive)"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
+    @classmethod
+    def from_query(cls, params: QueryDict) -> InsightsRangeForm:
+        """The form bound to the page's query string. Without a range, dates mean a custom
+        range, and nothing at all the default one (so the picker shows what is drawn)."""
+        data = params.copy()
+        if not data.get("range"):
+            data["range"] = "custom" if data.get("start") or data.get("end") else DEFAULT_RANGE
+        return cls(data=data)
+
     def clean(self) -> dict:
         cleaned = super().clean()
-        if cleaned.get("range") == "custom" or (not cleaned.get("range") and (cleaned.get("start") or cleaned.get("end"))):
+        if cleaned.get("range") == "custom":
             start, end = cleaned.get("start"), cleaned.get("end")
             if not start or not end:
                 if "start" not in self.errors and "end" not in self.errors:
@@ -92,7 +102,6 @@ class InsightsRangeForm(forms.Form):
                                       code="too_long")
             if start.year < 2 or end.year > 9998:
                 raise ValidationError(_("That date is out of range."), code="out_of_range")
-            cleaned["range"] = "custom"
         return cleaned
 
     def chosen_range(self, *, now: datetime | None = None) -> InsightsRange:
@@ -178,6 +187,11 @@ class Insights:
     def success_rate(self) -> float | None:
         finished = sum(self.finished)
         return sum(self.succeeded) / finished if finished else None
+
+    @property
+    def success_rate_percent(self) -> float | None:
+        rate = self.success_rate
+        return None if rate is None else 100 * rate
 
 
 def insights_for(*, access: Access, period: InsightsRange) -> Insights:

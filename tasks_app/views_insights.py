@@ -26,7 +26,7 @@ ARCHIVE_LAG_LIMIT = timedelta(hours=24)  # Ark's output URLs die 24 h after succ
 @login_required
 @require_safe
 def insights(request: HttpRequest) -> HttpResponse:
-    form = InsightsRangeForm(data=request.GET)
+    form = InsightsRangeForm.from_query(request.GET)
     if not form.is_valid():
         return render(request, TEMPLATE, {"form": form, "errors": _form_errors(form)}, status=400)
     data = insights_for(access=selectors.access_for(request.user), period=form.chosen_range())

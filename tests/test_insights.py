@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.http import QueryDict
 from django.utils import timezone
 
 from tasks_app import selectors
@@ -170,7 +172,7 @@ def test_it_reports_the_archive_lag_of_the_visible_accounts(account, rival, djan
     Artifact.objects.filter(pk=pending.pk).update(created=timezone.now() - timedelta(hours=2))
     mine = selectors.access_for(member(django_user_model, account))
     theirs = selectors.access_for(member(django_user_model, rival, "bo"))
-    form = InsightsRangeForm(data={})
+    form = InsightsRangeForm.from_query(QueryDict())
     assert form.is_valid()
     assert insights_for(access=mine, period=form.chosen_range()).archive_lag_seconds == pytest.approx(7200, abs=120)
     assert insights_for(access=theirs, period=form.chosen_range()).archive_lag_seconds == 0.0
@@ -209,7 +211,7 @@ def test_it_makes_the_ranges_in_the_viewers_time_zone():
     now = at("2026-11-30T20:30:00")  # 1 December 04:30 in Shanghai
     with timezone.override(SHANGHAI):
         def chosen(params: dict) -> InsightsRange:
-            form = InsightsRangeForm(data=params)
+            form = InsightsRangeForm.from_query(QueryDict(urlencode(params)))
             assert form.is_valid(), form.errors
             return form.chosen_range(now=now)
 
@@ -223,6 +225,12 @@ def test_it_makes_the_ranges_in_the_viewers_time_zone():
         custom = chosen({"range": "custom", "start": "2026-11-01", "end": "2026-11-03"})
         assert (custom.start, custom.end) == (datetime(2026, 11, 1, tzinfo=SHANGHAI),
                                               datetime(2026, 11, 4, tzinfo=SHANGHAI))
+        assert chosen({"start": "2026-11-01", "end": "2026-11-03"}) == custom  # dates alone mean custom
+
+
+def test_the_picker_shows_the_range_drawn(user_client):
+    assert '<option value="7d" selected>' in user_client.get("/insights/").content.decode()
+    assert '<option value="30d" selected>' in user_client.get("/insights/?range=30d").content.decode()
 
 
 # --- the page -------------------------------------------------------------------------------
