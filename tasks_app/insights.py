@@ -10,11 +10,12 @@ first saw it running, so they are as precise as the sync's period.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 
 from django import forms
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Q, Sum
@@ -35,6 +36,10 @@ MAX_CUSTOM_DAYS = 366
 MAX_MODELS = 7
 OTHER_MODELS = "\x00other"
 TOP_FAILURE_CODES = 10
+# The figures of one range for one set of accounts are computed at most once a minute (Django's
+# cache): at a million tasks a month's GROUP BY and percentiles cost more than a page view
+# should (docs/benchmarks.md, Insights). Prices and the archive lag are read fresh every time.
+FIGURES_CACHE_SECONDS = 60
 FINISHED = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.EXPIRED)
 
 
@@ -107,7 +112,9 @@ class InsightsRangeForm(forms.Form):
     def chosen_range(self, *, now: datetime | None = None) -> InsightsRange:
         """The range the valid form asks for, in the current time zone."""
         zone = timezone.get_current_timezone()
-        now = now or timezone.now()
+        # Whole minutes: the ranges that end now are the same range, and the same cache
+        # entry, for a minute.
+        now = (now or timezone.now()).replace(second=0, microsecond=0)
         choice = self.cleaned_data.get("range") or DEFAULT_RANGE
         if choice == "24h":
             return InsightsRange(start=now - timedelta(hours=24), end=now, hourly=True, zone=zone)
@@ -179,6 +186,7 @@ class Insights:
     failure_codes: list[tuple[str, int]]
     archived_bytes: list[int]
     archive_lag_seconds: float
+    tokens_total: dict[str, int] = field(default_factory=dict)  # per model, every model
     total_created: int = 0
     total_cost: Decimal | None = None
     unpriced_models: list[str] = field(default_factory=list)
@@ -195,7 +203,20 @@ class Insights:
 
 
 def insights_for(*, access: Access, period: InsightsRange) -> Insights:
-    """Every figure of the insights page for the tasks `access` sees, created in `period`."""
+    """Every figure of the insights page for the tasks `access` sees, created in `period`.
+
+    The figures from the tasks and outputs may be up to FIGURES_CACHE_SECONDS old; the cost
+    (from the admin's price table) and the archive lag are current.
+    """
+    scope = "all" if access.everything else ",".join(map(str, sorted(access.visible_account_ids)))
+    key = f"arkdash:insights:{scope}:{period.start.isoformat()}:{period.end.isoformat()}:{period.hourly}:{period.zone}"
+    figures = cache.get_or_set(key, lambda: _figures(access=access, period=period), FIGURES_CACHE_SECONDS)
+    costs, total_cost, unpriced = _costs(figures.tokens_total)
+    return replace(figures, costs=costs, total_cost=total_cost, unpriced_models=unpriced,
+                   archive_lag_seconds=_archive_lag(access))
+
+
+def _figures(*, access: Access, period: InsightsRange) -> Insights:
     tasks = access.tasks().filter(ark_created_at__gte=period.start, ark_created_at__lt=period.end)
     buckets = period.buckets()
     index = {period.bucket_key(bucket): n for n, bucket in enumerate(buckets)}
@@ -228,7 +249,6 @@ def insights_for(*, access: Access, period: InsightsRange) -> Insights:
         by_model[bucket][shown] += n
         tokens[bucket][shown] += used
 
-    costs, total_cost, unpriced = _costs(tokens_total)
     return Insights(
         range=period,
         buckets=buckets,
@@ -239,14 +259,13 @@ def insights_for(*, access: Access, period: InsightsRange) -> Insights:
         tokens_by_model=[dict(d) for d in tokens],
         succeeded=[d.get(TaskStatus.SUCCEEDED, 0) for d in by_status],
         finished=[sum(d.get(status, 0) for status in FINISHED) for d in by_status],
-        costs=costs,
+        costs=[],
         times=_times(tasks),
         failure_codes=_failure_codes(tasks),
         archived_bytes=_archived_bytes(access, period, index),
-        archive_lag_seconds=_archive_lag(access),
+        archive_lag_seconds=0.0,
+        tokens_total=dict(tokens_total),
         total_created=sum(row[3] for row in rows),
-        total_cost=total_cost,
-        unpriced_models=unpriced,
     )
 
 

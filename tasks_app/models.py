@@ -281,6 +281,9 @@ class Artifact(models.Model):
                 name="artifact_unarchived_deadline",
                 condition=~models.Q(state__in=["archived", "lost"]),
             ),
+            # The insights page's bytes archived per day reads the outputs archived in a range
+            # (docs/benchmarks.md, Insights): without it, every artifact row is read.
+            models.Index(fields=["archived_at"], name="artifact_archived_at", condition=models.Q(state="archived")),
         ]
 
     def __str__(self) -> str:

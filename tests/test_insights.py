@@ -272,3 +272,18 @@ def test_it_needs_a_login(client):
 
 def test_the_navigation_links_to_insights(user_client):
     assert 'href="/insights/"' in user_client.get("/").content.decode()
+
+
+def test_it_reuses_the_figures_for_a_minute_but_reads_prices_and_lag_fresh(seeded, django_user_model):
+    from django.core.cache import cache
+
+    access = selectors.access_for(member(django_user_model, seeded))
+    first = insights_for(access=access, period=three_days())
+    make_task(seeded, status=TaskStatus.SUCCEEDED, model=M1, created=at("2026-11-02T03:00:00"), total_tokens=TOKENS)
+    ModelPrice.objects.create(model=M1, cny_per_million_tokens=Decimal("15"))
+    again = insights_for(access=access, period=three_days())
+    assert again.total_created == first.total_created == 7  # the cached figures
+    assert again.total_cost == Decimal("3.27")  # the price, read now
+    cache.clear()  # as once the minute is over
+    later = insights_for(access=access, period=three_days())
+    assert later.total_created == 8 and later.total_cost == Decimal("4.90")

@@ -24,4 +24,10 @@ class Migration(migrations.Migration):
                 "ordering": ["model"],
             },
         ),
+        migrations.AddIndex(
+            model_name="artifact",
+            index=models.Index(
+                condition=models.Q(("state", "archived")), fields=["archived_at"], name="artifact_archived_at"
+            ),
+        ),
     ]
