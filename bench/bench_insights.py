@@ -28,17 +28,21 @@ from bench.bench_dashboard import (  # noqa: E402
     _psql,
     load_average,
     machine,
-    measure,
     seed,
     setup_django,
     sign_in_cookie,
+    wsgi_get,
 )
 from bench.support import write_docs_section  # noqa: E402
 
 SECTION = "## Insights"
 GOAL_MS = 300.0  # p95 of the 30-day page
+MONTH = "insights, last 30 days"
+MONTH_COLD = "insights, last 30 days, figures computed (cache emptied before each request)"
 SCENARIOS = {
-    "insights, last 30 days": "/insights/?range=30d",
+    "trivial signed-in view (yardstick)": "/bench/trivial/",
+    MONTH: "/insights/?range=30d",
+    MONTH_COLD: "/insights/?range=30d",
     "insights, last 7 days": "/insights/?range=7d",
     "insights, last 24 hours": "/insights/?range=24h",
 }
@@ -72,16 +76,45 @@ def run(count: int, requests: int) -> list[Result]:
                 cursor.execute(statement)
         print(f"seeded {count:,} tasks in {time.monotonic() - started:.0f} s", flush=True)
         cookie = sign_in_cookie()
-        handler = WSGIHandler()
-        return measure(handler, cookie, {"trivial signed-in view (yardstick)": "/bench/trivial/", **SCENARIOS},
-                       requests=requests)
+        return measure(WSGIHandler(), cookie, requests=requests)
     finally:
         connections["default"].close()
         _psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
+def measure(handler, cookie: str, *, requests: int) -> list[Result]:
+    """Requests interleaved round-robin (load on the shared machine falls on all alike). The
+    cold row empties Django's cache before each request, outside the timed call: what the
+    first view of a range in a minute costs."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    results = []
+    for name, path in SCENARIOS.items():
+        for _ in range(3):  # warm the templates, the connection, the database's cache
+            wsgi_get(handler, path, cookie)
+        executed: list[str] = []
+
+        def count(execute, sql, params, many, context, executed=executed):
+            executed.append(sql)
+            return execute(sql, params, many, context)
+
+        if name == MONTH_COLD:
+            cache.clear()
+        with connection.execute_wrapper(count):
+            status, size, _, _ = wsgi_get(handler, path, cookie)
+        results.append(Result(name, [], status, size, len(executed)))
+    for _ in range(requests):
+        for (name, path), result in zip(SCENARIOS.items(), results, strict=True):
+            if name == MONTH_COLD:
+                cache.clear()
+            result.times_ms.append(wsgi_get(handler, path, cookie)[2])
+    return results
+
+
 def markdown(count: int, results: list[Result], *, requests: int) -> str:
-    month = next(r for r in results if r.name == "insights, last 30 days")
+    month = next(r for r in results if r.name == MONTH)
+    cold = next(r for r in results if r.name == MONTH_COLD)
     verdict = "met" if month.p95 <= GOAL_MS and month.status == 200 else "not met"
     lines = [
         SECTION,
@@ -92,7 +125,8 @@ def markdown(count: int, results: list[Result], *, requests: int) -> str:
         f"{count:,} tasks in PostgreSQL, seeded as in the Dashboard section (180 days, five models, an",
         "artifact row per output of every succeeded task), each archived output with its archive time.",
         f"Server time of {requests} signed-in GETs per row through Django's WSGI handler after a warm-up,",
-        "interleaved round-robin; nothing of the page is cached.",
+        "interleaved round-robin. The page keeps each range's figures for a minute in Django's cache",
+        "(prices and the archive lag are read every time); the cold row empties the cache first.",
         "",
         "| request | p50 | p95 | queries | bytes | status |",
         "|---|---:|---:|---:|---:|---:|",
@@ -102,7 +136,9 @@ def markdown(count: int, results: list[Result], *, requests: int) -> str:
                      f"| {result.bytes_on_wire:,} | {result.status} |")
     lines += [
         "",
-        f"- Goal, the 30-day page p95 ≤ {GOAL_MS:.0f} ms: **{verdict}** ({month.p95:.1f} ms).",
+        f"- Goal, the 30-day page p95 ≤ {GOAL_MS:.0f} ms: **{verdict}** ({month.p95:.1f} ms). The first view "
+        f"of a range in a minute, figures computed: p95 {cold.p95:.1f} ms"
+        f" ({'within' if cold.p95 <= GOAL_MS else 'over'} the goal).",
         f"- Load average (1, 5, 15 min) at the end of the run: {load_average()}.",
     ]
     return "\n".join(lines) + "\n"

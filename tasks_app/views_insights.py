@@ -8,7 +8,6 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
-from django.utils import formats
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
@@ -39,7 +38,7 @@ def _form_errors(form: InsightsRangeForm) -> list[str]:
 
 
 def _count(value: float) -> str:
-    return formats.number_format(round(value), use_l10n=True, force_grouping=True)
+    return f"{round(value):,}"  # grouped by commas, as both languages write numbers
 
 
 def _percent(value: float) -> str:
