@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from .filters import TaskFilter, ordering
 from .models import Artifact, ArtifactOutput, ArtifactState, Task
@@ -33,9 +35,14 @@ class ExportOutput:
 
 @dataclass(frozen=True)
 class ExportRow:
-    task: Task
+    task: Any  # a named row of TASK_FIELDS (values_list(named=True)): no model instance per row
     account: str
     outputs: dict[str, ExportOutput]
+
+    @property
+    def run_time(self) -> timedelta | None:
+        """The list's run time (Task.run_time), read from the row's values."""
+        return Task.run_time.fget(self.task)
 
 
 def export_rows(
@@ -47,8 +54,8 @@ def export_rows(
     `download_url(artifact_id)` turns an archived output into its absolute download link.
     """
     chunk_size = chunk_size or CHUNK_SIZE
-    tasks = filterset.qs.only(*TASK_FIELDS).order_by(*ordering(filterset.chosen_sort))
-    chunk: list[Task] = []
+    tasks = filterset.qs.order_by(*ordering(filterset.chosen_sort)).values_list(*TASK_FIELDS, named=True)
+    chunk: list[Any] = []
     for task in tasks.iterator(chunk_size=chunk_size):
         chunk.append(task)
         if len(chunk) >= chunk_size:
@@ -58,10 +65,10 @@ def export_rows(
         yield from _with_outputs(chunk, account_names, download_url)
 
 
-def _with_outputs(chunk: list[Task], account_names: dict[int, str],
+def _with_outputs(chunk: list[Any], account_names: dict[int, str],
                   download_url: Callable[[int], str]) -> Iterator[ExportRow]:
     outputs: dict[int, dict[str, ExportOutput]] = defaultdict(dict)
-    artifacts = Artifact.objects.filter(task_id__in=[task.pk for task in chunk]).values_list(
+    artifacts = Artifact.objects.filter(task_id__in=[task.id for task in chunk]).values_list(
         "id", "task_id", "output", "state", "size", "sha256"
     )
     for pk, task_id, output, state, size, sha256 in artifacts:
@@ -69,4 +76,4 @@ def _with_outputs(chunk: list[Task], account_names: dict[int, str],
         outputs[task_id][output] = ExportOutput(output=output, state=state, size=size, sha256=sha256,
                                                 url=download_url(pk) if archived else "")  # fmt: skip
     for task in chunk:
-        yield ExportRow(task=task, account=account_names.get(task.account_id, ""), outputs=outputs.get(task.pk, {}))
+        yield ExportRow(task=task, account=account_names.get(task.account_id, ""), outputs=outputs.get(task.id, {}))

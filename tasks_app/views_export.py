@@ -53,7 +53,7 @@ def task_export(request: HttpRequest, fmt: str) -> HttpResponse | StreamingHttpR
 
 def _fields(row: ExportRow) -> dict:
     task = row.task
-    run_time = task.run_time
+    run_time = row.run_time
     return {
         "task_id": task.ark_id,
         "account": row.account,
