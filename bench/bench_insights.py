@@ -37,14 +37,15 @@ from bench.support import write_docs_section  # noqa: E402
 
 SECTION = "## Insights"
 GOAL_MS = 300.0  # p95 of the 30-day page
-MONTH = "insights, last 30 days"
-MONTH_COLD = "insights, last 30 days, figures computed (cache emptied before each request)"
+MONTH = "insights, last 30 days, figures computed in the last minute (cache hit)"
+MONTH_COLD = "insights, last 30 days, figures computed for the request"
+# (path, whether the range's figures are first removed from the cache, outside the timed call)
 SCENARIOS = {
-    "trivial signed-in view (yardstick)": "/bench/trivial/",
-    MONTH: "/insights/?range=30d",
-    MONTH_COLD: "/insights/?range=30d",
-    "insights, last 7 days": "/insights/?range=7d",
-    "insights, last 24 hours": "/insights/?range=24h",
+    "trivial signed-in view (yardstick)": ("/bench/trivial/", False),
+    MONTH: ("/insights/?range=30d", False),
+    MONTH_COLD: ("/insights/?range=30d", True),
+    "insights, last 7 days, figures computed for the request": ("/insights/?range=7d", True),
+    "insights, last 24 hours, figures computed for the request": ("/insights/?range=24h", True),
 }
 # What the insights add to bench_dashboard's rows: the archive time of each archived output
 # (when the copy finished, a little after the task did) and two models' prices.
@@ -83,14 +84,37 @@ def run(count: int, requests: int) -> list[Result]:
 
 
 def measure(handler, cookie: str, *, requests: int) -> list[Result]:
-    """Requests interleaved round-robin (load on the shared machine falls on all alike). The
-    cold row empties Django's cache before each request, outside the timed call: what the
-    first view of a range in a minute costs."""
+    """Requests interleaved round-robin (load on the shared machine falls on all alike).
+
+    A computed row first removes its range's figures from the cache (outside the timed call):
+    what the first view of a range in a minute costs. The cache-hit row first makes an
+    untimed request, so its figures are there even when the minute has just turned.
+    """
+    from django.contrib.auth import get_user_model
     from django.core.cache import cache
     from django.db import connection
+    from django.http import QueryDict
+
+    from tasks_app.insights import InsightsRangeForm, figures_cache_key
+    from tasks_app.selectors import access_for
+
+    access = access_for(get_user_model().objects.get(username="bench"))
+
+    def forget(path: str) -> None:
+        form = InsightsRangeForm.from_query(QueryDict(path.partition("?")[2]))
+        form.is_valid()
+        cache.delete(figures_cache_key(access=access, period=form.chosen_range()))
+
+    def get(name: str) -> tuple:
+        path, computed = SCENARIOS[name]
+        if computed:
+            forget(path)
+        elif name == MONTH:
+            wsgi_get(handler, path, cookie)
+        return wsgi_get(handler, path, cookie)
 
     results = []
-    for name, path in SCENARIOS.items():
+    for name, (path, _) in SCENARIOS.items():
         for _ in range(3):  # warm the templates, the connection, the database's cache
             wsgi_get(handler, path, cookie)
         executed: list[str] = []
@@ -99,16 +123,14 @@ def measure(handler, cookie: str, *, requests: int) -> list[Result]:
             executed.append(sql)
             return execute(sql, params, many, context)
 
-        if name == MONTH_COLD:
-            cache.clear()
+        if SCENARIOS[name][1]:
+            forget(path)
         with connection.execute_wrapper(count):
             status, size, _, _ = wsgi_get(handler, path, cookie)
         results.append(Result(name, [], status, size, len(executed)))
     for _ in range(requests):
-        for (name, path), result in zip(SCENARIOS.items(), results, strict=True):
-            if name == MONTH_COLD:
-                cache.clear()
-            result.times_ms.append(wsgi_get(handler, path, cookie)[2])
+        for name, result in zip(SCENARIOS, results, strict=True):
+            result.times_ms.append(get(name)[2])
     return results
 
 
@@ -126,7 +148,8 @@ def markdown(count: int, results: list[Result], *, requests: int) -> str:
         "artifact row per output of every succeeded task), each archived output with its archive time.",
         f"Server time of {requests} signed-in GETs per row through Django's WSGI handler after a warm-up,",
         "interleaved round-robin. The page keeps each range's figures for a minute in Django's cache",
-        "(prices and the archive lag are read every time); the cold row empties the cache first.",
+        "(prices and the archive lag are read every time): the first view of a range in a minute computes",
+        "them, the others find them. The bench user is an operator of the only account.",
         "",
         "| request | p50 | p95 | queries | bytes | status |",
         "|---|---:|---:|---:|---:|---:|",
@@ -136,9 +159,9 @@ def markdown(count: int, results: list[Result], *, requests: int) -> str:
                      f"| {result.bytes_on_wire:,} | {result.status} |")
     lines += [
         "",
-        f"- Goal, the 30-day page p95 ≤ {GOAL_MS:.0f} ms: **{verdict}** ({month.p95:.1f} ms). The first view "
-        f"of a range in a minute, figures computed: p95 {cold.p95:.1f} ms"
-        f" ({'within' if cold.p95 <= GOAL_MS else 'over'} the goal).",
+        f"- Goal, the 30-day page p95 ≤ {GOAL_MS:.0f} ms: figures from the cache **{verdict}** ({month.p95:.1f} ms); "
+        f"the first view of the range in a minute, figures computed, **"
+        f"{'met' if cold.p95 <= GOAL_MS else 'not met'}** (p95 {cold.p95:.1f} ms).",
         f"- Load average (1, 5, 15 min) at the end of the run: {load_average()}.",
     ]
     return "\n".join(lines) + "\n"

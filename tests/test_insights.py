@@ -287,3 +287,10 @@ def test_it_reuses_the_figures_for_a_minute_but_reads_prices_and_lag_fresh(seede
     cache.clear()  # as once the minute is over
     later = insights_for(access=access, period=three_days())
     assert later.total_created == 8 and later.total_cost == Decimal("4.90")
+
+
+def test_it_sums_the_bytes_of_every_account_for_a_member_of_all(seeded, rival, django_user_model):
+    both = member(django_user_model, seeded)
+    member_of(both, rival)
+    data = insights_for(access=selectors.access_for(both), period=three_days())
+    assert data.archived_bytes == [1500 + 99999, 0, 2048]
