@@ -91,6 +91,15 @@ class Chart:
                          f"{escape(label.text)}</text>")
         return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped
 
+    def table_body(self) -> SafeString:
+        """The table view's rows (a name, then the values), written here for the same reason."""
+        rows = [
+            "<tr><th scope=\"row\">" + escape(name) + "</th>" + "".join(f"<td>{escape(cell)}</td>" for cell in cells)
+            + "</tr>"
+            for name, *cells in self.table_rows
+        ]
+        return mark_safe("".join(rows))  # noqa: S308 - every cell is escaped
+
 
 def nice_ceiling(value: float) -> float:
     """The smallest 1, 2, 2.5 or 5 × 10^k at or above `value` (the top of the y axis)."""
