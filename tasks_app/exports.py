@@ -1,20 +1,20 @@
 """Reads for the export: the filtered list's tasks, with their outputs, one chunk at a time.
 
-The tasks come in the list's own order from a database cursor (`.iterator(chunk_size=…)`),
-and the outputs of each chunk in one more query, so memory holds one chunk whatever the
-number of rows.
+The tasks and their outputs come in the list's own order from one query read through a
+database cursor (`.iterator(chunk_size=…)`), so memory holds one chunk whatever the number
+of rows, and no query runs per task or per chunk.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import namedtuple
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from .filters import TaskFilter, ordering
-from .models import Artifact, ArtifactOutput, ArtifactState, Task
+from .models import ArtifactOutput, ArtifactState, Task
 
 CHUNK_SIZE = 2000
 TASK_FIELDS = (
@@ -22,6 +22,9 @@ TASK_FIELDS = (
     "started_at", "finished_at", "gone_upstream_at", "total_tokens", "archive_state",
 )
 OUTPUTS = tuple(ArtifactOutput.values)
+OUTPUT_FIELDS = ("artifacts__id", "artifacts__output", "artifacts__state", "artifacts__size", "artifacts__sha256")
+# A task's values, named like the model's fields (Task.run_time reads them by name).
+TaskValues = namedtuple("TaskValues", TASK_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class ExportOutput:
 
 @dataclass(frozen=True)
 class ExportRow:
-    task: Any  # a named row of TASK_FIELDS (values_list(named=True)): no model instance per row
+    task: Any  # TaskValues: no model instance per row
     account: str
     outputs: dict[str, ExportOutput]
 
@@ -51,29 +54,21 @@ def export_rows(
 ) -> Iterator[ExportRow]:
     """Every task the list shows for `filterset` (all pages, in its order), with its outputs.
 
-    `download_url(artifact_id)` turns an archived output into its absolute download link.
+    One query: the tasks LEFT JOIN their outputs, in the list's order (which ends on the
+    primary key, so a task's rows come together), read from a database cursor `chunk_size`
+    rows at a time. `download_url(artifact_id)` turns an archived output into its link.
     """
-    chunk_size = chunk_size or CHUNK_SIZE
-    tasks = filterset.qs.order_by(*ordering(filterset.chosen_sort)).values_list(*TASK_FIELDS, named=True)
-    chunk: list[Any] = []
-    for task in tasks.iterator(chunk_size=chunk_size):
-        chunk.append(task)
-        if len(chunk) >= chunk_size:
-            yield from _with_outputs(chunk, account_names, download_url)
-            chunk = []
-    if chunk:
-        yield from _with_outputs(chunk, account_names, download_url)
-
-
-def _with_outputs(chunk: list[Any], account_names: dict[int, str],
-                  download_url: Callable[[int], str]) -> Iterator[ExportRow]:
-    outputs: dict[int, dict[str, ExportOutput]] = defaultdict(dict)
-    artifacts = Artifact.objects.filter(task_id__in=[task.id for task in chunk]).values_list(
-        "id", "task_id", "output", "state", "size", "sha256"
-    )
-    for pk, task_id, output, state, size, sha256 in artifacts:
-        archived = state == ArtifactState.ARCHIVED
-        outputs[task_id][output] = ExportOutput(output=output, state=state, size=size, sha256=sha256,
-                                                url=download_url(pk) if archived else "")  # fmt: skip
-    for task in chunk:
-        yield ExportRow(task=task, account=account_names.get(task.account_id, ""), outputs=outputs.get(task.id, {}))
+    rows = filterset.qs.order_by(*ordering(filterset.chosen_sort)).values_list(*TASK_FIELDS, *OUTPUT_FIELDS)
+    width = len(TASK_FIELDS)
+    task, outputs = None, {}
+    for row in rows.iterator(chunk_size=chunk_size or CHUNK_SIZE):
+        if task is None or row[0] != task.id:
+            if task is not None:
+                yield ExportRow(task=task, account=account_names.get(task.account_id, ""), outputs=outputs)
+            task, outputs = TaskValues._make(row[:width]), {}
+        pk, output, state, size, sha256 = row[width:]
+        if pk is not None:
+            url = download_url(pk) if state == ArtifactState.ARCHIVED else ""
+            outputs[output] = ExportOutput(output=output, state=state, size=size, sha256=sha256, url=url)
+    if task is not None:
+        yield ExportRow(task=task, account=account_names.get(task.account_id, ""), outputs=outputs)
