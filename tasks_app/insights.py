@@ -112,9 +112,9 @@ class InsightsRangeForm(forms.Form):
     def chosen_range(self, *, now: datetime | None = None) -> InsightsRange:
         """The range the valid form asks for, in the current time zone."""
         zone = timezone.get_current_timezone()
-        # Whole minutes: the ranges that end now are the same range, and the same cache
-        # entry, for a minute.
-        now = (now or timezone.now()).replace(second=0, microsecond=0)
+        # Whole minutes: the ranges that end now end with the current minute, so they are the
+        # same range, and the same cache entry, for a minute, and hold what happened in it.
+        now = (now or timezone.now()).replace(second=0, microsecond=0) + timedelta(minutes=1)
         choice = self.cleaned_data.get("range") or DEFAULT_RANGE
         if choice == "24h":
             return InsightsRange(start=now - timedelta(hours=24), end=now, hourly=True, zone=zone)

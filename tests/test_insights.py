@@ -216,7 +216,8 @@ def test_it_makes_the_ranges_in_the_viewers_time_zone():
             return form.chosen_range(now=now)
 
         day = chosen({"range": "24h"})
-        assert (day.start, day.end, day.hourly) == (now - timedelta(hours=24), now, True)
+        minute_end = now + timedelta(minutes=1)  # the current minute, whole
+        assert (day.start, day.end, day.hourly) == (minute_end - timedelta(hours=24), minute_end, True)
         assert len(day.buckets()) == 25  # the partial hours at both ends
         week = chosen({})
         assert week.start == datetime(2026, 11, 25, tzinfo=SHANGHAI) and len(week.buckets()) == 7
