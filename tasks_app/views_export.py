@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from datetime import tzinfo
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -44,14 +45,17 @@ def task_export(request: HttpRequest, fmt: str) -> HttpResponse | StreamingHttpR
         account_names=dict(access.accounts().values_list("pk", "name")),
         download_url=lambda pk: f"{head}/{pk}/{tail}",
     )
-    pieces = _csv(rows) if fmt == "csv" else _jsonl(rows)
+    # The viewer's zone, read now: the rows are written after this view has returned, when the
+    # time zone middleware has already deactivated it.
+    zone = timezone.get_current_timezone()
+    pieces = _csv(rows, zone) if fmt == "csv" else _jsonl(rows, zone)
     response = StreamingHttpResponse(pieces, content_type=FORMATS[fmt])
     response["Content-Disposition"] = f'attachment; filename="arkdash-tasks-{timezone.localdate():%Y-%m-%d}.{fmt}"'
     response["Cache-Control"] = "no-store"
     return response
 
 
-def _fields(row: ExportRow) -> dict:
+def _fields(row: ExportRow, zone: tzinfo) -> dict:
     task = row.task
     run_time = row.run_time
     return {
@@ -60,8 +64,8 @@ def _fields(row: ExportRow) -> dict:
         "kind": task.kind,
         "model": task.model,
         "status": task.status,
-        "created": timezone.localtime(task.ark_created_at).isoformat(),
-        "updated": timezone.localtime(task.ark_updated_at).isoformat() if task.ark_updated_at else None,
+        "created": task.ark_created_at.astimezone(zone).isoformat(),
+        "updated": task.ark_updated_at.astimezone(zone).isoformat() if task.ark_updated_at else None,
         "run_time_seconds": round(run_time.total_seconds()) if run_time is not None else None,
         "tokens": task.total_tokens,
         "error_code": task.error_code,
@@ -69,13 +73,13 @@ def _fields(row: ExportRow) -> dict:
     }
 
 
-def _csv(rows: Iterator[ExportRow]) -> Iterator[bytes]:
+def _csv(rows: Iterator[ExportRow], zone: tzinfo) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")  # the BOM: Excel then reads the file as UTF-8 (Chinese names intact)
     writer.writerow(COLUMNS)
     for n, row in enumerate(rows, start=1):
-        values = list(_fields(row).values())
+        values = list(_fields(row, zone).values())
         for output in OUTPUTS:
             item = row.outputs.get(output)
             values += [item.size, item.sha256, item.url] if item else [None, "", ""]
@@ -87,10 +91,10 @@ def _csv(rows: Iterator[ExportRow]) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
 
 
-def _jsonl(rows: Iterator[ExportRow]) -> Iterator[bytes]:
+def _jsonl(rows: Iterator[ExportRow], zone: tzinfo) -> Iterator[bytes]:
     lines: list[str] = []
     for row in rows:
-        record = _fields(row)
+        record = _fields(row, zone)
         record["outputs"] = [
             {"output": item.output, "state": item.state, "size": item.size, "sha256": item.sha256,
              "url": item.url or None}

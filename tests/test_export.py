@@ -200,3 +200,15 @@ def test_the_list_offers_the_export_with_its_filters(mirror, ana, client):
     body = client.get("/?status=failed&kind=video").content.decode()
     assert 'href="/tasks/export.csv?status=failed&amp;kind=video"' in body
     assert 'href="/tasks/export.jsonl?status=failed&amp;kind=video"' in body
+
+
+def test_it_writes_times_in_the_viewers_time_zone(ana, account, client):
+    from datetime import UTC, datetime
+
+    make_task(account, status=TaskStatus.QUEUED, created=datetime(2026, 11, 1, 2, 0, tzinfo=UTC))
+    client.force_login(ana)
+    client.cookies["arkdash_tz"] = "Asia/Shanghai"
+    [row] = csv_rows(client.get("/tasks/export.csv"))
+    assert row["created"] == "2026-11-01T10:00:00+08:00"
+    [line] = b"".join(client.get("/tasks/export.jsonl").streaming_content).decode().splitlines()
+    assert json.loads(line)["created"] == "2026-11-01T10:00:00+08:00"
