@@ -119,12 +119,18 @@ def stacked_bars(
     values: Sequence[dict[str, float]],
     fmt: Callable[[float], str],
     label_head: str,
+    missing: str | None = None,
 ) -> Chart:
-    """Columns, one per label, each stacking the series' values bottom up."""
+    """Columns, one per label, each stacking the series' values bottom up.
+
+    A value missing from a column is 0, or, when `missing` is given, shown as that text
+    in the table (a rate where nothing was counted).
+    """
     chart = Chart(width=WIDTH, height=HEIGHT, legend=list(series))
     chart.table_head = [label_head, *(s.label for s in series)]
     for label, column in zip(labels, values, strict=True):
-        chart.table_rows.append([label, *(fmt(column.get(s.key, 0)) for s in series)])
+        chart.table_rows.append([label, *(missing if missing is not None and s.key not in column
+                                          else fmt(column.get(s.key, 0)) for s in series)])
     top = nice_ceiling(max((sum(column.values()) for column in values), default=0))
     plot_height = chart.plot_bottom - TOP
     plot_width = chart.plot_right - chart.plot_left

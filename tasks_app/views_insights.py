@@ -77,7 +77,7 @@ def _charts(data: Insights) -> dict[str, charts.Chart]:
         "tokens": charts.stacked_bars(labels=labels, series=models, values=data.tokens_by_model, fmt=_count,
                                       label_head=head),
         "success": charts.stacked_bars(labels=labels, series=[charts.Series("rate", _("success rate"), "status-succeeded")],
-                                       values=rates, fmt=_percent, label_head=head),
+                                       values=rates, fmt=_percent, label_head=head, missing="–"),
         "queued": charts.grouped_hbars(rows=times, series=percentiles, fmt=_seconds, label_head=_("Model")),
         "running": charts.grouped_hbars(rows=runs, series=percentiles, fmt=_seconds, label_head=_("Model")),
         "failures": charts.grouped_hbars(rows=failures, series=[charts.Series("n", _("failed tasks"), "status-failed")],

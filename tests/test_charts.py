@@ -35,3 +35,10 @@ def test_it_escapes_every_text_it_writes():
     assert "<b>" not in svg and "&lt;b&gt;A&lt;/b&gt;" in svg  # the series label, in the bar's title
     assert "<script>" not in table and "&lt;script&gt;x&lt;/script&gt;" in table
     assert "–" in table  # no value for series b
+
+
+def test_it_shows_a_missing_rate_as_a_dash_not_a_zero():
+    rate = [charts.Series("rate", "rate", "series-0")]
+    chart = charts.stacked_bars(labels=["d1", "d2"], series=rate, values=[{"rate": 50.0}, {}], fmt=str,
+                                label_head="Day", missing="–")
+    assert chart.table_rows == [["d1", "50.0"], ["d2", "–"]]
