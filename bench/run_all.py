@@ -18,6 +18,8 @@ BENCHES = {
     "dashboard": ["bench_dashboard.py", "--write-docs"],
     "load": ["bench_load.py", "--write-docs"],
     "archive": ["bench_archive.py"],  # prints its figures; its section is edited by hand
+    "insights": ["bench_insights.py", "--write-docs"],
+    "export": ["bench_export.py", "--write-docs"],
 }
 
 

@@ -20,7 +20,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from .models import ACTIVE_STATUSES, Account, AuditEntry, Membership
+from .models import ACTIVE_STATUSES, Account, AuditEntry, Membership, ModelPrice
 from .services import accounts
 
 _SECRET_PLACEHOLDER = "secret-placeholder"
@@ -228,6 +228,15 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
         return False
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    """The price table behind the insights page's cost estimate (empty until staff fill it)."""
+
+    list_display = ["model", "cny_per_million_tokens"]
+    list_editable = ["cny_per_million_tokens"]
+    search_fields = ["model"]
 
 
 class MembershipByUserInline(_MembershipInlineBase):

@@ -299,6 +299,9 @@ class Artifact(models.Model):
             ),
             # The alerts' scan for lost outputs reads these few rows, not the whole table.
             models.Index(fields=["id"], name="artifact_lost", condition=models.Q(state="lost")),
+            # The insights page's bytes archived per day reads the outputs archived in a range
+            # (docs/benchmarks.md, Insights): without it, every artifact row is read.
+            models.Index(fields=["archived_at"], name="artifact_archived_at", condition=models.Q(state="archived")),
         ]
 
     def __str__(self) -> str:
@@ -443,6 +446,22 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.ark_id} {self.result}"
+
+
+class ModelPrice(models.Model):
+    """What one model's tokens cost, for the insights page's cost estimate. Staff set it in
+    the admin; a model without a row has no estimate (the table starts empty)."""
+
+    model = models.CharField(_("model"), max_length=128, unique=True)
+    cny_per_million_tokens = models.DecimalField(_("CNY per million tokens"), max_digits=12, decimal_places=4)
+
+    class Meta:
+        ordering = ["model"]
+        verbose_name = _("model price")
+        verbose_name_plural = _("model prices")
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.cny_per_million_tokens} CNY / 1M tokens"
 
 
 # The gateway's and the alerts' models live in their own modules; importing them registers

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
-from . import views, views_archive, views_download, views_gallery, views_hooks
+from . import views, views_archive, views_download, views_export, views_gallery, views_hooks, views_insights
 
 
 class IdConverter:
@@ -26,6 +26,9 @@ urlpatterns = [
     path("", views.task_list, name="task_list"),
     path("hooks/ark/<str:secret>/", views_hooks.ark_callback, name="ark_callback"),
     path("tasks/rows/", views.task_rows, name="task_rows"),
+    path("tasks/export.csv", views_export.task_export, {"fmt": "csv"}, name="task_export_csv"),
+    path("tasks/export.jsonl", views_export.task_export, {"fmt": "jsonl"}, name="task_export_jsonl"),
+    path("insights/", views_insights.insights, name="insights"),
     path("tasks/cancel/", views.tasks_cancel_bulk, name="tasks_cancel_bulk"),
     path("tasks/<id:pk>/", views.task_detail, name="task_detail"),
     # cancel/ and delete/ stay under the task's own URL: the list's rows build them from it.

@@ -1,0 +1,44 @@
+"""The charts' geometry and markup: bars proportional to their values, every text escaped."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks_app import charts
+
+SERIES = [charts.Series("a", "<b>A</b>", "series-0"), charts.Series("b", "B", "series-1")]
+
+
+def test_it_rounds_the_axis_up_to_a_readable_number():
+    assert [charts.nice_ceiling(v) for v in (0, 0.7, 3, 7, 12, 26, 480, 1001)] == [1, 1, 5, 10, 20, 50, 500, 2000]
+
+
+def test_it_stacks_bars_in_proportion_to_their_values():
+    chart = charts.stacked_bars(labels=["d1", "d2"], series=SERIES, values=[{"a": 10, "b": 30}, {"a": 20}],
+                                fmt=str, label_head="Day")
+    heights = {(rect.title.split(" · ")[0], rect.css): rect.height for rect in chart.rects}
+    plot = chart.plot_bottom - charts.TOP
+    assert charts.nice_ceiling(40) == 50
+    assert heights[("d1", "series-0")] == pytest.approx(plot * 10 / 50, abs=0.1)
+    assert heights[("d1", "series-1")] == pytest.approx(plot * 30 / 50, abs=0.1)
+    assert heights[("d2", "series-0")] == pytest.approx(plot * 20 / 50, abs=0.1)
+    assert ("d2", "series-1") not in heights  # nothing drawn for a zero
+    assert chart.table_head == ["Day", "<b>A</b>", "B"]
+    assert chart.table_rows == [["d1", "10", "30"], ["d2", "20", "0"]]
+
+
+def test_it_escapes_every_text_it_writes():
+    chart = charts.grouped_hbars(rows=[("<script>x</script>", {"a": 5.0})], series=SERIES, fmt=str,
+                                 label_head="Model")
+    svg, table = str(chart.svg_body()), str(chart.table_body())
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert "<b>" not in svg and "&lt;b&gt;A&lt;/b&gt;" in svg  # the series label, in the bar's title
+    assert "<script>" not in table and "&lt;script&gt;x&lt;/script&gt;" in table
+    assert "–" in table  # no value for series b
+
+
+def test_it_shows_a_missing_rate_as_a_dash_not_a_zero():
+    rate = [charts.Series("rate", "rate", "series-0")]
+    chart = charts.stacked_bars(labels=["d1", "d2"], series=rate, values=[{"rate": 50.0}, {}], fmt=str,
+                                label_head="Day", missing="–")
+    assert chart.table_rows == [["d1", "50.0"], ["d2", "–"]]
