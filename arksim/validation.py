@@ -98,7 +98,7 @@ def _parse_content(content: Any) -> tuple[str, str | None]:
         if not isinstance(item, dict):
             raise bad_param(where, f"`{where}` must be an object with a `type`.")
         kind = item.get("type")
-        if kind not in CONTENT_TYPES:
+        if not isinstance(kind, str) or kind not in CONTENT_TYPES:
             allowed = ", ".join(sorted(CONTENT_TYPES))
             raise bad_param(f"{where}.type", f"`{where}.type` must be one of: {allowed}.")
         if kind == "text":

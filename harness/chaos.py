@@ -613,6 +613,9 @@ def _count_outcomes(harness: Harness, kinds: dict[str, str], figures: ChaosFigur
     for (_ark_id, _output), (state, sha256, size, key, *_rest) in artifacts.items():
         if state == "archived":
             archived_keys[key] = (size, sha256)
+    # The gallery's pictures are stored beside the outputs: expected objects too.
+    for key, size, sha256 in harness.db.query("SELECT storage_key, size, sha256 FROM tasks_app_picture"):
+        archived_keys[key] = (size, sha256)
     # Visible objects that are not a complete, verified output: partial or stray writes.
     listing = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
     for page in listing:

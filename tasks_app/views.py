@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from . import selectors
-from .filters import PAGE_SIZES, Cursor, TaskFilter, parse_paging
+from .filters import PAGE_SIZES, Cursor, Paging, TaskFilter, parse_paging
 from .models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskKind, TaskStatus
 from .selectors import archive_lag_seconds
 from .services import actions
@@ -58,41 +58,68 @@ POLL_PARAMS = ("rows", "health", "seen", "newest", "counts", "slide")  # the pol
 # --- the list ------------------------------------------------------------------------
 
 
-@login_required
-@require_safe
-def task_list(request: HttpRequest) -> HttpResponse:
+@dataclass
+class FilteredPage:
+    """One page of the filtered tasks, as the list and the gallery show it."""
+
+    access: selectors.Access
+    filterset: TaskFilter
+    paging: Paging
+    page: selectors.TaskListPage
+    counts: dict[str, int]
+    selected: list[str]
+    errors: list[str]
+    filter_params: QueryDict  # the query without the cursor and without what was rejected
+
+    def context(self) -> dict[str, object]:
+        """What the filter form, the chips and the pager partials need."""
+        return {
+            "filter": self.filterset,
+            "errors": self.errors,
+            "total": _total(self.counts, self.selected),
+            "chips": _status_chips(self.filter_params, self.counts, self.selected),
+            "counts_signature": _signature(self.counts),
+            "pager": _pager_links(self.filter_params, self.page),
+            "known_models": selectors.known_models(access=self.access),
+            "page_sizes": PAGE_SIZES,
+            "page_size": self.paging.page_size,
+        }
+
+
+def filtered_page(request: HttpRequest) -> FilteredPage:
+    """The list's filters, cursor and access applied to the request (list and gallery alike)."""
     access = selectors.access_for(request.user)
     filterset = TaskFilter(data=request.GET, queryset=access.tasks())
     paging = parse_paging(request.GET)
-    errors = [*filterset.error_messages(), *paging.errors]
     # Links built from this page (chips, pager) leave out what was rejected.
     params = request.GET.copy()
     for name in [*filterset.rejected_params(), *paging.invalid]:
         params.pop(name, None)
-    filter_params = _without(params, *CURSOR_PARAMS)
-
     page = selectors.task_list(filterset=filterset, paging=paging)
-    counts = selectors.status_counts(queryset=filterset.queryset_without_status())
-    selected = filterset.selected_statuses()
     _prepare_rows(page.tasks, access)
+    return FilteredPage(
+        access=access, filterset=filterset, paging=paging, page=page,
+        counts=selectors.status_counts(queryset=filterset.queryset_without_status()),
+        selected=filterset.selected_statuses(), errors=[*filterset.error_messages(), *paging.errors],
+        filter_params=_without(params, *CURSOR_PARAMS),
+    )  # fmt: skip
+
+
+@login_required
+@require_safe
+def task_list(request: HttpRequest) -> HttpResponse:
+    shown = filtered_page(request)
+    access, filterset, page, errors = shown.access, shown.filterset, shown.page, shown.errors
     context = {
-        "filter": filterset,
-        "errors": errors,
+        **shown.context(),
         "tasks": page.tasks,
-        "total": _total(counts, selected),
-        "chips": _status_chips(filter_params, counts, selected),
-        "counts_signature": _signature(counts),
-        "pager": _pager_links(filter_params, page),
-        "queued_in_filter": _queued_operable(filterset, counts, selected, access),
-        "known_models": selectors.known_models(access=access),
+        "queued_in_filter": _queued_operable(filterset, shown.counts, shown.selected, access),
         "health": selectors.sync_health(user=request.user, access=access),
         "archive_lag": _archive_lag(access),
         "has_cancellable_rows": any(task.operable_cancel for task in page.tasks),
         "operates_any": access.everything or bool(access.operable_account_ids),
-        "page_sizes": PAGE_SIZES,
-        "page_size": paging.page_size,
         "query_string": request.GET.urlencode(),
-        "poll_query": filter_params.urlencode(),
+        "poll_query": shown.filter_params.urlencode(),
         # What the poll compares against: the newest task of the filter, the last write seen.
         "newest": selectors.newest_cursor(queryset=filterset.qs) or "",
         "seen": _micros(selectors.last_change(access=access)),

@@ -69,6 +69,8 @@ def test_it_treats_json_null_as_absent_like_the_sdk_sends(ark: Simulator, api: h
         ({"model": VIDEO, "content": "a cat"}, 400, "InvalidParameter", "content"),
         ({"model": VIDEO, "content": ["a cat"]}, 400, "InvalidParameter", "content[0]"),
         ({"model": VIDEO, "content": [{"type": "poem"}]}, 400, "InvalidParameter", "content[0].type"),
+        ({"model": VIDEO, "content": [{"type": []}]}, 400, "InvalidParameter", "content[0].type"),
+        ({"model": VIDEO, "content": [{"type": {"text": 1}}]}, 400, "InvalidParameter", "content[0].type"),
         ({"model": VIDEO, "content": [{"type": "text", "text": 3}]}, 400, "InvalidParameter", "content[0].text"),
         ({"model": VIDEO, "content": [*TEXT, {"type": "image_url", "image_url": {}}]}, 400, "InvalidParameter",
          "content[1].image_url"),
