@@ -613,18 +613,26 @@ def _count_outcomes(harness: Harness, kinds: dict[str, str], figures: ChaosFigur
     for (_ark_id, _output), (state, sha256, size, key, *_rest) in artifacts.items():
         if state == "archived":
             archived_keys[key] = (size, sha256)
-    # The gallery's pictures are stored beside the outputs: expected objects too.
-    for key, size, sha256 in harness.db.query("SELECT storage_key, size, sha256 FROM tasks_app_picture"):
-        archived_keys[key] = (size, sha256)
     # Visible objects that are not a complete, verified output: partial or stray writes.
-    listing = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
-    for page in listing:
-        for item in page.get("Contents", []):
-            if item["Key"].startswith("healthz/"):
-                continue
-            expected = archived_keys.get(item["Key"])
-            if expected is None or expected[0] != item["Size"]:
-                figures.partial_objects_visible += 1
+    # The gallery's pictures are expected objects too; a picture is stored before its row
+    # is written, so one made at this very moment gets a few seconds to be recorded.
+    deadline = time.monotonic() + 30
+    while True:
+        pictures = {key: (size, sha256) for key, size, sha256 in harness.db.query(
+            "SELECT storage_key, size, sha256 FROM tasks_app_picture")}
+        unexpected = [
+            (item["Key"], item["Size"])
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+            for item in page.get("Contents", [])
+            if not item["Key"].startswith("healthz/")
+            and ({**archived_keys, **pictures}.get(item["Key"]) or (None,))[0] != item["Size"]
+        ]
+        if not any("/picture-" in key for key, _size in unexpected) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    for key, size in unexpected:
+        print(f"unexpected object {key} ({size} bytes)", file=sys.stderr, flush=True)
+    figures.partial_objects_visible = len(unexpected)
     figures.multipart_uploads_left = len(s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []))
 
 
