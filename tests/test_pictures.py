@@ -176,7 +176,7 @@ def test_it_deletes_a_picture_with_the_output_it_was_made_from(sim, mirror, loca
     last_frame = Artifact.objects.get(task=task, output=ArtifactOutput.LAST_FRAME)
 
     video = Artifact.objects.get(task=task, output=ArtifactOutput.VIDEO)
-    pictures.delete_pictures_for(video)  # not the output the picture was made from: it stays
+    assert pictures.picture_delete_for_artifact(artifact_id=video.pk) is False  # not its source: it stays
     assert Picture.objects.filter(task=task).exists()
 
     assert pictures.picture_delete_for_artifact(artifact_id=last_frame.pk) is True

@@ -11,10 +11,13 @@ from tasks_app.models import (
     Account,
     ArchiveUsageSnapshot,
     Artifact,
+    ArtifactOutput,
     ArtifactState,
     AuditAction,
     AuditEntry,
     MembershipRole,
+    Picture,
+    PictureState,
     RemovalReason,
     Task,
 )
@@ -112,18 +115,22 @@ def test_it_snapshots_storage_used_per_account_once_a_day(sim, mirror, account, 
     assert ArchiveUsageSnapshot.objects.count() == 2
 
 
-def test_it_calls_the_pictures_hook_for_each_removed_output(
-    sim, mirror, account, local_archive, monkeypatch, django_capture_on_commit_callbacks
+def test_it_deletes_the_picture_made_from_a_removed_output(
+    sim, mirror, account, local_archive, django_capture_on_commit_callbacks
 ):
     Account.objects.filter(pk=account.pk).update(retention_days=1)
     task = archived_task(sim, mirror, age_days=2)
-    seen: list[int] = []
-    monkeypatch.setattr(retention, "artifact_pictures_delete", lambda *, artifact: seen.append(artifact.pk))
+    video = Artifact.objects.get(task=task, output=ArtifactOutput.VIDEO)
+    (local_archive.root / "picture.webp").write_bytes(b"RIFF")
+    Picture.objects.create(task=task, source=video, source_output=ArtifactOutput.VIDEO, state=PictureState.READY,
+                           storage_key="picture.webp", content_type="image/webp", size=4, width=1, height=1,
+                           sha256="0" * 64)
 
     with django_capture_on_commit_callbacks(execute=True):
         retention.retention_run()
 
-    assert sorted(seen) == sorted(Artifact.objects.filter(task=task).values_list("pk", flat=True))
+    assert not Picture.objects.filter(task=task).exists()
+    assert "picture.webp" not in local_archive.visible_keys()
 
 
 def test_the_download_of_a_removed_output_says_when_and_why(

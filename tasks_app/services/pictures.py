@@ -164,14 +164,9 @@ def picture_delete(*, task_id: int) -> bool:
 
 
 def picture_delete_for_artifact(*, artifact_id: int) -> bool:
-    """Remove the picture made from this artifact, when its stored output is deleted."""
+    """Remove the picture made from this artifact, when its stored output is deleted (retention)."""
     task_id = Picture.objects.filter(source_id=artifact_id).values_list("task_id", flat=True).first()
     return picture_delete(task_id=task_id) if task_id is not None else False
-
-
-def delete_pictures_for(artifact: Artifact) -> None:
-    """Called by the retention rule (tasks_app/services/retention.py) once an output's file is removed."""
-    picture_delete_for_artifact(artifact_id=artifact.pk)
 
 
 def _delete_object(key: str) -> None:

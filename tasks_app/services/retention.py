@@ -32,6 +32,7 @@ from ..models import (
     RemovalReason,
 )
 from ..selectors import User, can_operate
+from . import pictures
 from .actions import audit_write
 
 logger = logging.getLogger(__name__)
@@ -152,24 +153,7 @@ def _delete_files(artifacts: list[Artifact]) -> None:
                 storage.delete(artifact.storage_key)
             except Exception:  # noqa: BLE001 - a leftover file is harmless; the next output must still go
                 logger.exception("retention could not delete archived file %s", artifact.storage_key)
-        artifact_pictures_delete(artifact=artifact)
-
-
-def artifact_pictures_delete(*, artifact: Artifact) -> None:
-    """Delete the pictures (poster frame, rendered model) made from this output.
-
-    HOOK for the pictures feature, built on another branch: once it provides
-    `tasks_app.services.pictures.delete_pictures_for(artifact)`, this calls it; until
-    then no pictures exist to delete. The lead wires it at merge.
-    """
-    try:
-        from .pictures import delete_pictures_for  # type: ignore[import-not-found]
-    except ImportError:
-        return
-    try:
-        delete_pictures_for(artifact)
-    except Exception:  # noqa: BLE001 - as for the file itself
-        logger.exception("retention could not delete the pictures of artifact %s", artifact.pk)
+        pictures.picture_delete_for_artifact(artifact_id=artifact.pk)
 
 
 def archive_usage_snapshot(*, now: datetime | None = None) -> int:
