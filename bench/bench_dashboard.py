@@ -127,9 +127,9 @@ ORDER BY i
 """
 SEED_ARTIFACTS = """
 INSERT INTO tasks_app_artifact (task_id, output, source_url, deadline, state, attempts, last_error, claim_token,
-    bytes_copied, size, sha256, storage_key, filename, content_type, created)
+    bytes_copied, size, sha256, storage_key, filename, content_type, created, removed_reason)
 SELECT t.id, o.output, '', t.finished_at + interval '24 hours', 'archived', 1, '', '', 4000000, 4000000, '',
-    'bench/' || t.id || '/' || o.output, '', '', t.finished_at
+    'bench/' || t.id || '/' || o.output, '', '', t.finished_at, ''
 FROM tasks_app_task t
 JOIN (VALUES ('video', 'video'), ('video', 'last_frame'), ('3d', 'model_zip')) AS o(kind, output) ON o.kind = t.kind
 WHERE t.status = 'succeeded'

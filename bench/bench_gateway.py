@@ -124,9 +124,9 @@ def seed(count: int) -> dict[str, object]:
         # Each archived video: its mp4 and last frame; each archived 3D task: its zip.
         cursor.execute(
             "INSERT INTO tasks_app_artifact (task_id, output, source_url, state, attempts, last_error, "
-            "claim_token, bytes_copied, size, sha256, storage_key, filename, content_type, created) "
+            "claim_token, bytes_copied, size, sha256, storage_key, filename, content_type, created, removed_reason) "
             "SELECT t.id, o.output, '', 'archived', 1, '', '', 4000000, 4000000, '', "
-            "'bench/' || t.id || '/' || o.output, o.output, '', t.changed_at FROM tasks_app_task t "
+            "'bench/' || t.id || '/' || o.output, o.output, '', t.changed_at, '' FROM tasks_app_task t "
             "JOIN (VALUES ('video', 'video'), ('video', 'last_frame'), ('3d', 'model_zip')) AS o(kind, output) "
             "ON o.kind = t.kind WHERE t.archive_state = 'archived'"
         )
