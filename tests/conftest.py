@@ -97,6 +97,16 @@ def operator(django_user_model, account):
 
 
 @pytest.fixture
+def viewer(django_user_model, account):
+    """A member of `account` who may see its tasks but not act on them."""
+    from tasks_app.models import Membership, MembershipRole
+
+    user = django_user_model.objects.create_user("viewer", password="pw")
+    Membership.objects.create(user=user, account=account, role=MembershipRole.VIEWER)
+    return user
+
+
+@pytest.fixture
 def ana(django_user_model):
     """A person with a known password, for the login tests."""
     from .dashboard_helpers import ANA_PASSWORD

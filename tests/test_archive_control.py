@@ -27,20 +27,6 @@ HTMX = {"HX-Request": "true", "HX-Target": "output-1"}
 
 
 @pytest.fixture
-def operator(django_user_model, account):
-    user = django_user_model.objects.create_user("olga", password="pw")
-    member_of(user, account, MembershipRole.OPERATOR)
-    return user
-
-
-@pytest.fixture
-def viewer(django_user_model, account):
-    user = django_user_model.objects.create_user("vic", password="pw")
-    member_of(user, account, MembershipRole.VIEWER)
-    return user
-
-
-@pytest.fixture
 def stranger(django_user_model, db):
     from tasks_app.models import Account
 
@@ -80,7 +66,7 @@ def test_it_puts_a_failed_output_back_to_pending_now_keeping_its_attempts(
     assert Task.objects.get(pk=artifact.task_id).archive_state in (ArchiveState.ARCHIVED, ArchiveState.PENDING)
     entry = AuditEntry.objects.get(action=AuditAction.ARCHIVE_RETRY)
     assert (entry.result, entry.code, entry.username, entry.ark_id) == (
-        AuditResult.DONE, "queued", "olga", artifact.task.ark_id
+        AuditResult.DONE, "queued", "op", artifact.task.ark_id
     )
 
 

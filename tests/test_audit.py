@@ -6,18 +6,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tasks_app.models import AuditAction, AuditEntry, AuditResult, MembershipRole, Task
+from tasks_app.models import AuditAction, AuditEntry, AuditResult, Task
 from tasks_app.services import actions
 from tasks_app.services.sync import sync_account
-
-from .dashboard_helpers import member_of
-
-
-@pytest.fixture
-def viewer(django_user_model, account):
-    user = django_user_model.objects.create_user("viewer", password="pw")
-    member_of(user, account, MembershipRole.VIEWER)
-    return user
 
 
 def mirror(sim, account, *specs: dict) -> list[Task]:

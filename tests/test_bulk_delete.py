@@ -5,28 +5,12 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from tasks_app.models import Artifact, AuditAction, AuditEntry, AuditResult, MembershipRole, Task
+from tasks_app.models import Artifact, AuditAction, AuditEntry, AuditResult, Task
 from tasks_app.services.actions import tasks_delete_bulk, tasks_remove_bulk
 from tasks_app.services.archive import artifact_archive, artifacts_create_for_task
 from tasks_app.services.sync import sync_account
 
-from .dashboard_helpers import member_of
-
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator(django_user_model, account):
-    user = django_user_model.objects.create_user("olga", password="pw")
-    member_of(user, account, MembershipRole.OPERATOR)
-    return user
-
-
-@pytest.fixture
-def viewer(django_user_model, account):
-    user = django_user_model.objects.create_user("vic", password="pw")
-    member_of(user, account, MembershipRole.VIEWER)
-    return user
 
 
 def mirror(sim, account, *specs: dict) -> list[Task]:
