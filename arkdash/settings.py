@@ -407,6 +407,13 @@ CELERY_BEAT_SCHEDULE["archive-retention"] = {
     "options": {"expires": 3600.0},
 }
 
+# Gallery pictures whose jobs were lost (a killed worker, a broker restart) are queued again.
+CELERY_BEAT_SCHEDULE["picture-sweep"] = {
+    "task": "tasks_app.tasks.picture_sweep",
+    "schedule": 600.0,
+    "options": {"expires": 600.0},
+}
+
 # --- E-mail (alert channels of kind e-mail) -------------------------------------------------
 # Django's own settings, read from variables of the same names.
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
