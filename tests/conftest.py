@@ -283,3 +283,13 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """A request in Chinese leaves Chinese active in the test's thread (LocaleMiddleware
+    activates a language and nothing deactivates it): the next test starts in the default."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()
