@@ -151,8 +151,9 @@ TEMPLATES = [
 WSGI_APPLICATION = "arkdash.wsgi.application"
 
 # Per process, in memory: a few figures that are slow to compute and may be a little old
-# (the model suggestions, the archive lag), and the list's rows under their version
-# (templates/tasks_app/task_list.html). Room for a few hundred pages of rows.
+# (the model suggestions, the archive lag), and the list's rows and the gallery's cards under
+# their version (templates/tasks_app/task_list.html, gallery.html). Room for a few hundred
+# pages of rows and cards.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "OPTIONS": {"MAX_ENTRIES": 20_000}}
 }
