@@ -149,3 +149,47 @@ def test_it_serves_the_picture_to_a_member(user_client, account, local_archive):
     # A task without a picture: 404, not a 500.
     bare = make_task(account, status=TaskStatus.SUCCEEDED)
     assert user_client.get(f"/tasks/{bare.pk}/picture/").status_code == 404
+
+
+def grid_tag(response) -> str:
+    return re.search(r'<ul class="gallery-grid" id="gallery-cards"[^>]*>', response.content.decode())[0]
+
+
+def test_the_grid_refreshes_itself_while_a_card_can_change_and_answers_204_when_none_moved(
+    user_client, account, local_archive
+):
+    done = make_task(account, status=TaskStatus.FAILED)
+    settled = user_client.get("/gallery/")
+    assert "hx-trigger" not in grid_tag(settled)  # nothing on the page can change: no poll
+
+    queued = make_task(account, status=TaskStatus.QUEUED)
+    page = user_client.get("/gallery/?kind=video")
+    tag = grid_tag(page)
+    assert 'hx-get="/gallery/?kind=video"' in tag and 'hx-trigger="every 5s"' in tag
+    seen = re.search(r'"X-Gallery-Seen": "([0-9a-f]+)"', html.unescape(tag))[1]
+
+    poll = {"HX-Request": "true", "X-Gallery-Seen": seen}
+    assert user_client.get("/gallery/?kind=video", headers=poll).status_code == 204  # nothing moved
+
+    queued.status = TaskStatus.RUNNING
+    queued.save()
+    moved = user_client.get("/gallery/?kind=video", headers=poll)
+    assert moved.status_code == 200
+    body = moved.content.decode()
+    assert body.lstrip().startswith('<ul class="gallery-grid"') and "<html" not in body  # the grid alone
+    card = body.split(f'id="card-{queued.pk}"', 1)[1].split("</li>", 1)[0]
+    assert "running" in card and f'id="card-{done.pk}"' in body
+
+
+def test_a_succeeded_task_waits_for_its_picture_then_the_poll_stops(user_client, account, local_archive):
+    task = make_task(account, status=TaskStatus.SUCCEEDED, archive_state="archived",
+                     finished_at=timezone.now() - timedelta(minutes=2))
+    assert "hx-trigger" in grid_tag(user_client.get("/gallery/"))  # its picture job is under way
+
+    give_picture(task)
+    assert "hx-trigger" not in grid_tag(user_client.get("/gallery/"))
+    # A picture that never came for an old task does not keep the page polling for ever.
+    Picture.objects.filter(task=task).delete()
+    task.finished_at = timezone.now() - timedelta(days=1)
+    task.save()
+    assert "hx-trigger" not in grid_tag(user_client.get("/gallery/"))

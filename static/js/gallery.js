@@ -1,5 +1,7 @@
 // The gallery: hovering (or focusing) a video card plays its archived video, muted.
 // The <video> has preload="none", so nothing is fetched until a card is hovered.
+// The grid may be replaced by its live refresh (htmx): new cards are bound when they
+// arrive, and no refresh replaces the grid while a video plays.
 (function () {
   "use strict";
 
@@ -21,9 +23,10 @@
     card.classList.remove("gallery-playing");
   }
 
-  function bind() {
-    document.querySelectorAll(".gallery-card").forEach(function (card) {
-      if (!card.querySelector("video.gallery-video")) return;
+  function bind(root) {
+    root.querySelectorAll(".gallery-card").forEach(function (card) {
+      if (!card.querySelector("video.gallery-video") || card.dataset.hoverBound) return;
+      card.dataset.hoverBound = "1";
       card.addEventListener("mouseenter", function () { start(card); });
       card.addEventListener("mouseleave", function () { stop(card); });
       card.addEventListener("focusin", function () { start(card); });
@@ -31,9 +34,16 @@
     });
   }
 
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.target.id === "gallery-cards" && document.querySelector(".gallery-playing")) {
+      event.preventDefault();  // the next poll tries again
+    }
+  });
+  document.addEventListener("htmx:load", function (event) { bind(event.target); });
+
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", bind);
+    document.addEventListener("DOMContentLoaded", function () { bind(document); });
   } else {
-    bind();
+    bind(document);
   }
 })();

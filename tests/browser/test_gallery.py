@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from tasks_app.models import ArchiveState, ArtifactOutput, Picture, PictureState, Task
@@ -87,6 +88,11 @@ def test_it_shows_a_picture_of_every_kind_of_output_and_plays_a_video_on_hover(
     page.wait_for_function("(s) => document.querySelector(s).paused", arg=video, timeout=15_000)
     page.screenshot(path=str(tmp_path / "gallery-en-light.png"), full_page=True)
 
+    # The grid follows a card that changes without a reload (its poll every 5 s).
+    Task.objects.filter(pk=queued.pk).update(status="running", changed_at=timezone.now())
+    expect(page.locator(f"#card-{queued.pk} .gallery-status-box")).to_contain_text("running", timeout=20_000)
+    expect_picture(page, glb)  # the cards swapped in still show their pictures
+
     # A click opens the task's page.
     page.locator(f"#card-{usdz.pk} a").click()
     page.wait_for_url(f"{live_server.url}/tasks/{usdz.pk}/")
@@ -101,7 +107,7 @@ def test_it_shows_a_picture_of_every_kind_of_output_and_plays_a_video_on_hover(
         log_in_zh(zh, live_server)
         zh.goto(f"{live_server.url}/gallery/")
         expect(zh.get_by_role("heading", name="画廊")).to_be_visible()
-        expect(zh.locator(f"#card-{queued.pk} .gallery-status-box")).to_contain_text("排队中")
+        expect(zh.locator(f"#card-{queued.pk} .gallery-status-box")).to_contain_text("运行中")  # running by now
         for task in expected_sources:
             expect_picture(zh, task)
         # Two cards side by side at a phone's width, none wider than the screen.
