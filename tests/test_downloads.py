@@ -229,6 +229,14 @@ def local_server(delay: float = 0.0, seen: list[str] | None = None) -> Iterator[
         server.server_close()
 
 
+def _still_connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
+
+
 @contextmanager
 def answer_and_reset() -> Iterator[tuple[int, httpx.BaseTransport]]:
     """A server that answers one request and resets the connection at once, and a transport
@@ -253,6 +261,11 @@ def answer_and_reset() -> Iterator[tuple[int, httpx.BaseTransport]]:
         def handle_request(self, request: httpx.Request) -> httpx.Response:
             response = self.inner.handle_request(request)
             assert reset.wait(10), "the server did not reset the connection"
+            client_socket = response.extensions["network_stream"].get_extra_info("socket")
+            deadline = time.monotonic() + 10
+            while _still_connected(client_socket):  # the reset reaches our side a moment later
+                assert time.monotonic() < deadline, "the reset never reached the client"
+                time.sleep(0.01)
             return response
 
     thread = threading.Thread(target=serve, daemon=True)
