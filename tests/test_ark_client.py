@@ -1,4 +1,7 @@
-"""ArkClient against scripted answers (httpx.MockTransport): requests, parsing, errors, secrets."""
+"""ArkClient (tasks_app/ark/client.py) against scripted answers: requests, parsing, paging,
+errors, secrets, delete_task's state table, and how each call uses the retries and the
+shared rate limiter. The retry rules themselves (retry.py) are in test_ark_retry.py; the
+client against the Ark simulator in test_ark_client_against_sim.py."""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import json
 import logging
 import threading
 import types
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -14,11 +16,15 @@ import pytest
 
 from tasks_app.ark import (
     ArkAuthenticationError,
+    ArkBadRequestError,
     ArkClient,
     ArkConnectionError,
+    ArkDeleteRefusedError,
     ArkError,
     ArkNotFoundError,
+    ArkPermissionError,
     ArkProtocolError,
+    ArkRateLimitedError,
     ArkServerError,
     ArkTask,
     ArkTimeoutError,
@@ -26,53 +32,31 @@ from tasks_app.ark import (
 )
 from tasks_app.ark import client as client_module
 
-KEY = "sk-very-secret-key-0123456789"
-BASE = "https://ark.example/api/v3"
-TASKS = "/api/v3/contents/generations/tasks"
+from .ark_fakes import (
+    BASE,
+    KEY,
+    TASKS,
+    FakeArk,
+    RecordingLimiter,
+    error_answer,
+    make_client,
+    not_found,
+    page_json,
+    task_answer,
+    task_json,
+    without_proxies,
+)
 
-Step = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
-
-
-class FakeArk:
-    """Answers requests with scripted steps, in order, and records every request."""
-
-    def __init__(self, *steps: Step) -> None:
-        self.steps = list(steps)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        if not self.steps:
-            raise AssertionError(f"unexpected request {request.method} {request.url}")
-        step = self.steps.pop(0)
-        if isinstance(step, Exception):
-            raise step
-        if isinstance(step, httpx.Response):
-            return step
-        return step(request)
+TASK_PATH = f"{TASKS}/cgt-1"
 
 
-def make_client(fake: FakeArk, **kwargs) -> ArkClient:
-    kwargs.setdefault("sleep", lambda seconds: None)
-    return ArkClient(BASE, KEY, transport=httpx.MockTransport(fake), **kwargs)
-
-
-def task_json(task_id: str, status: str = "queued", **extra) -> dict:
-    return {
-        "id": task_id,
-        "model": "doubao-seedance-1-0-pro-250528",
-        "status": status,
-        "created_at": 1,
-        **extra,
-    }
-
-
-def page_json(ids: list[str], total: int) -> dict:
-    return {"total": total, "items": [task_json(task_id) for task_id in ids]}
+def on_task_path(*steps) -> FakeArk:
+    """A FakeArk for delete_task("cgt-1"): its DELETE and re-reads all go to one path."""
+    return FakeArk(*steps, only_path=TASK_PATH)
 
 
 def test_it_sends_auth_content_type_user_agent_and_a_fresh_client_request_id():
-    fake = FakeArk(httpx.Response(200, json=task_json("cgt-1")), httpx.Response(200, json=task_json("cgt-1")))
+    fake = FakeArk(task_answer(), task_answer())
     client = make_client(fake)
 
     client.get_task("cgt-1")
@@ -87,7 +71,7 @@ def test_it_sends_auth_content_type_user_agent_and_a_fresh_client_request_id():
 
 
 def test_it_sets_a_timeout_with_a_shorter_connect_on_every_request():
-    fake = FakeArk(httpx.Response(200, json=task_json("cgt-1")))
+    fake = FakeArk(task_answer())
     client = make_client(fake, timeout=12.0)
 
     client.get_task("cgt-1")
@@ -189,9 +173,7 @@ def test_it_rejects_task_ids_that_could_change_the_url(bad_id):
 
 
 def test_it_returns_the_parsed_task_from_get():
-    fake = FakeArk(
-        httpx.Response(200, json=task_json("cgt-1", "succeeded", content={"video_url": "https://o/v.mp4"}))
-    )
+    fake = FakeArk(task_answer("cgt-1", "succeeded", content={"video_url": "https://o/v.mp4"}))
 
     task = make_client(fake).get_task("cgt-1")
 
@@ -202,7 +184,7 @@ def test_it_returns_the_parsed_task_from_get():
 
 def test_it_raises_not_found_for_an_unknown_task():
     fake = FakeArk(
-        httpx.Response(404, json={"error": {"code": "NotFound.Task", "message": "task not found"}}),
+        error_answer(404, "NotFound.Task", "task not found"),
     )
 
     with pytest.raises(ArkNotFoundError) as caught:
@@ -326,7 +308,7 @@ def test_it_detects_a_body_shorter_than_its_content_length():
     truncated = json.dumps(task_json("cgt-1")).encode()[:20]
     fake = FakeArk(
         httpx.Response(200, content=truncated, headers={"content-length": "400"}),
-        httpx.Response(200, json=task_json("cgt-1")),
+        task_answer(),
     )
 
     task = make_client(fake).get_task("cgt-1")
@@ -406,7 +388,7 @@ def test_it_keeps_the_key_out_of_errors_reprs_and_logs(caplog):
         httpx.Response(401, json={"error": {"code": "AuthenticationError", "message": f"bad key {KEY}"}}),
         httpx.ConnectError(f"cannot connect with Bearer {KEY}"),
         httpx.Response(500, json={"error": {"message": f"echo Authorization: Bearer {KEY}"}}),
-        httpx.Response(200, json=task_json("cgt-1")),
+        task_answer(),
     )
     client = make_client(fake, max_retries=2)
     seen = []
@@ -477,8 +459,7 @@ class _CountingHandler(BaseHTTPRequestHandler):
 
 
 def test_it_reuses_one_connection_across_calls(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    without_proxies(monkeypatch)
     _CountingHandler.peers = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _CountingHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -493,3 +474,254 @@ def test_it_reuses_one_connection_across_calls(monkeypatch):
 
     assert len(_CountingHandler.peers) == 3
     assert len(set(_CountingHandler.peers)) == 1
+
+
+# --- delete_task: Ark's state table, and never repeating a DELETE blindly
+
+
+@pytest.mark.parametrize("body", [b"", b"{}"])
+def test_it_returns_the_cancelled_task_after_deleting_a_queued_one(body):
+    fake = on_task_path(httpx.Response(200, content=body), task_answer(status="cancelled"))
+
+    result = make_client(fake).delete_task("cgt-1")
+
+    assert result is not None
+    assert result.status == "cancelled"
+    assert fake.calls == ["DELETE", "GET"]
+
+
+def test_it_returns_none_after_deleting_a_finished_record():
+    fake = on_task_path(httpx.Response(200, json={}), not_found())
+
+    assert make_client(fake).delete_task("cgt-1") is None
+    assert fake.calls == ["DELETE", "GET"]
+
+
+def test_it_returns_none_when_the_record_is_already_gone():
+    fake = on_task_path(not_found())
+
+    assert make_client(fake).delete_task("cgt-1") is None
+    assert fake.calls == ["DELETE"]
+
+
+@pytest.mark.parametrize("http_status", [400, 403, 409])
+@pytest.mark.parametrize("task_status", ["running", "cancelled"])
+def test_it_raises_arks_refusal_once_a_re_read_says_why(http_status, task_status):
+    fake = on_task_path(
+        error_answer(http_status, "SomeUndocumentedCode", "not allowed"), task_answer(status=task_status)
+    )
+
+    with pytest.raises(ArkDeleteRefusedError) as caught:
+        make_client(fake).delete_task("cgt-1")
+
+    assert caught.value.status == task_status
+    assert caught.value.task.status == task_status
+    assert caught.value.http_status == http_status
+    assert fake.calls == ["DELETE", "GET"]  # never a second DELETE
+
+
+def test_it_returns_none_when_a_refused_delete_finds_the_record_gone():
+    fake = on_task_path(error_answer(409, "Conflict", "conflict"), not_found())
+
+    assert make_client(fake).delete_task("cgt-1") is None
+    assert fake.calls == ["DELETE", "GET"]
+
+
+def test_it_raises_a_refusal_the_re_read_does_not_explain_as_it_came():
+    fake = on_task_path(
+        error_answer(403, "AccountOverdueError", "account overdue"), task_answer(status="queued")
+    )
+
+    with pytest.raises(ArkPermissionError) as caught:
+        make_client(fake).delete_task("cgt-1")
+
+    assert not isinstance(caught.value, ArkBadRequestError)
+    assert caught.value.code == "AccountOverdueError"
+    assert fake.calls == ["DELETE", "GET"]
+
+
+@pytest.mark.parametrize(
+    "unknown",
+    [
+        httpx.Response(500, json={"error": {"code": "InternalServiceError", "message": "oops"}}),
+        httpx.ReadTimeout("sent, no answer"),
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx.Response(200, content=b"{", headers={"content-length": "2"}),
+    ],
+)
+def test_it_re_reads_instead_of_repeating_when_the_outcome_is_unknown(unknown):
+    fake = on_task_path(unknown, task_answer(status="cancelled"))
+
+    result = make_client(fake).delete_task("cgt-1")
+
+    assert result is not None and result.status == "cancelled"
+    assert fake.calls == ["DELETE", "GET"]
+
+
+def test_it_returns_none_when_the_re_read_finds_the_record_gone():
+    fake = on_task_path(httpx.ReadTimeout("slow"), not_found())
+
+    assert make_client(fake).delete_task("cgt-1") is None
+    assert fake.calls == ["DELETE", "GET"]
+
+
+@pytest.mark.parametrize("unchanged", ["queued", "succeeded"])
+def test_it_sends_the_delete_once_more_when_the_re_read_shows_it_did_not_happen(unchanged):
+    fake = on_task_path(
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        task_answer(status=unchanged),
+        httpx.Response(200, json={}),
+        task_answer(status="cancelled") if unchanged == "queued" else not_found(),
+    )
+
+    result = make_client(fake).delete_task("cgt-1")
+
+    assert fake.calls == ["DELETE", "GET", "DELETE", "GET"]
+    assert (result.status if result else None) == ("cancelled" if unchanged == "queued" else None)
+
+
+def test_it_gives_up_with_the_original_error_when_the_second_delete_is_also_unknown():
+    fake = on_task_path(
+        httpx.Response(503, json={"error": {"message": "busy"}}),
+        task_answer(status="queued"),
+        httpx.Response(503, json={"error": {"message": "still busy"}}),
+        task_answer(status="queued"),
+    )
+
+    with pytest.raises(ArkServerError, match="still busy"):
+        make_client(fake).delete_task("cgt-1")
+
+    assert fake.calls == ["DELETE", "GET", "DELETE", "GET"]
+
+
+def test_it_reports_a_refusal_when_the_re_read_shows_the_task_running():
+    fake = on_task_path(httpx.ReadTimeout("slow"), task_answer(status="running"))
+
+    with pytest.raises(ArkBadRequestError, match="running"):
+        make_client(fake).delete_task("cgt-1")
+
+    assert fake.calls == ["DELETE", "GET"]
+
+
+def test_it_raises_the_delete_error_when_the_re_read_fails_too():
+    fake = on_task_path(httpx.ReadTimeout("slow"), *[httpx.ConnectError("refused")] * 4)
+
+    with pytest.raises(ArkTimeoutError):
+        make_client(fake).delete_task("cgt-1")
+
+    assert fake.calls == ["DELETE", "GET", "GET", "GET", "GET"]
+
+
+@pytest.mark.parametrize(
+    "not_reached", [httpx.ConnectError("refused"), httpx.Response(429, headers={"Retry-After": "0"})]
+)
+def test_it_repeats_a_delete_that_surely_did_not_reach_ark(not_reached):
+    fake = on_task_path(not_reached, httpx.Response(200, json={}), task_answer(status="cancelled"))
+
+    result = make_client(fake).delete_task("cgt-1")
+
+    assert result is not None and result.status == "cancelled"
+    assert fake.calls == ["DELETE", "DELETE", "GET"]
+
+
+def test_it_raises_rate_limited_when_ark_keeps_refusing_for_load():
+    fake = on_task_path(*[httpx.Response(429, headers={"Retry-After": "1"})] * 4)
+
+    with pytest.raises(ArkRateLimitedError):
+        make_client(fake).delete_task("cgt-1")
+
+    assert fake.calls == ["DELETE"] * 4
+
+
+def test_it_propagates_a_failed_re_read_after_a_clean_delete():
+    fake = on_task_path(httpx.Response(200, json={}), *[httpx.ReadTimeout("slow")] * 4)
+
+    with pytest.raises(ArkConnectionError):
+        make_client(fake).delete_task("cgt-1")
+
+    assert fake.calls == ["DELETE", "GET", "GET", "GET", "GET"]
+
+
+def test_it_treats_a_garbled_re_read_as_a_protocol_error():
+    fake = on_task_path(httpx.Response(200, json={}), *[httpx.Response(200, content=b"not json")] * 4)
+
+    with pytest.raises(ArkProtocolError):
+        make_client(fake).delete_task("cgt-1")
+
+
+# --- retries as the client runs them: attempts, the shared rate limiter, logs
+
+
+def test_it_stops_after_max_retries_and_raises_the_last_error():
+    fake = FakeArk(*[error_answer(500)] * 3)
+    waits: list[float] = []
+
+    with pytest.raises(ArkServerError):
+        make_client(fake, waits, max_retries=2).get_task("cgt-1")
+
+    assert len(fake.requests) == 3
+    assert len(waits) == 2
+
+
+def test_it_makes_one_attempt_when_retries_are_off():
+    fake = FakeArk(error_answer(503))
+    waits: list[float] = []
+
+    with pytest.raises(ArkServerError):
+        make_client(fake, waits, max_retries=0).get_task("cgt-1")
+
+    assert len(fake.requests) == 1
+    assert waits == []
+
+
+def test_it_raises_a_timeout_error_when_every_attempt_times_out():
+    fake = FakeArk(*[httpx.ReadTimeout("slow")] * 4)
+
+    with pytest.raises(ArkTimeoutError):
+        make_client(fake).list_tasks()
+
+    assert len(fake.requests) == 4
+
+
+def test_it_penalizes_a_default_pause_when_a_429_has_no_retry_after():
+    limiter = RecordingLimiter()
+    fake = FakeArk(error_answer(429), task_answer())
+
+    make_client(fake, rate_limiter=limiter).get_task("cgt-1")
+
+    penalties = [call for call in limiter.calls if call[0] == "penalize"]
+    assert penalties == [("penalize", "get", 1.0)]
+
+
+def test_it_acquires_the_limiter_before_every_attempt_with_the_endpoint_name():
+    limiter = RecordingLimiter()
+    fake = FakeArk(
+        error_answer(500),
+        httpx.Response(200, json={"total": 0, "items": []}),
+        httpx.Response(200, json={"id": "cgt-9"}),
+        task_answer(),
+    )
+    client = make_client(fake, rate_limiter=limiter)
+
+    client.list_tasks()
+    client.create_task(model="m", content=[{"type": "text", "text": "x"}])
+    client.get_task("cgt-9")
+
+    assert [call for call in limiter.calls if call[0] == "acquire"] == [
+        ("acquire", "list"),
+        ("acquire", "list"),
+        ("acquire", "create"),
+        ("acquire", "get"),
+    ]
+
+
+def test_it_logs_each_retry_without_the_key(caplog):
+    caplog.set_level(logging.DEBUG, logger="tasks_app.ark")
+    fake = FakeArk(error_answer(500), error_answer(429, headers={"Retry-After": "1"}), task_answer())
+
+    make_client(fake).get_task("cgt-1")
+
+    retries = [record for record in caplog.records if "retrying" in record.getMessage()]
+    assert len(retries) == 2
+    assert "contents/generations/tasks/cgt-1" in retries[0].getMessage()
+    assert KEY not in caplog.text

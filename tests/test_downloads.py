@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -227,6 +229,65 @@ def local_server(delay: float = 0.0, seen: list[str] | None = None) -> Iterator[
         server.server_close()
 
 
+def _still_connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def answer_and_reset() -> Iterator[tuple[int, httpx.BaseTransport]]:
+    """A server that answers one request and resets the connection at once, and a transport
+    that hands the answer over only after that reset, as a fast server makes it happen."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    reset = threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n\r\n")
+            # Linger 0: close with a reset, as a server does that leaves the body unread.
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        reset.set()
+
+    class AnswerAfterReset(httpx.BaseTransport):
+        inner = httpx.HTTPTransport()
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = self.inner.handle_request(request)
+            assert reset.wait(10), "the server did not reset the connection"
+            client_socket = response.extensions["network_stream"].get_extra_info("socket")
+            deadline = time.monotonic() + 10
+            while _still_connected(client_socket):  # the reset reaches our side a moment later
+                assert time.monotonic() < deadline, "the reset never reached the client"
+                time.sleep(0.01)
+            return response
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], AnswerAfterReset()
+    finally:
+        listener.close()
+        thread.join(10)
+
+
+def test_a_download_whose_server_answered_and_reset_at_once_is_a_retryable_failure():
+    # The socket no longer knows its peer (ENOTCONN): a broken connection, never an OSError.
+    with answer_and_reset() as (port, transport):
+        with pytest.raises(FetchError, match="closed before its address could be checked") as caught:
+            with open_source(f"http://127.0.0.1:{port}/a", policy=UrlPolicy(allowed_hosts=["*"]),
+                             resolver=public_resolver, transport=transport):
+                pass
+    assert caught.value.retryable is True
+    assert not isinstance(caught.value, FetchRefused)
+
+
 def test_it_refuses_when_the_connected_address_is_private_despite_dns():
     # DNS said public (rebinding), the socket went to loopback: refused before the body is read.
     policy = UrlPolicy(allowed_hosts=["*"])
@@ -360,6 +421,25 @@ def test_a_guarded_post_keeps_the_urls_query_and_follows_no_redirect():
                       resolver=public_resolver, transport=httpx.MockTransport(hook)) as response:
         assert response.status_code == 302
     assert seen == [("https://hooks.example.com/send?access_token=t&sign=s", b"{}", "test/1")]
+
+
+def test_a_guarded_post_whose_server_answered_and_reset_at_once_raises_an_http_error():
+    # What alert channels and the callback relay record as a failed delivery, to try again.
+    with answer_and_reset() as (port, transport):
+        posting = guarded_post(f"http://127.0.0.1:{port}/hook", policy=UrlPolicy(allowed_hosts=["*"]),
+                               timeout=5, headers={}, content=b"{}", resolver=public_resolver,
+                               transport=transport)
+        with pytest.raises(httpx.ReadError, match="closed before its address could be checked"), posting:
+            pass
+
+
+def test_a_guarded_post_to_an_opted_in_private_host_reads_an_answer_given_before_a_reset():
+    # Its address is not checked, so the reset cannot get in the way of the 501.
+    with answer_and_reset() as (port, transport):
+        policy = UrlPolicy(allowed_hosts=[], private_hosts=[f"127.0.0.1:{port}"])
+        with guarded_post(f"http://127.0.0.1:{port}/hook", policy=policy, timeout=5, headers={},
+                          content=b"{}", transport=transport) as response:
+            assert response.status_code == 501
 
 
 def test_a_guarded_post_refuses_when_the_connected_address_is_private_despite_dns():

@@ -326,10 +326,22 @@ class Source:
 
 
 def peer_address(response: httpx.Response) -> str | None:
+    """The address the response's connection is to; None for in-process transports.
+
+    Raises httpx.ReadError when the server has already reset the connection (it may
+    answer and close at once): the socket no longer knows its peer (ENOTCONN), so the
+    address cannot be checked and the exchange counts as a broken connection.
+    """
     stream = response.extensions.get("network_stream")
     if stream is None:  # in-process transports (tests) have no socket
         return None
-    peer = stream.get_extra_info("server_addr")
+    try:
+        peer = stream.get_extra_info("server_addr")
+    except OSError as exc:
+        raise httpx.ReadError(
+            f"the connection closed before its address could be checked ({exc.strerror or exc})",
+            request=response.request,
+        ) from None
     return str(peer[0]) if peer else None
 
 
@@ -386,11 +398,15 @@ def open_source(
             except httpx.HTTPError as exc:
                 raise FetchError(f"could not connect to {redact_url(current)} ({exc})") from None
             try:
-                peer = peer_address(response)
-                if must_be_public and peer is not None and not is_public(peer):
-                    raise FetchRefused(
-                        f"refused: {redact_url(current)} connected to the non-public address {peer}"
-                    )
+                if must_be_public:
+                    try:
+                        peer = peer_address(response)
+                    except httpx.ReadError as exc:
+                        raise FetchError(f"{redact_url(current)}: {exc}") from None
+                    if peer is not None and not is_public(peer):
+                        raise FetchRefused(
+                            f"refused: {redact_url(current)} connected to the non-public address {peer}"
+                        )
                 if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
                     current = urljoin(current, response.headers["location"])
                     response.close()
@@ -430,8 +446,9 @@ def guarded_post(
 
     The check raises FetchRefused or FetchError (DNS) at once, before anything is sent.
     Inside the context the answer is streamed and not yet read; the connection closes on
-    exit. Sending raises httpx.HTTPError, FetchRefused (an address the guard refuses), or
-    PeerNotPublic. Redirects are never followed: one could point anywhere.
+    exit. Sending raises httpx.HTTPError (httpx.ReadError too when the server reset the
+    connection before its address could be checked), FetchRefused (an address the guard
+    refuses), or PeerNotPublic. Redirects are never followed: one could point anywhere.
     """
     must_be_public = policy.check(url, resolver=resolver)
     return _post(url, policy=policy, must_be_public=must_be_public, timeout=timeout, headers=headers,
@@ -456,9 +473,10 @@ def _post(url: str, *, policy: UrlPolicy, must_be_public: bool, timeout: float, 
         response = client.send(request, stream=True)
         try:
             # The address really connected to, checked again as for downloads.
-            peer = peer_address(response)
-            if must_be_public and peer is not None and not is_public(peer):
-                raise PeerNotPublic()
+            if must_be_public:
+                peer = peer_address(response)
+                if peer is not None and not is_public(peer):
+                    raise PeerNotPublic()
             yield response
         finally:
             response.close()
