@@ -23,8 +23,15 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import (Artifact, InsightsHourArchived, InsightsHourCount, InsightsHourTime, InsightsPhase, ModelPrice,
-                     TaskStatus)
+from .models import (
+    Artifact,
+    InsightsHourArchived,
+    InsightsHourCount,
+    InsightsHourTime,
+    InsightsPhase,
+    ModelPrice,
+    TaskStatus,
+)
 from .selectors import Access, archive_lag_seconds
 from .services import insights_rollup as rollup
 

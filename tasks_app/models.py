@@ -530,6 +530,9 @@ class InsightsHourCount(models.Model):
     class Meta:
         indexes = [models.Index(fields=["account", "hour"], name="insights_count_hour")]
 
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.hour:%Y-%m-%d %H}h {self.model} {self.status}: {self.tasks}"
+
 
 class InsightsPhase(models.TextChoices):
     QUEUED = "queued", _("queued")
@@ -550,6 +553,9 @@ class InsightsHourTime(models.Model):
     class Meta:
         indexes = [models.Index(fields=["account", "hour"], name="insights_time_hour")]
 
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.hour:%Y-%m-%d %H}h {self.model} {self.phase} bin {self.bin}: {self.tasks}"
+
 
 class InsightsHourArchived(models.Model):
     """Bytes of the outputs of one account archived in one UTC hour."""
@@ -561,6 +567,9 @@ class InsightsHourArchived(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "hour"], name="insights_archived_unique_hour")]
 
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.hour:%Y-%m-%d %H}h: {self.bytes} bytes"
+
 
 class InsightsDirtyHour(models.Model):
     """An (account, UTC hour) whose rollup rows a change outside Task.changed_at made stale
@@ -568,3 +577,6 @@ class InsightsDirtyHour(models.Model):
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
     hour = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.hour:%Y-%m-%d %H}h"

@@ -100,8 +100,14 @@ def seed_world(rng: random.Random, accounts: list, count: int, *, archived: bool
     for _ in range(count):
         created = edge_moment(rng)
         status = rng.choice(TaskStatus.values)
-        started = created + timedelta(seconds=rng.choice([0, 1, rng.randint(2, 900)])) if rng.random() < 0.8 else None
-        finished = started + timedelta(seconds=rng.randint(0, 600)) if started and status in FINISHED else None
+        started = (
+            created + timedelta(seconds=rng.choice([0, 1, rng.randint(2, 900)]))
+            if rng.random() < 0.8
+            else None
+        )
+        finished = (
+            started + timedelta(seconds=rng.randint(0, 600)) if started and status in FINISHED else None
+        )
         tasks.append(make_task(
             rng.choice(accounts), status=status, model=rng.choice(MODELS), created=created, started_at=started,
             finished_at=finished, total_tokens=rng.choice([None, rng.randint(1, 200_000)]),
@@ -235,7 +241,9 @@ def test_the_figures_from_the_rollup_equal_the_raw_figures_through_every_change(
     assert report.done == 15
     for artifact in Artifact.objects.filter(state=ArtifactState.PENDING)[:10]:
         Artifact.objects.filter(pk=artifact.pk).update(claim_token="tok")
-        archive._record_outcome(artifact, "tok", copied=archive._Copied(size=rng.randint(1, 10**6), sha256="0" * 64))
+        archive._record_outcome(
+            artifact, "tok", copied=archive._Copied(size=rng.randint(1, 10**6), sha256="0" * 64)
+        )
     rollup_refresh()
     check()
 

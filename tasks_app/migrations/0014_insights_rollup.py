@@ -5,61 +5,105 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks_app', '0013_model_prices'),
+        ("tasks_app", "0013_model_prices"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='InsightsDirtyHour',
+            name="InsightsDirtyHour",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hour', models.DateTimeField()),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tasks_app.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("hour", models.DateTimeField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tasks_app.account"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='InsightsHourArchived',
+            name="InsightsHourArchived",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hour', models.DateTimeField()),
-                ('bytes', models.BigIntegerField()),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tasks_app.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("hour", models.DateTimeField()),
+                ("bytes", models.BigIntegerField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tasks_app.account"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('account', 'hour'), name='insights_archived_unique_hour')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("account", "hour"), name="insights_archived_unique_hour")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='InsightsHourCount',
+            name="InsightsHourCount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hour', models.DateTimeField()),
-                ('model', models.CharField(blank=True, max_length=128)),
-                ('status', models.CharField(max_length=16)),
-                ('error_code', models.CharField(blank=True, max_length=200)),
-                ('tasks', models.PositiveIntegerField()),
-                ('tokens', models.BigIntegerField()),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tasks_app.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("hour", models.DateTimeField()),
+                ("model", models.CharField(blank=True, max_length=128)),
+                ("status", models.CharField(max_length=16)),
+                ("error_code", models.CharField(blank=True, max_length=200)),
+                ("tasks", models.PositiveIntegerField()),
+                ("tokens", models.BigIntegerField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tasks_app.account"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['account', 'hour'], name='insights_count_hour')],
+                "indexes": [models.Index(fields=["account", "hour"], name="insights_count_hour")],
             },
         ),
         migrations.CreateModel(
-            name='InsightsHourTime',
+            name="InsightsHourTime",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hour', models.DateTimeField()),
-                ('model', models.CharField(blank=True, max_length=128)),
-                ('phase', models.CharField(choices=[('queued', 'queued'), ('running', 'running')], max_length=8)),
-                ('bin', models.IntegerField()),
-                ('tasks', models.PositiveIntegerField()),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tasks_app.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("hour", models.DateTimeField()),
+                ("model", models.CharField(blank=True, max_length=128)),
+                (
+                    "phase",
+                    models.CharField(choices=[("queued", "queued"), ("running", "running")], max_length=8),
+                ),
+                ("bin", models.IntegerField()),
+                ("tasks", models.PositiveIntegerField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tasks_app.account"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['account', 'hour'], name='insights_time_hour')],
+                "indexes": [models.Index(fields=["account", "hour"], name="insights_time_hour")],
             },
         ),
     ]

@@ -45,8 +45,8 @@ from ..models import (
 )
 from ..ratelimit import RateLimitWaitTooLong
 from ..selectors import can_operate, outputs_unarchived
-from .accounts import client_for
 from . import insights_rollup
+from .accounts import client_for
 from .sync import task_upsert_from_ark
 
 logger = logging.getLogger(__name__)

@@ -131,9 +131,19 @@ def time_bins(tasks: QuerySet[Task]) -> Counter:
     )
     for account_id, created, model, started, finished in rows.order_by().iterator(chunk_size=WRITE_BATCH):
         hour = hour_of(created)
-        bins[(account_id, hour, model, InsightsPhase.QUEUED, time_bin((started - created).total_seconds()))] += 1
+        bins[
+            (account_id, hour, model, InsightsPhase.QUEUED, time_bin((started - created).total_seconds()))
+        ] += 1
         if finished is not None:
-            bins[(account_id, hour, model, InsightsPhase.RUNNING, time_bin((finished - started).total_seconds()))] += 1
+            bins[
+                (
+                    account_id,
+                    hour,
+                    model,
+                    InsightsPhase.RUNNING,
+                    time_bin((finished - started).total_seconds()),
+                )
+            ] += 1
     return bins
 
 
