@@ -2,7 +2,7 @@
 
 Every figure covers the tasks of the accounts the person sees (Access.tasks()) created in
 the range, bucketed by hour (24 h) or by day in the viewer's time zone. They are read from
-the hourly rollup (services/insights_rollup.py) for the range's whole UTC hours and from the
+the hourly rollup (services/insights_rollup.py) for the UTC hours whole in one bucket and from the
 raw rows for the rest; see docs/insights.md.
 Times queued and running are what ArkDash observed: a task counts as started when a sync
 first saw it running, so they are as precise as the sync's period.
@@ -14,10 +14,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
+from functools import reduce
+from operator import or_
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import Trunc
 from django.http import QueryDict
 from django.utils import timezone
@@ -187,18 +189,15 @@ class Insights:
 def insights_for(*, access: Access, period: InsightsRange) -> Insights:
     """Every figure of the insights page for the tasks `access` sees, created in `period`.
 
-    Whole UTC hours come from the rollup (services/insights_rollup.py, refreshed every
-    minute); the partial hours at the range's ends, and every hour in a zone whose day does
-    not start on a whole UTC hour, from the raw rows. The cost (from the admin's price table)
-    and the archive lag are current.
+    The UTC hours that lie whole in one bucket come from the rollup (services/insights_rollup.py,
+    refreshed every minute); the rest from the raw rows (see _Plan). The cost (from the
+    admin's price table) and the archive lag are current.
     """
     buckets = period.buckets()
     index = {period.bucket_key(bucket): n for n, bucket in enumerate(buckets)}
-    whole = _whole_hours(period)
-    raw_spans = [(period.start, period.end)] if whole is None else [(period.start, whole[0]), (whole[1], period.end)]
-    raw_spans = [(start, end) for start, end in raw_spans if start < end]
+    plan = _Plan.of(period, buckets)
 
-    rows = _count_rows(access, period, whole, raw_spans, index)
+    rows = _count_rows(access, period, plan, index)
     per_model: dict[str, int] = defaultdict(int)
     for row in rows:
         per_model[row.model] += row.n
@@ -232,9 +231,9 @@ def insights_for(*, access: Access, period: InsightsRange) -> Insights:
         succeeded=[d.get(TaskStatus.SUCCEEDED, 0) for d in by_status],
         finished=[sum(d.get(status, 0) for status in FINISHED) for d in by_status],
         costs=costs,
-        times=_times(access, whole, raw_spans),
+        times=_times(access, plan),
         failure_codes=sorted(failures.items(), key=lambda item: (-item[1], item[0]))[:TOP_FAILURE_CODES],
-        archived_bytes=_archived_bytes(access, period, whole, raw_spans, index),
+        archived_bytes=_archived_bytes(access, period, plan, index),
         archive_lag_seconds=_archive_lag(access),
         tokens_total=dict(tokens_total),
         total_created=sum(row.n for row in rows),
@@ -253,37 +252,75 @@ class _CountRow:
     tokens: int
 
 
-def _whole_hours(period: InsightsRange) -> tuple[datetime, datetime] | None:
-    """The whole UTC hours inside the range, when every bucket starts on a whole UTC hour
-    (zones with whole-hour offsets); None otherwise (Asia/Kolkata's days start at :30)."""
-    first, last = rollup.hour_of(period.start), rollup.hour_of(period.end)
-    if first < period.start:
-        first += rollup.HOUR
-    if first >= last or any(bucket.astimezone(UTC) != rollup.hour_of(bucket) for bucket in period.buckets()):
+@dataclass(frozen=True)
+class _Plan:
+    """Which parts of a range come from the rollup and which from the raw rows.
+
+    The rollup serves the UTC hours that lie whole inside the range and inside one bucket.
+    The raw rows serve the rest: the partial hours at the range's ends and, in a zone whose
+    offset is not whole hours (Asia/Kolkata +5:30), each hour a bucket starts in (for local
+    days, one hour a day; for the 24-hour range, every hour).
+    """
+
+    rollup: list[tuple[datetime, datetime]]  # contiguous [start, end) runs of whole UTC hours
+    raw: list[tuple[datetime, datetime]]
+
+    @classmethod
+    def of(cls, period: InsightsRange, buckets: list[datetime]) -> _Plan:
+        first, last = rollup.hour_of(period.start), rollup.hour_of(period.end)
+        if first < period.start:
+            first += rollup.HOUR
+        if first >= last:
+            return cls(rollup=[], raw=[(period.start, period.end)])
+        split = {rollup.hour_of(bucket) for bucket in buckets if bucket.astimezone(UTC) != rollup.hour_of(bucket)}
+        hours = [first + n * rollup.HOUR for n in range((last - first) // rollup.HOUR)]
+        raw = [(period.start, first), *((hour, hour + rollup.HOUR) for hour in hours if hour in split),
+               (last, period.end)]  # fmt: skip
+        whole = [(hour, hour + rollup.HOUR) for hour in hours if hour not in split]
+        return cls(rollup=_merged(whole), raw=_merged([(start, end) for start, end in raw if start < end]))
+
+    def rollup_filter(self) -> Q | None:
+        return _spans_filter("hour", self.rollup)
+
+    def raw_filter(self, field: str) -> Q | None:
+        return _spans_filter(field, self.raw)
+
+
+def _merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    runs: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(spans):
+        if runs and runs[-1][1] >= start:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], end))
+        else:
+            runs.append((start, end))
+    return runs
+
+
+def _spans_filter(field: str, spans: list[tuple[datetime, datetime]]) -> Q | None:
+    if not spans:
         return None
-    return first, last
+    return reduce(or_, (Q(**{f"{field}__gte": start, f"{field}__lt": end}) for start, end in spans))
 
 
 def _scoped(queryset: QuerySet, access: Access) -> QuerySet:
     return queryset if access.everything else queryset.filter(account_id__in=sorted(access.visible_account_ids))
 
 
-def _count_rows(access: Access, period: InsightsRange, whole, raw_spans, index: dict) -> list[_CountRow]:
-    """Tasks and tokens per bucket, status, model and error code: the rollup's whole hours
-    summed into the viewer's buckets, and the raw rows of the partial ones."""
+def _count_rows(access: Access, period: InsightsRange, plan: _Plan, index: dict) -> list[_CountRow]:
+    """Tasks and tokens per bucket, status, model and error code: the rollup's hours summed
+    into the viewer's buckets, and the raw rows of the other hours."""
     kind = "hour" if period.hourly else "day"
     grouped: list[dict] = []
-    if whole is not None:
+    if (hours := plan.rollup_filter()) is not None:
         grouped += (
-            _scoped(InsightsHourCount.objects, access).filter(hour__gte=whole[0], hour__lt=whole[1])
+            _scoped(InsightsHourCount.objects, access).filter(hours)
             .annotate(bucket=Trunc("hour", kind, tzinfo=period.zone))
             .values("bucket", "status", "model", "error_code")
             .annotate(n=Sum("tasks"), tokens=Sum("tokens"))
             .order_by()
         )  # fmt: skip
-    for start, end in raw_spans:
-        tasks = access.tasks().filter(ark_created_at__gte=start, ark_created_at__lt=end)
-        grouped += rollup.count_rows(tasks, kind=kind, zone=period.zone)
+    if (created := plan.raw_filter("ark_created_at")) is not None:
+        grouped += rollup.count_rows(access.tasks().filter(created), kind=kind, zone=period.zone)
     return [_CountRow(index.get(period.key(row["bucket"])), row["status"], row["model"], row["error_code"], row["n"],
                       row["tokens"] or 0) for row in grouped]  # fmt: skip
 
@@ -301,21 +338,20 @@ def _costs(tokens_by_model: dict[str, int]) -> tuple[list[ModelCost], Decimal | 
     return costs, (sum(priced, Decimal("0.00")) if priced else None), unpriced
 
 
-def _times(access: Access, whole, raw_spans) -> list[ModelTimes]:
+def _times(access: Access, plan: _Plan) -> list[ModelTimes]:
     """p50 and p95 of the observed time queued (created → first seen running) and running
     (first seen running → finished), per model, from the time bins: within
     rollup.RELATIVE_ERROR of the exact percentiles."""
     bins: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    if whole is not None:
+    if (hours := plan.rollup_filter()) is not None:
         rows = (
-            _scoped(InsightsHourTime.objects, access).filter(hour__gte=whole[0], hour__lt=whole[1])
+            _scoped(InsightsHourTime.objects, access).filter(hours)
             .values_list("model", "phase", "bin").annotate(n=Sum("tasks")).order_by()
         )  # fmt: skip
         for model, phase, time_bin, n in rows:
             bins[(model, phase)][time_bin] += n
-    for start, end in raw_spans:
-        tasks = access.tasks().filter(ark_created_at__gte=start, ark_created_at__lt=end)
-        for (_account, _hour, model, phase, time_bin), n in rollup.time_bins(tasks).items():
+    if (created := plan.raw_filter("ark_created_at")) is not None:
+        for (_account, _hour, model, phase, time_bin), n in rollup.time_bins(access.tasks().filter(created)).items():
             bins[(model, phase)][time_bin] += n
     models = sorted({model for model, phase in bins if phase == InsightsPhase.QUEUED})
     queued = {model: bins.get((model, InsightsPhase.QUEUED), {}) for model in models}
@@ -327,18 +363,18 @@ def _times(access: Access, whole, raw_spans) -> list[ModelTimes]:
     ]  # fmt: skip
 
 
-def _archived_bytes(access: Access, period: InsightsRange, whole, raw_spans, index: dict) -> list[int]:
+def _archived_bytes(access: Access, period: InsightsRange, plan: _Plan, index: dict) -> list[int]:
     """Bytes of the outputs archived in each bucket (by when they were archived)."""
     kind = "hour" if period.hourly else "day"
     grouped: list[tuple[datetime, int]] = []
-    if whole is not None:
+    if (hours := plan.rollup_filter()) is not None:
         grouped += (
-            _scoped(InsightsHourArchived.objects, access).filter(hour__gte=whole[0], hour__lt=whole[1])
+            _scoped(InsightsHourArchived.objects, access).filter(hours)
             .annotate(bucket=Trunc("hour", kind, tzinfo=period.zone)).values_list("bucket")
             .annotate(size=Sum("bytes")).order_by()
         )  # fmt: skip
-    for start, end in raw_spans:
-        archived = Artifact.objects.filter(archived_at__gte=start, archived_at__lt=end)
+    if (archived_in := plan.raw_filter("archived_at")) is not None:
+        archived = Artifact.objects.filter(archived_in)
         if not access.everything:
             archived = archived.filter(task__account_id__in=sorted(access.visible_account_ids))
         grouped += [(row["bucket"], row["size"]) for row in rollup.archived_rows(archived, kind=kind, zone=period.zone)]

@@ -336,3 +336,53 @@ def test_two_refreshes_at_once_count_nothing_twice(account):
     assert errors == []
     assert blocked
     assert list(InsightsHourCount.objects.values_list("status", "tasks")) == [(TaskStatus.FAILED, 40)]
+
+
+def test_the_rollup_serves_every_hour_whole_in_one_bucket():
+    from tasks_app.insights import _Plan
+
+    def plan(period: InsightsRange) -> _Plan:
+        return _Plan.of(period, period.buckets())
+
+    shanghai = plan(
+        InsightsRange(
+            start=datetime(2026, 11, 1, tzinfo=SHANGHAI),
+            end=datetime(2026, 11, 30, 21, 7, tzinfo=SHANGHAI),
+            hourly=False,
+            zone=SHANGHAI,
+        )
+    )
+    assert shanghai.rollup == [
+        (datetime(2026, 10, 31, 16, tzinfo=UTC), datetime(2026, 11, 30, 13, tzinfo=UTC))
+    ]
+    assert shanghai.raw == [
+        (datetime(2026, 11, 30, 13, tzinfo=UTC), datetime(2026, 11, 30, 13, 7, tzinfo=UTC))
+    ]
+    # Kolkata's days start at 18:30 UTC: that hour of each day is read raw, the other 23 from the rollup.
+    kolkata = plan(
+        InsightsRange(
+            start=datetime(2026, 11, 1, tzinfo=KOLKATA),
+            end=datetime(2026, 11, 4, tzinfo=KOLKATA),
+            hourly=False,
+            zone=KOLKATA,
+        )
+    )
+    assert kolkata.raw == [
+        (datetime(2026, 10, 31, 18, 30, tzinfo=UTC), datetime(2026, 10, 31, 19, tzinfo=UTC)),
+        (datetime(2026, 11, 1, 18, tzinfo=UTC), datetime(2026, 11, 1, 19, tzinfo=UTC)),
+        (datetime(2026, 11, 2, 18, tzinfo=UTC), datetime(2026, 11, 2, 19, tzinfo=UTC)),
+        (datetime(2026, 11, 3, 18, tzinfo=UTC), datetime(2026, 11, 3, 18, 30, tzinfo=UTC)),
+    ]
+    assert sum((end - start) // timedelta(hours=1) for start, end in kolkata.rollup) == 3 * 23
+    # Its hours start at :30 too: the 24-hour range is all raw there.
+    day = plan(
+        InsightsRange(
+            start=START + timedelta(minutes=17),
+            end=START + timedelta(hours=24, minutes=17),
+            hourly=True,
+            zone=KOLKATA,
+        )
+    )
+    assert day.rollup == [] and day.raw == [
+        (START + timedelta(minutes=17), START + timedelta(hours=24, minutes=17))
+    ]
