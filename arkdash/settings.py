@@ -407,6 +407,13 @@ CELERY_BEAT_SCHEDULE["archive-retention"] = {
     "options": {"expires": 3600.0},
 }
 
+# Gallery pictures whose jobs were lost (a killed worker, a broker restart) are queued again.
+CELERY_BEAT_SCHEDULE["picture-sweep"] = {
+    "task": "tasks_app.tasks.picture_sweep",
+    "schedule": 600.0,
+    "options": {"expires": 600.0},
+}
+
 # Recomputes the insights page's hourly rollup for the hours changed since the last run
 # (services/insights_rollup.py); the page's whole hours are at most about this old.
 CELERY_BEAT_SCHEDULE["insights-rollup-refresh"] = {

@@ -101,15 +101,27 @@ class Chart:
         return mark_safe("".join(rows))  # noqa: S308 - every cell is escaped
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest 1, 2, 2.5 or 5 × 10^k at or above `value` (the top of the y axis)."""
-    if value <= 0:
-        return 1.0
-    power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * power:
-            return step * power
-    return 10 * power  # pragma: no cover - the loop ends at 10
+def axis_ticks(highest: float, *, whole: bool) -> list[float]:
+    """The axis's ticks from 0 up to the lowest readable top at or above `highest`: two to
+    five of them (three or more when a step allows), a step of 1, 2, 2.5 or 5 × 10^k. With `whole` (counts, tokens, bytes) the step is a
+    whole number, so no two ticks of a small count read the same ("0, 0, 1, 2, 2")."""
+    if highest <= 0:
+        return [0, 1]
+    lowest_power = math.floor(math.log10(highest / 4))
+    steps = [factor * 10.0**power for power in (lowest_power, lowest_power + 1) for factor in (1, 2, 2.5, 5)]
+    if whole:
+        steps = [1.0, *(step for step in steps if step.is_integer())]
+    fitting = []
+    for step in steps:
+        intervals = max(math.ceil(highest / step - 1e-9), 1)
+        if intervals <= 4:
+            fitting.append((intervals < 2, step * intervals, step, intervals))  # a lone interval only if need be
+    *_, step, intervals = min(fitting)
+    return [int(step * n) if whole else round(step * n, 12) for n in range(intervals + 1)]
+
+
+def _whole_numbers(values) -> bool:
+    return all(float(value).is_integer() for value in values)
 
 
 def stacked_bars(
@@ -131,14 +143,15 @@ def stacked_bars(
     for label, column in zip(labels, values, strict=True):
         chart.table_rows.append([label, *(missing if missing is not None and s.key not in column
                                           else fmt(column.get(s.key, 0)) for s in series)])
-    top = nice_ceiling(max((sum(column.values()) for column in values), default=0))
+    ticks = axis_ticks(max((sum(column.values()) for column in values), default=0),
+                       whole=_whole_numbers(v for column in values for v in column.values()))
+    top = ticks[-1]
     plot_height = chart.plot_bottom - TOP
     plot_width = chart.plot_right - chart.plot_left
     slot = plot_width / max(len(labels), 1)
     bar = max(slot * 0.75, 1.0)
-    for tick in range(5):
-        value = top * tick / 4
-        y = chart.plot_bottom - plot_height * tick / 4
+    for value in ticks:
+        y = chart.plot_bottom - plot_height * value / top
         chart.gridlines.append(Label(x=chart.plot_left, y=round(y, 1), text=fmt(value)))
     # Every label when they fit, else every n-th: 30 days or 24 hours stay readable.
     every = max(1, math.ceil(len(labels) / 12))
@@ -174,11 +187,12 @@ def grouped_hbars(
     chart = Chart(width=WIDTH, height=max(height, 60), legend=list(series) if per_row > 1 else [], horizontal=True,
                   plot_left=NAME_WIDTH, plot_right=WIDTH - 32, plot_bottom=max(height, 60) - 24)
     chart.table_head = [label_head, *(s.label for s in series)]
-    top = nice_ceiling(max((v for _, vs in rows for v in vs.values() if v is not None), default=0))
+    shown = [v for _, vs in rows for v in vs.values() if v is not None]
+    ticks = axis_ticks(max(shown, default=0), whole=_whole_numbers(shown))
+    top = ticks[-1]
     plot_width = chart.plot_right - chart.plot_left
-    for tick in range(5):
-        value = top * tick / 4
-        chart.gridlines.append(Label(x=round(chart.plot_left + plot_width * tick / 4, 1), y=chart.plot_bottom + 16,
+    for value in ticks:
+        chart.gridlines.append(Label(x=round(chart.plot_left + plot_width * value / top, 1), y=chart.plot_bottom + 16,
                                      text=fmt(value)))
     y = TOP
     for name, row_values in rows:

@@ -49,7 +49,7 @@ class Account(models.Model):
         verbose_name=_("mirrors the same Ark tasks as"),
     )
     # Retention: archived outputs older than this many days are deleted from archive
-    # storage by a beat job (services/retention.py). Empty: kept forever (the default).
+    # storage by a beat job (services/retention.py). Empty: never deleted (the default).
     retention_days = models.PositiveIntegerField(
         _("delete archived outputs after (days)"),
         null=True,
@@ -309,7 +309,7 @@ class Artifact(models.Model):
 
     @property
     def is_downloadable(self) -> bool:
-        """Archived and its file still kept (not removed by retention)."""
+        """Archived, and its file not yet removed by retention."""
         return self.state == ArtifactState.ARCHIVED and self.removed_at is None
 
     @property

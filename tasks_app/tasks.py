@@ -172,6 +172,12 @@ def make_picture(self, artifact_id: int) -> None:
             raise self.retry(exc=error, countdown=30 * (self.request.retries + 1)) from None
 
 
+@shared_task(ignore_result=True)
+def picture_sweep() -> int:
+    """Beat: queue again the gallery pictures whose jobs were lost."""
+    return pictures_service.picture_sweep()
+
+
 # --- Gateway ------------------------------------------------------------------------------
 
 # Ark retries a succeeded or failed callback 3 times; the relay does the same.

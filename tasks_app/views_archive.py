@@ -127,7 +127,7 @@ def tasks_delete_bulk(request: HttpRequest) -> HttpResponse:
 
     Without `confirmed=1`: a confirmation page with the count, asking a second, explicit
     confirmation (`confirm_unarchived=1`) for the tasks whose outputs are not archived;
-    without it those are kept.
+    without it those are not deleted.
     """
     access = selectors.access_for(request.user)
     list_url = _list_url(request)

@@ -1,4 +1,6 @@
-"""The copy itself: verified, atomic, one worker at a time, against local disk and a real S3 server."""
+"""tasks_app/services/archive.py: the hand-off from sync, the copy itself (verified, atomic, one
+worker at a time, against local disk and a real S3 server), and the sweeper that re-queues
+what no worker took."""
 
 from __future__ import annotations
 
@@ -13,12 +15,21 @@ import httpx
 import pytest
 from django.utils import timezone
 
+from tasks_app import tasks as celery_tasks
 from tasks_app.lib import downloads, storage, transport
 from tasks_app.models import ArchiveState, Artifact, ArtifactState, Task
 from tasks_app.services import archive
-from tasks_app.services.archive import artifact_archive, artifacts_create_for_task
+from tasks_app.services.archive import (
+    archive_handoff_sweep,
+    artifact_archive,
+    artifacts_create_for_task,
+    artifacts_sweep,
+)
+from tasks_app.services.sync import sync_account
 
-pytestmark = pytest.mark.django_db
+from .dashboard_helpers import succeeded_video
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("unthrottled")]
 MiB = 1024 * 1024
 BIG = 20 * MiB  # several S3 parts, so multipart uploads are exercised
 
@@ -522,3 +533,260 @@ def test_it_keeps_the_zip_when_its_model_cannot_be_extracted(account, local_arch
     assert local_archive.visible_keys() == [done.storage_key]
     task.refresh_from_db()
     assert task.archive_state == ArchiveState.ARCHIVED
+
+
+# The hand-off: a task that turns succeeded reaches the archive, even if the process dies in between.
+
+
+def _flagged_minutes_ago(minutes: int) -> None:
+    """As if the status change had committed that long ago (the sweep leaves fresh flags alone)."""
+    Task.objects.filter(archive_handoff_pending=True).update(
+        changed_at=timezone.now() - timedelta(minutes=minutes)
+    )
+
+
+@pytest.fixture
+def no_copies(monkeypatch):
+    """Count queued copies instead of running them: these tests are about the hand-off."""
+    queued: list[int] = []
+    monkeypatch.setattr(
+        celery_tasks.archive_artifact, "apply_async", lambda args, **kw: queued.append(args[0])
+    )
+    return queued
+
+
+def test_it_hands_a_succeeded_task_to_the_archive_once_committed(
+    sim, account, no_copies, django_capture_on_commit_callbacks
+):
+    ark_id = sim.add_task(kind="video", status="running", run_seconds=10, return_last_frame=True)
+    assert sync_account(account=account).ok
+    sim.advance(30)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sync_account(account=account).ok
+    task = Task.objects.get(ark_id=ark_id)
+    assert not task.archive_handoff_pending
+    outputs = set(Artifact.objects.filter(task=task).values_list("output", flat=True))
+    assert outputs == {"video", "last_frame"}
+    assert sorted(no_copies) == sorted(Artifact.objects.filter(task=task).values_list("pk", flat=True))
+
+
+def test_it_redoes_a_hand_off_lost_in_a_crash(sim, account, no_copies, django_capture_on_commit_callbacks):
+    ark_id = sim.add_task(kind="3d", status="succeeded")
+    # The status change commits, then the process "dies": the after-commit hand-off never runs.
+    with django_capture_on_commit_callbacks(execute=False) as pending_callbacks:
+        assert sync_account(account=account).ok
+    assert pending_callbacks  # there was a hand-off to do
+    task = Task.objects.get(ark_id=ark_id)
+    assert task.status == "succeeded" and task.archive_handoff_pending
+    assert not Artifact.objects.filter(task=task).exists()
+
+    # Minutes later, the periodic sweep (Celery beat) finds the flag and finishes the job.
+    _flagged_minutes_ago(5)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert celery_tasks.archive_handoff_sweep.delay() is not None
+    task.refresh_from_db()
+    assert not task.archive_handoff_pending
+    assert list(Artifact.objects.filter(task=task).values_list("output", flat=True)) == ["model_zip"]
+    assert len(no_copies) == 1
+
+
+def test_it_keeps_the_flag_while_the_archive_fails(sim, account, no_copies, monkeypatch):
+    ark_id = sim.add_task(kind="video", status="succeeded")
+    assert sync_account(account=account).ok
+
+    def broken(*, task):
+        raise RuntimeError("storage unavailable")
+
+    monkeypatch.setattr(archive, "artifacts_create_for_task", broken)
+    _flagged_minutes_ago(5)
+    assert archive_handoff_sweep() == 0
+    assert Task.objects.get(ark_id=ark_id).archive_handoff_pending
+
+    monkeypatch.undo()
+    assert archive_handoff_sweep() == 1
+    assert not Task.objects.get(ark_id=ark_id).archive_handoff_pending
+
+
+def test_it_hands_off_once_however_often_it_is_retried(sim, account, no_copies):
+    ark_id = sim.add_task(kind="video", status="succeeded")
+    assert sync_account(account=account).ok
+    for _ in range(2):
+        Task.objects.filter(ark_id=ark_id).update(archive_handoff_pending=True)
+        _flagged_minutes_ago(5)
+        assert archive_handoff_sweep() == 1
+    assert Artifact.objects.filter(task__ark_id=ark_id).count() == 2  # video and last frame, once each
+
+
+def test_it_does_not_hand_off_failed_tasks(sim, account, django_capture_on_commit_callbacks):
+    sim.add_task(kind="video", status="failed")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert sync_account(account=account).ok
+    # Nothing to queue: at most the mirror version's after-commit bump (PostgreSQL only).
+    assert [callback for callback in callbacks if not getattr(callback, "is_mirror_bump", False)] == []
+    assert not Task.objects.filter(archive_handoff_pending=True).exists()
+    assert not Artifact.objects.exists()
+
+
+def test_it_leaves_fresh_flags_to_the_queued_hand_off(sim, account, no_copies):
+    sim.add_task(kind="video", status="succeeded")
+    assert sync_account(account=account).ok
+    assert archive_handoff_sweep() == 0
+    assert not Artifact.objects.exists()
+
+
+def test_it_queues_one_hand_off_per_batch(sim, account, monkeypatch, django_capture_on_commit_callbacks):
+    for _ in range(600):
+        sim.add_task(kind="video", status="succeeded")
+    queued = []
+    monkeypatch.setattr(celery_tasks.archive_handoff, "delay", lambda *args: queued.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sync_account(account=account).ok
+    assert [len(ark_ids) for _, ark_ids in queued] == [500, 100]
+    assert Task.objects.filter(archive_handoff_pending=True).count() == 600  # until the worker runs
+
+
+def test_it_leaves_the_flag_for_the_sweep_when_the_broker_is_down(
+    sim, account, monkeypatch, django_capture_on_commit_callbacks
+):
+    def broker_down(*args):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(celery_tasks.archive_handoff, "delay", broker_down)
+    sim.add_task(kind="video", status="succeeded")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sync_account(account=account).ok  # the sync itself is not failed by it
+    assert Task.objects.get().archive_handoff_pending
+
+
+# The safety net: the sweeper re-queues what no worker took.
+
+
+@pytest.fixture
+def queued(monkeypatch) -> list[int]:
+    """Artifact ids sent to the broker (recorded instead of run)."""
+    sent: list[int] = []
+    monkeypatch.setattr(
+        celery_tasks.archive_artifact, "apply_async", lambda args, countdown=None: sent.append(args[0])
+    )
+    return sent
+
+
+def test_it_queues_new_artifacts_once_the_transaction_commits(
+    sim, mirror, local_archive, queued, django_capture_on_commit_callbacks
+):
+    task = mirror(sim.add_task(kind="video", status="succeeded"))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        artifacts = artifacts_create_for_task(task=task)
+        assert queued == []  # nothing is sent before the rows are visible to workers
+
+    assert queued == [a.pk for a in artifacts]
+    assert all(a.enqueued_at is not None for a in Artifact.objects.filter(task=task))
+
+
+def test_it_requeues_what_was_never_taken_earliest_deadline_first(
+    sim, mirror, local_archive, queued, settings, django_capture_on_commit_callbacks
+):
+    settings.ARKDASH_ARCHIVE_REQUEUE_AFTER_SECONDS = 300
+    _, late = succeeded_video(sim, mirror)
+    _, early = succeeded_video(sim, mirror)
+    now = timezone.now()
+    Artifact.objects.filter(pk=late.pk).update(
+        deadline=now + timedelta(hours=20), enqueued_at=now - timedelta(hours=1)
+    )
+    Artifact.objects.filter(pk=early.pk).update(deadline=now + timedelta(hours=2), enqueued_at=None)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = artifacts_sweep()
+
+    assert report.queued == [early.pk, late.pk]
+    assert queued == [early.pk, late.pk]
+
+
+def test_it_does_not_requeue_what_was_queued_a_moment_ago(
+    sim, mirror, local_archive, queued, django_capture_on_commit_callbacks
+):
+    _, artifact = succeeded_video(sim, mirror)  # artifacts_create_for_task stamped enqueued_at just now
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = artifacts_sweep()
+
+    assert report.queued == []
+    assert queued == []
+    assert Artifact.objects.get(pk=artifact.pk).state == ArtifactState.PENDING
+
+
+def test_it_requeues_a_copy_whose_worker_died(
+    sim, mirror, local_archive, queued, settings, django_capture_on_commit_callbacks
+):
+    settings.ARKDASH_ARCHIVE_CLAIM_TIMEOUT_SECONDS = 60
+    _, dead = succeeded_video(sim, mirror)
+    _, alive = succeeded_video(sim, mirror)
+    long_ago = timezone.now() - timedelta(minutes=30)
+    Artifact.objects.filter(pk=dead.pk).update(
+        state=ArtifactState.COPYING,
+        claim_token="x",
+        claimed_at=timezone.now() - timedelta(seconds=61),
+        enqueued_at=long_ago,
+    )
+    Artifact.objects.filter(pk=alive.pk).update(
+        state=ArtifactState.COPYING, claim_token="y", claimed_at=timezone.now(), enqueued_at=long_ago
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = artifacts_sweep()
+
+    assert report.queued == [dead.pk]
+
+
+def test_it_requeues_a_failed_copy_only_once_its_retry_is_overdue(
+    sim, mirror, local_archive, queued, settings, django_capture_on_commit_callbacks
+):
+    settings.ARKDASH_ARCHIVE_REQUEUE_AFTER_SECONDS = 300
+    _, overdue = succeeded_video(sim, mirror)
+    _, waiting = succeeded_video(sim, mirror)
+    now = timezone.now()
+    for artifact, due in ((overdue, now - timedelta(minutes=10)), (waiting, now + timedelta(minutes=1))):
+        Artifact.objects.filter(pk=artifact.pk).update(
+            state=ArtifactState.FAILED, next_attempt_at=due, enqueued_at=due
+        )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = artifacts_sweep()
+
+    assert report.queued == [overdue.pk]
+
+
+def test_it_never_requeues_archived_or_lost_outputs(
+    sim, mirror, local_archive, queued, django_capture_on_commit_callbacks
+):
+    _, done = succeeded_video(sim, mirror)
+    _, lost = succeeded_video(sim, mirror)
+    Artifact.objects.filter(pk=done.pk).update(state=ArtifactState.ARCHIVED, enqueued_at=None)
+    Artifact.objects.filter(pk=lost.pk).update(state=ArtifactState.LOST, enqueued_at=None)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert artifacts_sweep().queued == []
+
+
+def test_a_task_turning_succeeded_in_sync_gets_its_outputs_archived(
+    sim, account, local_archive, django_capture_on_commit_callbacks
+):
+    from tasks_app.services.accounts import client_for
+    from tasks_app.services.sync import task_upsert_from_ark
+
+    sim_id = sim.add_task(kind="video", status="succeeded")
+    client = client_for(account)
+    try:
+        ark_task = client.get_task(sim_id)
+    finally:
+        client.close()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        task, _changed = task_upsert_from_ark(account=account, ark_task=ark_task)
+
+    states = dict(Artifact.objects.filter(task=task).values_list("output", "state"))
+    assert states == {"video": ArtifactState.ARCHIVED, "last_frame": ArtifactState.ARCHIVED}
+    task.refresh_from_db()
+    assert task.archive_state == "archived"
+    assert task.archive_handoff_pending is False

@@ -10,7 +10,25 @@ SERIES = [charts.Series("a", "<b>A</b>", "series-0"), charts.Series("b", "B", "s
 
 
 def test_it_rounds_the_axis_up_to_a_readable_number():
-    assert [charts.nice_ceiling(v) for v in (0, 0.7, 3, 7, 12, 26, 480, 1001)] == [1, 1, 5, 10, 20, 50, 500, 2000]
+    tops = [charts.axis_ticks(v, whole=False)[-1] for v in (0, 0.7, 3, 7, 12, 26, 480, 1001)]
+    assert tops == [1, 0.75, 3, 7.5, 15, 30, 500, 1500]
+    assert charts.axis_ticks(0.7, whole=False) == [0, 0.25, 0.5, 0.75]
+
+
+@pytest.mark.parametrize("highest", [1, 2, 3, 5, 7, 10, 11, 26, 99, 1001])
+def test_a_count_axis_has_whole_distinct_ticks_and_at_most_five(highest):
+    ticks = charts.axis_ticks(highest, whole=True)
+    assert all(float(tick).is_integer() for tick in ticks)
+    assert len(set(ticks)) == len(ticks) <= 5
+    assert ticks[0] == 0 and ticks[-1] >= highest
+    assert ticks[-2] < highest  # the top is the first tick at or above the highest value
+
+
+def test_a_small_failure_count_reads_0_1_2_not_0_0_1_2_2():
+    chart = charts.grouped_hbars(rows=[("InternalError", {"n": 2}), ("Timeout", {"n": 1})],
+                                 series=[charts.Series("n", "failed", "status-failed")], fmt=lambda v: f"{v:.0f}",
+                                 label_head="Error code")
+    assert [tick.text for tick in chart.gridlines] == ["0", "1", "2"]
 
 
 def test_it_stacks_bars_in_proportion_to_their_values():
@@ -18,10 +36,10 @@ def test_it_stacks_bars_in_proportion_to_their_values():
                                 fmt=str, label_head="Day")
     heights = {(rect.title.split(" · ")[0], rect.css): rect.height for rect in chart.rects}
     plot = chart.plot_bottom - charts.TOP
-    assert charts.nice_ceiling(40) == 50
-    assert heights[("d1", "series-0")] == pytest.approx(plot * 10 / 50, abs=0.1)
-    assert heights[("d1", "series-1")] == pytest.approx(plot * 30 / 50, abs=0.1)
-    assert heights[("d2", "series-0")] == pytest.approx(plot * 20 / 50, abs=0.1)
+    assert [tick.text for tick in chart.gridlines] == ["0", "10", "20", "30", "40"]  # the top: 40
+    assert heights[("d1", "series-0")] == pytest.approx(plot * 10 / 40, abs=0.1)
+    assert heights[("d1", "series-1")] == pytest.approx(plot * 30 / 40, abs=0.1)
+    assert heights[("d2", "series-0")] == pytest.approx(plot * 20 / 40, abs=0.1)
     assert ("d2", "series-1") not in heights  # nothing drawn for a zero
     assert chart.table_head == ["Day", "<b>A</b>", "B"]
     assert chart.table_rows == [["d1", "10", "30"], ["d2", "20", "0"]]

@@ -12,8 +12,10 @@ import pytest
 from tasks_app.lib.downloads import (
     FetchError,
     FetchRefused,
+    PeerNotPublic,
     SourceGone,
     UrlPolicy,
+    guarded_post,
     open_source,
     redact_url,
 )
@@ -206,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"hello")
 
+    do_POST = do_GET  # noqa: N815 - guarded_post's tests
+
     def log_message(self, *args) -> None:
         pass
 
@@ -329,3 +333,39 @@ def test_it_counts_a_refused_url_as_final():
     with pytest.raises(FetchRefused) as caught:
         UrlPolicy(allowed_hosts=ARK_HOSTS).check("https://evil.example/")
     assert caught.value.retryable is False
+
+
+# --- guarded_post: alert webhooks and the gateway's callback relay ---------------------------------
+HOOKS = UrlPolicy(allowed_hosts=["hooks.example.com"])
+
+
+def test_a_guarded_post_refuses_a_url_before_sending_anything():
+    def must_not_send(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("sent a request to a refused URL")
+
+    with pytest.raises(FetchRefused, match="not in ARKDASH_ARCHIVE_ALLOWED_HOSTS"):
+        guarded_post("https://elsewhere.example/hook", policy=HOOKS, timeout=5, headers={},
+                     resolver=public_resolver, transport=httpx.MockTransport(must_not_send))
+
+
+def test_a_guarded_post_keeps_the_urls_query_and_follows_no_redirect():
+    seen = []
+
+    def hook(request: httpx.Request) -> httpx.Response:
+        seen.append((str(request.url), request.content, request.headers["user-agent"]))
+        return httpx.Response(302, headers={"location": "http://10.0.0.1/"})
+
+    with guarded_post("https://hooks.example.com/send?access_token=t", policy=HOOKS, timeout=5,
+                      headers={"User-Agent": "test/1"}, content=b"{}", params={"sign": "s"},
+                      resolver=public_resolver, transport=httpx.MockTransport(hook)) as response:
+        assert response.status_code == 302
+    assert seen == [("https://hooks.example.com/send?access_token=t&sign=s", b"{}", "test/1")]
+
+
+def test_a_guarded_post_refuses_when_the_connected_address_is_private_despite_dns():
+    with local_server() as port:
+        posting = guarded_post(f"http://127.0.0.1:{port}/hook", policy=UrlPolicy(allowed_hosts=["*"]),
+                               timeout=5, headers={}, content=b"{}", resolver=public_resolver,
+                               transport=httpx.HTTPTransport())
+        with pytest.raises(PeerNotPublic, match="connected to a non-public address"), posting:
+            pass

@@ -9,12 +9,9 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from tasks_app.lib.sharedstore import RedisStore, SqliteStore
 from tasks_app.models import Account, Artifact, ArtifactState
 from tasks_app.observability import counters, metrics
 from tasks_app.services.accounts import client_for
-
-from .services import REDIS_URL
 
 pytestmark = pytest.mark.django_db
 
@@ -227,32 +224,3 @@ def test_it_still_scrapes_when_the_counter_store_is_down(client, settings, sim, 
     assert value(samples, "arkdash_metrics_store_up") == 0
     assert value(samples, "arkdash_metrics_database_up") == 1
     assert value(samples, "arkdash_tasks", account="team", status="queued") == 0
-
-
-# --- the shared store -----------------------------------------------------------------------------
-
-
-@pytest.mark.redis
-def test_it_sums_counters_from_several_processes_in_redis():
-    key = f"arkdash:test-metrics:{uuid.uuid4().hex}"
-    worker_a = RedisStore(REDIS_URL, counters_key=key)  # two processes, two clients
-    worker_b = RedisStore(REDIS_URL, counters_key=key)
-    calls = counters.counter_key("arkdash_upstream_calls", {"endpoint": "list", "outcome": "ok"})
-    try:
-        counters.write(worker_a, [(calls, 1)])
-        counters.write(
-            worker_b, [(calls, 2), (counters.counter_key("arkdash_archive_copied_bytes", {"output": "video"}), 1.5)]
-        )
-        snapshot = counters.read(RedisStore(REDIS_URL, counters_key=key))
-    finally:
-        worker_a.clear_counters()
-    assert snapshot[calls] == 3
-    assert snapshot[("arkdash_archive_copied_bytes", (("output", "video"),))] == 1.5
-
-
-def test_it_sums_counters_from_several_connections_in_sqlite(tmp_path):
-    path = tmp_path / "shared.sqlite3"
-    calls = counters.counter_key("arkdash_http_responses", {"status_class": "2xx"})
-    counters.write(SqliteStore(path), [(calls, 1)])
-    counters.write(SqliteStore(path), [(calls, 4)])
-    assert counters.read(SqliteStore(path)) == {calls: 5}

@@ -208,3 +208,27 @@ def test_the_pictures_command_makes_the_missing_ones_once(sim, mirror, local_arc
     again = io.StringIO()
     call_command("pictures", stdout=again)
     assert "0 pictures made" in again.getvalue()
+
+
+def test_the_sweep_queues_again_a_picture_whose_job_was_lost(sim, mirror, local_archive,
+                                                              django_capture_on_commit_callbacks):
+    lost = mirror(sim.add_task(kind="video", status="succeeded"))
+    recent = mirror(sim.add_task(kind="3d", status="succeeded", file_format="glb"))
+    for task in (lost, recent):
+        artifacts_create_for_task(task=task)
+        for artifact in Artifact.objects.filter(task=task).exclude(output=ArtifactOutput.MODEL_FILE):
+            artifact_archive(artifact_id=artifact.pk)  # no on_commit here: the picture job is lost
+    now = timezone.now()
+    Artifact.objects.filter(task=lost).update(archived_at=now - pictures.PICTURE_SWEEP_GRACE * 2)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = pictures.picture_sweep(now=now)
+
+    assert queued == 1  # the one archived a while ago; the other's job may still be running
+    assert Picture.objects.get(task=lost).source_output == ArtifactOutput.LAST_FRAME
+    assert not Picture.objects.filter(task=recent).exists()
+    # Too old for the sweep's window: left to `manage.py pictures`.
+    Artifact.objects.filter(task=recent).update(archived_at=now - pictures.PICTURE_SWEEP_WINDOW * 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert pictures.picture_sweep(now=now) == 0
+    assert not Picture.objects.filter(task=recent).exists()

@@ -24,16 +24,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
 from ..ark.errors import parse_retry_after
-from ..lib.downloads import (
-    FetchError,
-    FetchRefused,
-    UrlPolicy,
-    guarded_transport,
-    is_public,
-    peer_address,
-    redact_url,
-    system_resolver,
-)
+from ..lib.downloads import FetchError, FetchRefused, UrlPolicy, guarded_post, redact_url
 from .models import AlertChannel, ChannelKind
 
 ANSWER_MAX_CHARS = 1000
@@ -177,41 +168,25 @@ def _timeout() -> float:
 
 def _post(url: str, *, body: bytes, headers: dict[str, str] | None = None,
           params: dict[str, str] | None = None) -> Answer:
-    policy = alert_policy()
     where = url_hint(url)
     try:
-        must_be_public = policy.check(url)
+        posting = guarded_post(
+            url, policy=alert_policy(), timeout=_timeout(), content=body, params=params,
+            headers={"User-Agent": "ArkDash-alerts/1", "Content-Type": "application/json", **(headers or {})},
+        )
     except FetchRefused as refused:
         raise SendError(f"refused {where}: {_refusal(refused)}", retryable=False) from None
     except FetchError as failed:
         raise SendError(f"{where}: {failed.message}", retryable=True) from None
-    with httpx.Client(
-        # The download guard's transport: it connects only to the addresses it checked.
-        transport=guarded_transport(policy, system_resolver),
-        timeout=httpx.Timeout(_timeout()),
-        follow_redirects=False,  # a redirect could point anywhere: not followed
-        headers={"User-Agent": "ArkDash-alerts/1", "Content-Type": "application/json"},
-    ) as client:
-        # Merged into the URL's own query (DingTalk's access_token stays); params= would replace it.
-        target = httpx.URL(url).copy_merge_params(params) if params else url
-        request = client.build_request("POST", target, content=body, headers=headers or {})
-        try:
-            # Streamed: the peer is checked while the connection is still open, before the body is read.
-            response = client.send(request, stream=True)
-            try:
-                # The address really connected to, checked again as for downloads (DNS rebinding).
-                peer = peer_address(response)
-                if must_be_public and peer is not None and not is_public(peer):
-                    raise SendError(f"refused {where}: connected to a non-public address", retryable=False)
-                text = _read_answer(response)
-            finally:
-                response.close()
-        except FetchRefused as refused:
-            raise SendError(f"refused {where}: {_refusal(refused)}", retryable=False) from None
-        except httpx.TimeoutException as error:
-            raise SendError(f"{where}: timed out ({type(error).__name__})", retryable=True) from None
-        except (httpx.HTTPError, FetchError) as error:
-            raise SendError(f"{where}: {type(error).__name__}", retryable=True) from None
+    try:
+        with posting as response:
+            text = _read_answer(response)
+    except FetchRefused as refused:
+        raise SendError(f"refused {where}: {_refusal(refused)}", retryable=False) from None
+    except httpx.TimeoutException as error:
+        raise SendError(f"{where}: timed out ({type(error).__name__})", retryable=True) from None
+    except (httpx.HTTPError, FetchError) as error:
+        raise SendError(f"{where}: {type(error).__name__}", retryable=True) from None
     answer = Answer(status=response.status_code, body=text)
     status = response.status_code
     if status >= 500 or status == 429:

@@ -33,7 +33,7 @@ class AlertChannel(models.Model):
     )
     name = models.CharField(_("name"), max_length=100)
     kind = models.CharField(_("kind"), max_length=16, choices=ChannelKind.choices)
-    # Webhook URL or e-mail addresses, encrypted like an Ark API key (crypto.py).
+    # Webhook URL or e-mail addresses, encrypted like an Ark API key (lib/crypto.py).
     target_encrypted = models.TextField(editable=False)
     # What may be shown of the target: the URL's host, or the number of addresses.
     target_hint = models.CharField(_("target"), max_length=200, editable=False)

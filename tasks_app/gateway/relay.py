@@ -20,15 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .. import views_hooks
 from ..lib import transport as outbound_transport
-from ..lib.downloads import (
-    FetchError,
-    FetchRefused,
-    guarded_transport,
-    is_public,
-    peer_address,
-    redact_url,
-    system_resolver,
-)
+from ..lib.downloads import FetchError, FetchRefused, PeerNotPublic, guarded_post, redact_url
 from ..models import Task
 from .models import GatewayTask
 from .serializers import output_links, task_objects
@@ -79,33 +71,22 @@ def relay_callback(*, task: Task, transport: httpx.BaseTransport | None = None) 
     origin = GatewayTask.objects.get(task=task)
     url = origin.callback_url
     body = task_objects([task], links=output_links(lambda path: urljoin(origin.site_url, path)))[0]
-    policy = callback_policy()
     try:
-        must_be_public = policy.check(url)
+        posting = guarded_post(
+            url, policy=callback_policy(), timeout=RELAY_TIMEOUT_SECONDS, json=body,
+            headers={"User-Agent": "ArkDash-gateway/1"}, transport=transport or outbound_transport.current(),
+        )
     except FetchRefused as refused:
         raise RelayError(f"refused {redact_url(url)}: {refused.message}", retryable=False) from None
     except FetchError as failed:
         raise RelayError(f"{redact_url(url)}: {failed.message}", retryable=True) from None
-    with httpx.Client(
-        # The download guard's transport: it connects only to the addresses it checked.
-        transport=transport or outbound_transport.current() or guarded_transport(policy, system_resolver),
-        timeout=httpx.Timeout(RELAY_TIMEOUT_SECONDS),
-        follow_redirects=False,  # a redirect could point anywhere: not followed
-        headers={"User-Agent": "ArkDash-gateway/1"},
-    ) as client:
-        try:
-            # Streamed: the peer is checked while the connection is open (a server may close
-            # it as soon as it has answered), and the answer's body is never needed.
-            response = client.send(client.build_request("POST", url, json=body), stream=True)
-        except httpx.HTTPError as error:
-            raise RelayError(f"{redact_url(url)}: {type(error).__name__}", retryable=True) from None
-        try:
-            # The address really connected to, checked again as for downloads (DNS rebinding).
-            peer = peer_address(response)
-            if must_be_public and peer is not None and not is_public(peer):
-                raise RelayError(f"refused {redact_url(url)}: connected to a non-public address", retryable=False)
-        finally:
-            response.close()
+    try:
+        with posting as response:
+            pass  # the status is all the relay needs; the answer's body is never read
+    except PeerNotPublic as refused:
+        raise RelayError(f"refused {redact_url(url)}: {refused.message}", retryable=False) from None
+    except httpx.HTTPError as error:
+        raise RelayError(f"{redact_url(url)}: {type(error).__name__}", retryable=True) from None
     if response.status_code >= 500 or response.status_code == 429:
         raise RelayError(f"{redact_url(url)} answered {response.status_code}", retryable=True)
     if response.status_code >= 300:

@@ -17,6 +17,9 @@ an internal address must not turn the archive worker into a proxy into our netwo
 
 Every failure is a FetchError saying whether retrying can help, so the archive
 service decides between "failed, will retry" and "lost" without knowing httpx.
+
+`guarded_post` sends a POST under the same rules (no redirects at all): alert webhooks
+and the gateway's callback relay use it with their own allowed hosts.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -70,6 +73,13 @@ class FetchRefused(FetchError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=False)
+
+
+class PeerNotPublic(FetchRefused):
+    """The address really connected to is not public, though the host's addresses were (DNS rebinding)."""
+
+    def __init__(self) -> None:
+        super().__init__("connected to a non-public address")
 
 
 class SourceGone(FetchError):
@@ -402,6 +412,56 @@ def open_source(
         raise FetchError(f"too many redirects from {redact_url(url)}", retryable=False)
     finally:
         client.close()
+
+
+def guarded_post(
+    url: str,
+    *,
+    policy: UrlPolicy,
+    timeout: float,
+    headers: dict[str, str],
+    content: bytes | None = None,
+    json: Any = None,
+    params: dict[str, str] | None = None,
+    resolver: Resolver = system_resolver,
+    transport: httpx.BaseTransport | None = None,
+) -> AbstractContextManager[httpx.Response]:
+    """Check url against policy now, then POST to it on entering the returned context.
+
+    The check raises FetchRefused or FetchError (DNS) at once, before anything is sent.
+    Inside the context the answer is streamed and not yet read; the connection closes on
+    exit. Sending raises httpx.HTTPError, FetchRefused (an address the guard refuses), or
+    PeerNotPublic. Redirects are never followed: one could point anywhere.
+    """
+    must_be_public = policy.check(url, resolver=resolver)
+    return _post(url, policy=policy, must_be_public=must_be_public, timeout=timeout, headers=headers,
+                 content=content, json=json, params=params, resolver=resolver, transport=transport)
+
+
+@contextmanager
+def _post(url: str, *, policy: UrlPolicy, must_be_public: bool, timeout: float, headers: dict[str, str],
+          content: bytes | None, json: Any, params: dict[str, str] | None, resolver: Resolver,
+          transport: httpx.BaseTransport | None) -> Iterator[httpx.Response]:
+    with httpx.Client(
+        # The guard's transport connects only to the addresses it checked.
+        transport=transport or guarded_transport(policy, resolver),
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=False,
+    ) as client:
+        # Merged into the URL's own query (a token there stays); params= would replace it.
+        target = httpx.URL(url).copy_merge_params(params) if params else url
+        request = client.build_request("POST", target, content=content, json=json, headers=headers)
+        # Streamed: the peer is checked while the connection is open (a server may close it
+        # as soon as it has answered), before any of the answer is read.
+        response = client.send(request, stream=True)
+        try:
+            # The address really connected to, checked again as for downloads.
+            peer = peer_address(response)
+            if must_be_public and peer is not None and not is_public(peer):
+                raise PeerNotPublic()
+            yield response
+        finally:
+            response.close()
 
 
 def _content_length(response: httpx.Response) -> int | None:

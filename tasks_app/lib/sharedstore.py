@@ -56,12 +56,15 @@ class SharedStore(Protocol):
 # --- Redis -------------------------------------------------------------------------
 # Redis' own clock (TIME) is the one clock all machines agree on. Floats are passed as
 # strings because Lua numbers returned to Redis are truncated to integers.
-_TAKE_LUA = """
+_NOW_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+_TAKE_LUA = _NOW_LUA + """
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local ttl_ms = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local wait = tat - tolerance - now
@@ -70,12 +73,10 @@ redis.call('SET', KEYS[1], string.format('%.6f', tat + interval), 'PX', ttl_ms)
 return '0'
 """
 
-_PUSH_LUA = """
+_PUSH_LUA = _NOW_LUA + """
 local delay = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local ttl_ms = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 local target = now + delay + tolerance
 if target > tat then
@@ -84,11 +85,9 @@ end
 return 1
 """
 
-_HOLD_LUA = """
+_HOLD_LUA = _NOW_LUA + """
 local seconds = tonumber(ARGV[1])
 local ttl_ms = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 redis.call('SET', KEYS[1], string.format('%.6f', now + seconds), 'PX', ttl_ms)
 return 1
 """

@@ -1,4 +1,4 @@
-"""Where outbound HTTP (Ark API calls and output downloads) is sent.
+"""Where outbound HTTP (Ark API calls, output downloads, the gateway's callback relays) is sent.
 
 In production this is the network. Tests route it to the in-process simulator with
 `routed_to(sim.transport())`, so the code under test is the code that runs for real.

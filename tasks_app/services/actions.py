@@ -301,7 +301,7 @@ def tasks_delete_bulk(*, tasks: Iterable[Task], user: User, confirm_unarchived: 
     """Delete Ark's record of every finished task among `tasks`, one by one, as the single
     delete does (state table, second confirmation for unarchived outputs, audit per task).
 
-    Tasks whose outputs are not archived are kept unless `confirm_unarchived`. The audit
+    Tasks whose outputs are not archived are not deleted unless `confirm_unarchived`. The audit
     log gets one entry per task and one summary entry.
     """
     report = BulkDeleteReport()

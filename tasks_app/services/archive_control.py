@@ -1,6 +1,6 @@
 """Archive control from the browser: "retry now" on one output, "retry all failed" for a filter.
 
-A retry puts the output back to pending (its attempts are kept, so the give-up limit
+A retry puts the output back to pending (its attempt count stays, so the give-up limit
 still holds) with a conditional UPDATE: of two clicks, or a click and a worker, only one
 wins. The copy is queued once the transaction commits, and the worker takes it with its
 own conditional claim, as for any other copy.
@@ -114,7 +114,7 @@ def _retry(artifact: Artifact, user: User) -> RetryResult:
 
 
 def _reset(artifacts: QuerySet[Artifact]) -> int:
-    """Back to pending, due now; attempts kept. Conditional: only retryable rows change."""
+    """Back to pending, due now; the attempt count stays. Conditional: only retryable rows change."""
     now = timezone.now()
     return artifacts.filter(retryable_now(now=now)).update(
         state=ArtifactState.PENDING, next_attempt_at=now, claim_token="", claimed_at=None, bytes_copied=0,

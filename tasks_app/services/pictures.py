@@ -26,16 +26,19 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from PIL import Image, ImageDraw, features
 
 from tasks_app import model_convert
 from tasks_app.lib import storage, zipsafe
 from tasks_app.models import Artifact, ArtifactOutput, ArtifactState, Picture, PictureState, Task, TaskKind
+from tasks_app.selectors import artifacts_without_picture
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,12 @@ COPY_CHUNK = 1024 * 1024
 
 # Which output makes the better picture of a task: a higher number replaces a lower one.
 SOURCE_RANK = {ArtifactOutput.VIDEO: 1, ArtifactOutput.LAST_FRAME: 2, ArtifactOutput.MODEL_ZIP: 1}
+
+# The sweep queues again a picture still missing this long after its output was archived
+# (its job would have run by then), looking back over the window, at most a batch a run.
+PICTURE_SWEEP_GRACE = timedelta(minutes=10)
+PICTURE_SWEEP_WINDOW = timedelta(days=2)
+PICTURE_SWEEP_BATCH = 200
 
 # One OpenGL context at a time in a process: PyOpenGL keeps the current context per process.
 _render_lock = threading.Lock()
@@ -87,6 +96,26 @@ def picture_enqueue(*, artifact_id: int) -> None:
             logger.warning("could not queue the picture of artifact %s", artifact_id, exc_info=True)
 
     transaction.on_commit(send)
+
+
+def picture_sweep(*, now: datetime | None = None) -> int:
+    """Queue again the picture of each task archived a while ago that still has none (its job
+    was lost with a worker or the broker). Returns how many were queued.
+
+    Only the last PICTURE_SWEEP_WINDOW is read, over the index of archived outputs, so the
+    sweep stays cheap however large the mirror; `manage.py pictures` fills in older ones.
+    """
+    now = now or timezone.now()
+    missing = artifacts_without_picture().filter(
+        archived_at__gte=now - PICTURE_SWEEP_WINDOW, archived_at__lt=now - PICTURE_SWEEP_GRACE,
+    )
+    # One artifact per task: the better source first (the selector's order).
+    chosen: dict[int, int] = {}
+    for task_id, artifact_id in missing.values_list("task_id", "pk")[: PICTURE_SWEEP_BATCH * 3]:
+        chosen.setdefault(task_id, artifact_id)
+    for artifact_id in list(chosen.values())[:PICTURE_SWEEP_BATCH]:
+        picture_enqueue(artifact_id=artifact_id)
+    return min(len(chosen), PICTURE_SWEEP_BATCH)
 
 
 def picture_make(*, artifact_id: int) -> Picture | None:

@@ -1,13 +1,16 @@
-"""The Celery side of sync: beat's schedule and the thin tasks it runs."""
+"""tasks_app/tasks.py: beat's schedule and the thin Celery tasks it runs, for sync and the archive."""
 
 from __future__ import annotations
 
 import pytest
 from django.conf import settings as django_settings
+from django.utils import timezone
 
 from arkdash.celery import app
 from tasks_app import tasks as celery_tasks
-from tasks_app.models import Account, Task, TaskStatus
+from tasks_app.models import Account, Artifact, ArtifactState, Task, TaskStatus
+
+from .dashboard_helpers import succeeded_video
 
 pytestmark = pytest.mark.usefixtures("unthrottled")
 
@@ -54,3 +57,42 @@ def test_it_gives_up_on_a_refresh_ark_refuses(sim, db):
     celery_tasks.refresh_ark_task.delay(revoked.pk, sim.add_task(kind="video", status="queued"))
     assert sim.stats()["get"] == 1  # one refused attempt, no retries
     assert not Task.objects.exists()
+
+
+def test_the_sweep_task_runs_the_copies_it_queues(
+    sim, mirror, local_archive, django_capture_on_commit_callbacks
+):
+    task, artifact = succeeded_video(sim, mirror)
+    Artifact.objects.filter(pk=artifact.pk).update(enqueued_at=None)  # its message was lost
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert celery_tasks.archive_sweep.delay().get() == 1
+
+    artifact.refresh_from_db()
+    assert artifact.state == ArtifactState.ARCHIVED
+    assert artifact.sha256 == sim.output_sha256(task.ark_id, "video")
+
+
+def test_the_archive_task_copies_and_reports_the_state(sim, mirror, local_archive):
+    _, artifact = succeeded_video(sim, mirror)
+
+    assert celery_tasks.archive_artifact.delay(artifact.pk).get() == ArtifactState.ARCHIVED
+
+
+def test_the_archive_task_ignores_an_artifact_that_no_longer_exists(db):
+    assert celery_tasks.archive_artifact.delay(987654).get() == "gone"
+
+
+def test_the_archive_task_leaves_a_failed_copy_to_its_retry(sim, mirror, local_archive):
+    _, artifact = succeeded_video(sim, mirror)
+    sim.faults.inject("output", "500")
+
+    assert celery_tasks.archive_artifact.delay(artifact.pk).get() == ArtifactState.FAILED
+    artifact.refresh_from_db()
+    # The retry is due later; the sweeper will not queue it again before then.
+    assert artifact.enqueued_at == artifact.next_attempt_at > timezone.now()
+
+
+def test_the_archive_task_acknowledges_late():
+    assert celery_tasks.archive_artifact.acks_late is True
+    assert celery_tasks.archive_artifact.reject_on_worker_lost is True
