@@ -415,6 +415,14 @@ CELERY_BEAT_SCHEDULE["picture-sweep"] = {
     "options": {"expires": 600.0},
 }
 
+# Recomputes the insights page's hourly rollup for the hours changed since the last run
+# (services/insights_rollup.py); the page's whole hours are at most about this old.
+CELERY_BEAT_SCHEDULE["insights-rollup-refresh"] = {
+    "task": "tasks_app.tasks.insights_rollup_refresh",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
+
 # --- E-mail (alert channels of kind e-mail) -------------------------------------------------
 # Django's own settings, read from variables of the same names.
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")

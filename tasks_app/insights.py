@@ -1,8 +1,9 @@
 """Reads for the insights page: the range picker's form and the figures over the mirror.
 
 Every figure covers the tasks of the accounts the person sees (Access.tasks()) created in
-the range, bucketed by hour (24 h) or by day in the viewer's time zone. Each is one
-GROUP BY over (account, ark_created_at), which the task indexes serve; see docs/insights.md.
+the range, bucketed by hour (24 h) or by day in the viewer's time zone. They are read from
+the hourly rollup (services/insights_rollup.py) for the UTC hours whole in one bucket and from the
+raw rows for the rest; see docs/insights.md.
 Times queued and running are what ArkDash observed: a task counts as started when a sync
 first saw it running, so they are as precise as the sync's period.
 """
@@ -10,22 +11,31 @@ first saw it running, so they are as precise as the sync's period.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
+from functools import reduce
+from operator import or_
 
 from django import forms
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import connection
-from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import Trunc
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import Account, Artifact, ArtifactState, ModelPrice, TaskStatus
+from .models import (
+    Artifact,
+    InsightsHourArchived,
+    InsightsHourCount,
+    InsightsHourTime,
+    InsightsPhase,
+    ModelPrice,
+    TaskStatus,
+)
 from .selectors import Access, archive_lag_seconds
+from .services import insights_rollup as rollup
 
 RANGES = (("24h", _("Last 24 hours")), ("7d", _("Last 7 days")), ("30d", _("Last 30 days")),
           ("custom", _("Custom")))  # fmt: skip
@@ -35,10 +45,6 @@ MAX_CUSTOM_DAYS = 366
 MAX_MODELS = 7
 OTHER_MODELS = "\x00other"
 TOP_FAILURE_CODES = 10
-# The figures of one range for one set of accounts are computed at most once a minute (Django's
-# cache): at a million tasks a month's GROUP BY and percentiles cost more than a page view
-# should (docs/benchmarks.md, Insights). Prices and the archive lag are read fresh every time.
-FIGURES_CACHE_SECONDS = 60
 FINISHED = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.EXPIRED)
 
 
@@ -112,7 +118,7 @@ class InsightsRangeForm(forms.Form):
         """The range the valid form asks for, in the current time zone."""
         zone = timezone.get_current_timezone()
         # Whole minutes: the ranges that end now end with the current minute, so they are the
-        # same range, and the same cache entry, for a minute, and hold what happened in it.
+        # same range for a minute, and hold what happened in it.
         now = (now or timezone.now()).replace(second=0, microsecond=0) + timedelta(minutes=1)
         choice = self.cleaned_data.get("range") or DEFAULT_RANGE
         if choice == "24h":
@@ -128,27 +134,6 @@ class InsightsRangeForm(forms.Form):
 
 
 # --- the figures ------------------------------------------------------------------------
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-
-    def __init__(self, expression, fraction: float, **extra) -> None:
-        super().__init__(expression, fraction=float(fraction), output_field=DurationField(), **extra)
-
-
-def percentile_cont(values: list[float], fraction: float) -> float | None:
-    """The same interpolation as PostgreSQL's percentile_cont, over values in Python."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = fraction * (len(ordered) - 1)
-    below = int(position)
-    above = min(below + 1, len(ordered) - 1)
-    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
 @dataclass(frozen=True)
@@ -204,54 +189,37 @@ class Insights:
 def insights_for(*, access: Access, period: InsightsRange) -> Insights:
     """Every figure of the insights page for the tasks `access` sees, created in `period`.
 
-    The figures from the tasks and outputs may be up to FIGURES_CACHE_SECONDS old; the cost
-    (from the admin's price table) and the archive lag are current.
+    The UTC hours that lie whole in one bucket come from the rollup (services/insights_rollup.py,
+    refreshed every minute); the rest from the raw rows (see _Plan). The cost (from the
+    admin's price table) and the archive lag are current.
     """
-    key = figures_cache_key(access=access, period=period)
-    figures = cache.get_or_set(key, lambda: _figures(access=access, period=period), FIGURES_CACHE_SECONDS)
-    costs, total_cost, unpriced = _costs(figures.tokens_total)
-    return replace(figures, costs=costs, total_cost=total_cost, unpriced_models=unpriced,
-                   archive_lag_seconds=_archive_lag(access))
-
-
-def figures_cache_key(*, access: Access, period: InsightsRange) -> str:
-    scope = "all" if access.everything else ",".join(map(str, sorted(access.visible_account_ids)))
-    return f"arkdash:insights:{scope}:{period.start.isoformat()}:{period.end.isoformat()}:{period.hourly}:{period.zone}"
-
-
-def _figures(*, access: Access, period: InsightsRange) -> Insights:
-    tasks = access.tasks().filter(ark_created_at__gte=period.start, ark_created_at__lt=period.end)
     buckets = period.buckets()
     index = {period.bucket_key(bucket): n for n, bucket in enumerate(buckets)}
-    kind = "hour" if period.hourly else "day"
+    plan = _Plan.of(period, buckets)
 
-    # One scan of the range: tasks and tokens per bucket, status and model.
-    grouped = (
-        tasks.annotate(bucket=Trunc("ark_created_at", kind, tzinfo=period.zone))
-        .values("bucket", "status", "model")
-        .annotate(n=Count("id"), tokens=Sum("total_tokens"))
-        .order_by()
-    )
-    rows = [(index.get(period.key(row["bucket"])), row["status"], row["model"], row["n"], row["tokens"] or 0)
-            for row in grouped]
+    rows = _count_rows(access, period, plan, index)
     per_model: dict[str, int] = defaultdict(int)
-    for _bucket, _status, model, n, _tokens in rows:
-        per_model[model] += n
+    for row in rows:
+        per_model[row.model] += row.n
     ranked = sorted(per_model, key=lambda model: (-per_model[model], model))
     named = set(ranked[:MAX_MODELS])
     models = ranked[:MAX_MODELS] + ([OTHER_MODELS] if len(ranked) > MAX_MODELS else [])
 
     by_status, by_model, tokens = ([defaultdict(int) for _ in buckets] for _ in range(3))
     tokens_total: dict[str, int] = defaultdict(int)
-    for bucket, status, model, n, used in rows:
-        tokens_total[model] += used
-        if bucket is None:  # a task on the range's edge whose bucket the clock has just left
+    failures: dict[str, int] = defaultdict(int)
+    for row in rows:
+        tokens_total[row.model] += row.tokens
+        if row.status == TaskStatus.FAILED:
+            failures[row.error_code] += row.n
+        if row.bucket is None:  # a task on the range's edge whose bucket the clock has just left
             continue
-        shown = model if model in named else OTHER_MODELS
-        by_status[bucket][status] += n
-        by_model[bucket][shown] += n
-        tokens[bucket][shown] += used
+        shown = row.model if row.model in named else OTHER_MODELS
+        by_status[row.bucket][row.status] += row.n
+        by_model[row.bucket][shown] += row.n
+        tokens[row.bucket][shown] += row.tokens
 
+    costs, total_cost, unpriced = _costs(dict(tokens_total))
     return Insights(
         range=period,
         buckets=buckets,
@@ -262,14 +230,99 @@ def _figures(*, access: Access, period: InsightsRange) -> Insights:
         tokens_by_model=[dict(d) for d in tokens],
         succeeded=[d.get(TaskStatus.SUCCEEDED, 0) for d in by_status],
         finished=[sum(d.get(status, 0) for status in FINISHED) for d in by_status],
-        costs=[],
-        times=_times(tasks),
-        failure_codes=_failure_codes(tasks),
-        archived_bytes=_archived_bytes(access, period, index),
-        archive_lag_seconds=0.0,
+        costs=costs,
+        times=_times(access, plan),
+        failure_codes=sorted(failures.items(), key=lambda item: (-item[1], item[0]))[:TOP_FAILURE_CODES],
+        archived_bytes=_archived_bytes(access, period, plan, index),
+        archive_lag_seconds=_archive_lag(access),
         tokens_total=dict(tokens_total),
-        total_created=sum(row[3] for row in rows),
+        total_created=sum(row.n for row in rows),
+        total_cost=total_cost,
+        unpriced_models=unpriced,
     )
+
+
+@dataclass(frozen=True)
+class _CountRow:
+    bucket: int | None  # index in the range's buckets
+    status: str
+    model: str
+    error_code: str
+    n: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Which parts of a range come from the rollup and which from the raw rows.
+
+    The rollup serves the UTC hours that lie whole inside the range and inside one bucket.
+    The raw rows serve the rest: the partial hours at the range's ends and, in a zone whose
+    offset is not whole hours (Asia/Kolkata +5:30), each hour a bucket starts in (for local
+    days, one hour a day; for the 24-hour range, every hour).
+    """
+
+    rollup: list[tuple[datetime, datetime]]  # contiguous [start, end) runs of whole UTC hours
+    raw: list[tuple[datetime, datetime]]
+
+    @classmethod
+    def of(cls, period: InsightsRange, buckets: list[datetime]) -> _Plan:
+        first, last = rollup.hour_of(period.start), rollup.hour_of(period.end)
+        if first < period.start:
+            first += rollup.HOUR
+        if first >= last:
+            return cls(rollup=[], raw=[(period.start, period.end)])
+        split = {rollup.hour_of(bucket) for bucket in buckets if bucket.astimezone(UTC) != rollup.hour_of(bucket)}
+        hours = [first + n * rollup.HOUR for n in range((last - first) // rollup.HOUR)]
+        raw = [(period.start, first), *((hour, hour + rollup.HOUR) for hour in hours if hour in split),
+               (last, period.end)]  # fmt: skip
+        whole = [(hour, hour + rollup.HOUR) for hour in hours if hour not in split]
+        return cls(rollup=_merged(whole), raw=_merged([(start, end) for start, end in raw if start < end]))
+
+    def rollup_filter(self) -> Q | None:
+        return _spans_filter("hour", self.rollup)
+
+    def raw_filter(self, field: str) -> Q | None:
+        return _spans_filter(field, self.raw)
+
+
+def _merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    runs: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(spans):
+        if runs and runs[-1][1] >= start:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], end))
+        else:
+            runs.append((start, end))
+    return runs
+
+
+def _spans_filter(field: str, spans: list[tuple[datetime, datetime]]) -> Q | None:
+    if not spans:
+        return None
+    return reduce(or_, (Q(**{f"{field}__gte": start, f"{field}__lt": end}) for start, end in spans))
+
+
+def _scoped(queryset: QuerySet, access: Access) -> QuerySet:
+    return queryset if access.everything else queryset.filter(account_id__in=sorted(access.visible_account_ids))
+
+
+def _count_rows(access: Access, period: InsightsRange, plan: _Plan, index: dict) -> list[_CountRow]:
+    """Tasks and tokens per bucket, status, model and error code: the rollup's hours summed
+    into the viewer's buckets, and the raw rows of the other hours."""
+    kind = "hour" if period.hourly else "day"
+    grouped: list[dict] = []
+    if (hours := plan.rollup_filter()) is not None:
+        grouped += (
+            _scoped(InsightsHourCount.objects, access).filter(hours)
+            .annotate(bucket=Trunc("hour", kind, tzinfo=period.zone))
+            .values("bucket", "status", "model", "error_code")
+            .annotate(n=Sum("tasks"), tokens=Sum("tokens"))
+            .order_by()
+        )  # fmt: skip
+    if (created := plan.raw_filter("ark_created_at")) is not None:
+        grouped += rollup.count_rows(access.tasks().filter(created), kind=kind, zone=period.zone)
+    return [_CountRow(index.get(period.key(row["bucket"])), row["status"], row["model"], row["error_code"], row["n"],
+                      row["tokens"] or 0) for row in grouped]  # fmt: skip
 
 
 def _costs(tokens_by_model: dict[str, int]) -> tuple[list[ModelCost], Decimal | None, list[str]]:
@@ -285,71 +338,51 @@ def _costs(tokens_by_model: dict[str, int]) -> tuple[list[ModelCost], Decimal | 
     return costs, (sum(priced, Decimal("0.00")) if priced else None), unpriced
 
 
-def _times(tasks) -> list[ModelTimes]:
+def _times(access: Access, plan: _Plan) -> list[ModelTimes]:
     """p50 and p95 of the observed time queued (created → first seen running) and running
-    (first seen running → finished), per model."""
-    seen_running = tasks.filter(started_at__isnull=False)
-    queued = ExpressionWrapper(F("started_at") - F("ark_created_at"), output_field=DurationField())
-    running = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
-    done = Q(finished_at__isnull=False)
-    if connection.vendor == "postgresql":
+    (first seen running → finished), per model, from the time bins: within
+    rollup.RELATIVE_ERROR of the exact percentiles."""
+    bins: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    if (hours := plan.rollup_filter()) is not None:
         rows = (
-            seen_running.values("model")
-            .annotate(
-                q50=PercentileCont(queued, 0.5), q95=PercentileCont(queued, 0.95),
-                r50=PercentileCont(running, 0.5, filter=done), r95=PercentileCont(running, 0.95, filter=done),
-            )
-            .order_by("model")
+            _scoped(InsightsHourTime.objects, access).filter(hours)
+            .values_list("model", "phase", "bin").annotate(n=Sum("tasks")).order_by()
         )  # fmt: skip
-
-        def seconds(value: timedelta | None) -> float | None:
-            return value.total_seconds() if value is not None else None
-
-        return [ModelTimes(row["model"], seconds(row["q50"]), seconds(row["q95"]), seconds(row["r50"]),
-                           seconds(row["r95"])) for row in rows]  # fmt: skip
-    # Elsewhere (SQLite, the single-machine install) the same figures in Python, one row at a time.
-    waits: dict[str, list[float]] = defaultdict(list)
-    runs: dict[str, list[float]] = defaultdict(list)
-    for model, created, started, finished in seen_running.values_list(
-        "model", "ark_created_at", "started_at", "finished_at"
-    ).iterator(chunk_size=5000):
-        waits[model].append((started - created).total_seconds())
-        if finished is not None:
-            runs[model].append((finished - started).total_seconds())
+        for model, phase, time_bin, n in rows:
+            bins[(model, phase)][time_bin] += n
+    if (created := plan.raw_filter("ark_created_at")) is not None:
+        for (_account, _hour, model, phase, time_bin), n in rollup.time_bins(access.tasks().filter(created)).items():
+            bins[(model, phase)][time_bin] += n
+    models = sorted({model for model, phase in bins if phase == InsightsPhase.QUEUED})
+    queued = {model: bins.get((model, InsightsPhase.QUEUED), {}) for model in models}
+    running = {model: bins.get((model, InsightsPhase.RUNNING), {}) for model in models}
     return [
-        ModelTimes(model, percentile_cont(waits[model], 0.5), percentile_cont(waits[model], 0.95),
-                   percentile_cont(runs[model], 0.5), percentile_cont(runs[model], 0.95))
-        for model in sorted(waits)
+        ModelTimes(model, rollup.percentile(queued[model], 0.5), rollup.percentile(queued[model], 0.95),
+                   rollup.percentile(running[model], 0.5), rollup.percentile(running[model], 0.95))
+        for model in models
     ]  # fmt: skip
 
 
-def _failure_codes(tasks) -> list[tuple[str, int]]:
-    rows = (
-        tasks.filter(status=TaskStatus.FAILED).values("error_code").annotate(n=Count("id"))
-        .order_by("-n", "error_code")[:TOP_FAILURE_CODES]
-    )  # fmt: skip
-    return [(row["error_code"], row["n"]) for row in rows]
-
-
-def _archived_bytes(access: Access, period: InsightsRange, index: dict) -> list[int]:
+def _archived_bytes(access: Access, period: InsightsRange, plan: _Plan, index: dict) -> list[int]:
     """Bytes of the outputs archived in each bucket (by when they were archived)."""
-    archived = Artifact.objects.filter(state=ArtifactState.ARCHIVED, archived_at__gte=period.start,
-                                       archived_at__lt=period.end)  # fmt: skip
-    # The account is on the task: the join reads every task of the visible accounts, so it is
-    # made only when the person does not see every account (a filter that keeps all rows).
-    visible = sorted(access.visible_account_ids)
-    if not access.everything and Account.objects.exclude(pk__in=visible).exists():
-        archived = archived.filter(task__account_id__in=visible)
     kind = "hour" if period.hourly else "day"
+    grouped: list[tuple[datetime, int]] = []
+    if (hours := plan.rollup_filter()) is not None:
+        grouped += (
+            _scoped(InsightsHourArchived.objects, access).filter(hours)
+            .annotate(bucket=Trunc("hour", kind, tzinfo=period.zone)).values_list("bucket")
+            .annotate(size=Sum("bytes")).order_by()
+        )  # fmt: skip
+    if (archived_in := plan.raw_filter("archived_at")) is not None:
+        archived = Artifact.objects.filter(archived_in)
+        if not access.everything:
+            archived = archived.filter(task__account_id__in=sorted(access.visible_account_ids))
+        grouped += [(row["bucket"], row["size"]) for row in rollup.archived_rows(archived, kind=kind, zone=period.zone)]
     sums = [0] * len(index)
-    rows = (
-        archived.annotate(bucket=Trunc("archived_at", kind, tzinfo=period.zone)).values("bucket")
-        .annotate(size=Sum("size")).order_by()
-    )  # fmt: skip
-    for row in rows:
-        bucket = index.get(period.key(row["bucket"]))
+    for bucket_start, size in grouped:
+        bucket = index.get(period.key(bucket_start))
         if bucket is not None:
-            sums[bucket] += row["size"] or 0
+            sums[bucket] += size or 0
     return sums
 
 

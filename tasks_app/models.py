@@ -510,3 +510,73 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
+
+
+# --- The insights rollup: what the insights page reads instead of the raw tasks ------------
+# Rewritten per (account, UTC hour) by services/insights_rollup.py; docs/insights.md says why.
+
+
+class InsightsHourCount(models.Model):
+    """Tasks created in one UTC hour of one account, per model, status and error code, and their tokens."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    model = models.CharField(max_length=128, blank=True)
+    status = models.CharField(max_length=16)
+    error_code = models.CharField(max_length=200, blank=True)
+    tasks = models.PositiveIntegerField()
+    tokens = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "hour"], name="insights_count_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.hour:%Y-%m-%d %H}h {self.model} {self.status}: {self.tasks}"
+
+
+class InsightsPhase(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+
+
+class InsightsHourTime(models.Model):
+    """How many tasks created in one UTC hour of one account spent a time in one
+    log-scaled bin queued or running, per model (services/insights_rollup.time_bin)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    model = models.CharField(max_length=128, blank=True)
+    phase = models.CharField(max_length=8, choices=InsightsPhase.choices)
+    bin = models.IntegerField()
+    tasks = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "hour"], name="insights_time_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.hour:%Y-%m-%d %H}h {self.model} {self.phase} bin {self.bin}: {self.tasks}"
+
+
+class InsightsHourArchived(models.Model):
+    """Bytes of the outputs of one account archived in one UTC hour."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    bytes = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "hour"], name="insights_archived_unique_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.hour:%Y-%m-%d %H}h: {self.bytes} bytes"
+
+
+class InsightsDirtyHour(models.Model):
+    """An (account, UTC hour) whose rollup rows a change outside Task.changed_at made stale
+    (a task removed, an output archived); the next refresh recomputes it and drops the mark."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.hour:%Y-%m-%d %H}h"

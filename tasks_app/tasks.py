@@ -148,6 +148,14 @@ def archive_retention() -> int:
         logger.info("retention removed %d archived outputs (%d bytes)", report.removed, report.bytes_freed)
     return report.removed
 
+
+@shared_task(ignore_result=True)
+def insights_rollup_refresh() -> int:
+    """Beat: recompute the insights rollup's hours changed since the last refresh."""
+    from tasks_app.services.insights_rollup import rollup_refresh
+
+    return rollup_refresh().hours
+
 # --- Pictures -----------------------------------------------------------------------------
 
 _PICTURE_MAX_RETRIES = 5

@@ -45,6 +45,7 @@ from ..models import (
 )
 from ..ratelimit import RateLimitWaitTooLong
 from ..selectors import can_operate, outputs_unarchived
+from . import insights_rollup
 from .accounts import client_for
 from .sync import task_upsert_from_ark
 
@@ -441,6 +442,7 @@ def _remove_local(task: Task, user: User) -> ActionResult:
     keys += Picture.objects.filter(task=task).values_list("storage_key", flat=True)
     ark_id = task.ark_id
     with transaction.atomic():
+        insights_rollup.task_removal_mark(task)  # the row is gone: changed_at cannot tell the rollup
         task.delete()
         # Files go only once the rows are surely gone.
         transaction.on_commit(lambda: _delete_archived_files(keys))

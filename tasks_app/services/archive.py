@@ -42,7 +42,7 @@ from tasks_app.ark import OUTPUT_URL_LIFETIME
 from tasks_app.lib import downloads, storage, zipsafe
 from tasks_app.models import ArchiveState, Artifact, ArtifactOutput, ArtifactState, Task, TaskStatus
 from tasks_app.selectors import archive_lag_seconds
-from tasks_app.services import pictures
+from tasks_app.services import insights_rollup, pictures
 
 logger = logging.getLogger(__name__)
 
@@ -665,9 +665,11 @@ def _record_outcome(artifact: Artifact, token: str, *, copied: _Copied | None = 
         }
     else:
         values = {"state": ArtifactState.LOST, "last_error": lost[:2000], "next_attempt_at": None}
-    Artifact.objects.filter(pk=artifact.pk, claim_token=token).update(
+    recorded = Artifact.objects.filter(pk=artifact.pk, claim_token=token).update(
         claim_token="", claimed_at=None, **values
     )
+    if recorded and copied is not None:  # the insights' bytes archived of this hour changed
+        insights_rollup.hours_mark([(artifact.task.account_id, now)])
 
 
 def retry_delay(*, attempts: int, retry_after: float | None = None) -> float:
