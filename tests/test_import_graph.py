@@ -1,10 +1,15 @@
 """The modules of ArkDash import each other without cycles, but for one: a service queues a
 Celery task by importing tasks_app.tasks inside the function that sends it (tasks_app.tasks
-imports the services to call them). Read from the source with `ast`, nothing imported."""
+imports the services to call them). Read from the source with `ast` in a fresh interpreter (see
+_imports_read_apart), nothing imported."""
 
 from __future__ import annotations
 
 import ast
+import functools
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +71,27 @@ def _imports(module: str, path: Path, modules: dict[str, Path]) -> list[tuple[st
     return found
 
 
+def _imports_read_apart(modules: dict[str, Path]) -> dict[str, list[tuple[str, bool]]]:
+    """_imports of every module, read in a fresh interpreter. CPython 3.11's ast.parse counts
+    its depth in one counter per interpreter, which another thread of the suite can leave off
+    balance ("SystemError: AST constructor recursion depth mismatch", CPython gh-106905)."""
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from tests.test_import_graph import _imports\n"
+        "modules = {name: Path(path) for name, path in json.load(sys.stdin).items()}\n"
+        "print(json.dumps({name: _imports(name, path, modules) for name, path in modules.items()}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], input=json.dumps({n: str(p) for n, p in modules.items()}),
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=True)  # fmt: skip
+    return {name: [(target, lazy) for target, lazy in found] for name, found in json.loads(done.stdout).items()}
+
+
+@functools.cache
+def _project_imports() -> dict[str, list[tuple[str, bool]]]:
+    return _imports_read_apart(_modules())
+
+
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan)."""
     index: dict[str, int] = {}
@@ -102,10 +128,10 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 
 
 def _graph(*, lazy: bool) -> dict[str, set[str]]:
-    modules = _modules()
-    edges: dict[str, set[str]] = {name: set() for name in modules}
-    for name, path in modules.items():
-        for target, is_lazy in _imports(name, path, modules):
+    imports = _project_imports()
+    edges: dict[str, set[str]] = {name: set() for name in imports}
+    for name, found in imports.items():
+        for target, is_lazy in found:
             if not is_lazy:
                 edges[name].add(target)
             elif lazy and target != CELERY_TASKS:
@@ -124,10 +150,9 @@ def test_it_finds_no_cycle_through_lazy_imports_other_than_the_celery_tasks():
 def test_it_sees_the_lazy_celery_task_import_close_a_cycle():
     # The check above must be able to fail: with the Celery-task import counted, the
     # services and tasks_app.tasks form the one cycle there is.
-    modules = _modules()
     edges = _graph(lazy=True)
-    for name, path in modules.items():
-        edges[name].update(target for target, is_lazy in _imports(name, path, modules) if is_lazy)
+    for name, found in _project_imports().items():
+        edges[name].update(target for target, is_lazy in found if is_lazy)
     cycles = _cycles(edges)
     assert len(cycles) == 1
     assert CELERY_TASKS in cycles[0]
@@ -138,4 +163,4 @@ def test_it_reads_an_import_inside_a_function_as_lazy(tmp_path):
     path = tmp_path / "example.py"
     path.write_text("import tasks_app.models\n\ndef later():\n    from tasks_app import tasks\n")
     modules = {"example": path, "tasks_app.models": path, "tasks_app.tasks": path}
-    assert _imports("example", path, modules) == [("tasks_app.models", False), ("tasks_app.tasks", True)]
+    assert _imports_read_apart(modules)["example"] == [("tasks_app.models", False), ("tasks_app.tasks", True)]
