@@ -408,11 +408,14 @@ CELERY_BEAT_SCHEDULE["archive-retention"] = {
     "options": {"expires": 3600.0},
 }
 
-# Gallery pictures whose jobs were lost (a killed worker, a broker restart) are queued again.
+# Gallery pictures whose jobs were lost (a killed worker, a broker restart) are queued again
+# once they are this late (the chaos run shortens both).
+ARKDASH_PICTURE_SWEEP_SECONDS = envfloat("ARKDASH_PICTURE_SWEEP_SECONDS", 600.0)
+ARKDASH_PICTURE_SWEEP_GRACE_SECONDS = envfloat("ARKDASH_PICTURE_SWEEP_GRACE_SECONDS", 600.0)
 CELERY_BEAT_SCHEDULE["picture-sweep"] = {
     "task": "tasks_app.tasks.picture_sweep",
-    "schedule": 600.0,
-    "options": {"expires": 600.0},
+    "schedule": ARKDASH_PICTURE_SWEEP_SECONDS,
+    "options": {"expires": ARKDASH_PICTURE_SWEEP_SECONDS},
 }
 
 # Recomputes the insights page's hourly rollup for the hours changed since the last run

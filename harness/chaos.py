@@ -315,6 +315,9 @@ def chaos_config(plan: ChaosPlan, *, alert_port: int | None = None) -> HarnessCo
             "ARKDASH_ARCHIVE_MAX_BACKOFF_SECONDS": "10",
             "ARKDASH_ARCHIVE_SWEEP_SECONDS": "10",
             "ARKDASH_HANDOFF_SWEEP_SECONDS": "10",
+            # A picture job lost with the killed worker is made again by the sweep.
+            "ARKDASH_PICTURE_SWEEP_SECONDS": "10",
+            "ARKDASH_PICTURE_SWEEP_GRACE_SECONDS": "20",
             "ARK_RETRY_BACKOFF_SECONDS": "0.2",
             # A worker SIGKILLed mid-cycle holds its account's sync lease until it expires
             # (300 s by default): shorter here, with shorter calls to fit inside it.
@@ -537,8 +540,17 @@ def run_chaos(plan: ChaosPlan, *, out=sys.stdout) -> ChaosFigures:
     return figures
 
 
+# Tasks with an archived output a picture is made from, and no picture yet.
+PICTURES_MISSING = (
+    "SELECT count(DISTINCT a.task_id) FROM tasks_app_artifact a"
+    " LEFT JOIN tasks_app_picture p ON p.task_id = a.task_id"
+    " WHERE a.state = 'archived' AND a.output IN ('last_frame', 'video', 'model_zip') AND p.id IS NULL"
+)
+
+
 def _wait_settled(harness: Harness, kinds: dict[str, str], *, timeout: float, say, before_ark_check) -> None:
-    """Until every task has Ark's final status in the mirror and no output is still on its way.
+    """Until every task has Ark's final status in the mirror, no output is still on its way and
+    every archived task has its gallery picture.
 
     While faults are being injected only the database is read (the harness's own calls
     to Ark must not eat the faults meant for ArkDash); Ark is asked once the mirror looks
@@ -552,12 +564,13 @@ def _wait_settled(harness: Harness, kinds: dict[str, str], *, timeout: float, sa
         mirrored = dict(
             harness.db.query("SELECT ark_id, status FROM tasks_app_task WHERE ark_id = ANY(%s)", (ids,))
         )
-        (unsettled, handoffs) = harness.db.query(
+        (unsettled, handoffs, pictures) = harness.db.query(
             "SELECT (SELECT count(*) FROM tasks_app_artifact WHERE state IN ('pending', 'copying', 'failed')),"
-            " (SELECT count(*) FROM tasks_app_task WHERE archive_handoff_pending)"
+            " (SELECT count(*) FROM tasks_app_task WHERE archive_handoff_pending),"
+            f" ({PICTURES_MISSING})"
         )[0]
         active = sum(status in ("queued", "running") for status in mirrored.values())
-        if len(mirrored) == len(ids) and not active and not unsettled and not handoffs:
+        if len(mirrored) == len(ids) and not active and not unsettled and not handoffs and not pictures:
             if not faults_stopped:
                 before_ark_check()
                 faults_stopped = True
@@ -567,7 +580,7 @@ def _wait_settled(harness: Harness, kinds: dict[str, str], *, timeout: float, sa
             last_report = time.monotonic()
             say(
                 f"settling: {len(mirrored)}/{len(ids)} tasks mirrored, {active} active, "
-                f"{unsettled} outputs on their way, {handoffs} hand-offs pending"
+                f"{unsettled} outputs on their way, {handoffs} hand-offs pending, {pictures} pictures to make"
             )
         time.sleep(2)
     if not faults_stopped:

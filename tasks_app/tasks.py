@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.db import DatabaseError
 from django.utils import timezone
 
 from tasks_app.ark import ArkError
@@ -163,10 +164,11 @@ _PICTURE_MAX_RETRIES = 5
 
 @shared_task(bind=True, ignore_result=True, max_retries=_PICTURE_MAX_RETRIES)
 def make_picture(self, artifact_id: int) -> None:
-    """Make the gallery picture of an archived output; retried when archive storage fails."""
+    """Make the gallery picture of an archived output; retried when archive storage or the
+    database fails (the picture's object and row are written again under the same key)."""
     try:
         pictures_service.picture_make(artifact_id=artifact_id)
-    except storage.StorageError as error:
+    except (storage.StorageError, DatabaseError) as error:
         logger.warning("picture of artifact %s: %s", artifact_id, error)
         if not self.request.is_eager:
             raise self.retry(exc=error, countdown=30 * (self.request.retries + 1)) from None

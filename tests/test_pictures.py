@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import logging
 import zipfile
+from datetime import timedelta
 
 import httpx
 import numpy as np
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 from PIL import Image
@@ -219,7 +221,7 @@ def test_the_sweep_queues_again_a_picture_whose_job_was_lost(sim, mirror, local_
         for artifact in Artifact.objects.filter(task=task).exclude(output=ArtifactOutput.MODEL_FILE):
             artifact_archive(artifact_id=artifact.pk)  # no on_commit here: the picture job is lost
     now = timezone.now()
-    Artifact.objects.filter(task=lost).update(archived_at=now - pictures.PICTURE_SWEEP_GRACE * 2)
+    Artifact.objects.filter(task=lost).update(archived_at=now - timedelta(seconds=settings.ARKDASH_PICTURE_SWEEP_GRACE_SECONDS * 2))
 
     with django_capture_on_commit_callbacks(execute=True):
         queued = pictures.picture_sweep(now=now)

@@ -58,9 +58,9 @@ COPY_CHUNK = 1024 * 1024
 # Which output makes the better picture of a task: a higher number replaces a lower one.
 SOURCE_RANK = {ArtifactOutput.VIDEO: 1, ArtifactOutput.LAST_FRAME: 2, ArtifactOutput.MODEL_ZIP: 1}
 
-# The sweep queues again a picture still missing this long after its output was archived
-# (its job would have run by then), looking back over the window, at most a batch a run.
-PICTURE_SWEEP_GRACE = timedelta(minutes=10)
+# The sweep queues again a picture still missing ARKDASH_PICTURE_SWEEP_GRACE_SECONDS after its
+# output was archived (its job would have run by then), looking back over the window, at most
+# a batch a run.
 PICTURE_SWEEP_WINDOW = timedelta(days=2)
 PICTURE_SWEEP_BATCH = 200
 
@@ -106,8 +106,9 @@ def picture_sweep(*, now: datetime | None = None) -> int:
     sweep stays cheap however large the mirror; `manage.py pictures` fills in older ones.
     """
     now = now or timezone.now()
+    grace = timedelta(seconds=settings.ARKDASH_PICTURE_SWEEP_GRACE_SECONDS)
     missing = artifacts_without_picture().filter(
-        archived_at__gte=now - PICTURE_SWEEP_WINDOW, archived_at__lt=now - PICTURE_SWEEP_GRACE,
+        archived_at__gte=now - PICTURE_SWEEP_WINDOW, archived_at__lt=now - grace,
     )
     # One artifact per task: the better source first (the selector's order).
     chosen: dict[int, int] = {}
