@@ -76,6 +76,17 @@ def account(db):
 
 
 @pytest.fixture
+def rival(db):
+    """A second account on the same simulator: its tasks must stay invisible to outsiders."""
+    from tasks_app.models import Account
+
+    rival = Account(name="rival", base_url=f"{SIM_BASE_URL}/api/v3")
+    rival.set_api_key(SIM_API_KEY)
+    rival.save()
+    return rival
+
+
+@pytest.fixture
 def user_client(client, django_user_model, account):
     """A signed-in operator of `account` (a file may define its own, e.g. a viewer)."""
     from .dashboard_helpers import member_of

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from tasks_app import selectors
 from tasks_app.insights import InsightsRange, InsightsRangeForm, insights_for
-from tasks_app.models import Account, Artifact, ArtifactOutput, ArtifactState, ModelPrice, TaskStatus
+from tasks_app.models import Artifact, ArtifactOutput, ArtifactState, ModelPrice, TaskStatus
 from tasks_app.services.archive import archive_lag_seconds
 from tasks_app.services.insights_rollup import RELATIVE_ERROR, rollup_refresh
 
@@ -28,14 +28,6 @@ TOKENS = 108_900
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-@pytest.fixture
-def rival(db):
-    other = Account(name="rival", base_url="http://arksim.test/api/v3")
-    other.set_api_key("rival-key")
-    other.save()
-    return other
 
 
 @pytest.fixture

@@ -198,16 +198,6 @@ def periods() -> list[InsightsRange]:
     ]  # fmt: skip
 
 
-@pytest.fixture
-def rival(db):
-    from tasks_app.models import Account
-
-    other = Account(name="rival", base_url="http://arksim.test/api/v3")
-    other.set_api_key("rival-key")
-    other.save()
-    return other
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize("seed", range(3))
 def test_the_figures_from_the_rollup_equal_the_raw_figures_through_every_change(

@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from tasks_app import selectors
 from tasks_app.models import (
-    Account,
     Artifact,
     ArtifactOutput,
     ArtifactState,
@@ -23,19 +22,9 @@ from tasks_app.models import TaskStatus as S
 from tasks_app.services import actions
 from tasks_app.services.sync import sync_account
 
-from .conftest import SIM_API_KEY, SIM_BASE_URL
 from .dashboard_helpers import make_task, member_of
 
 HTMX = {"HX-Request": "true", "HX-Current-URL": "http://testserver/"}
-
-
-@pytest.fixture
-def rival(db) -> Account:
-    """A second account on the same simulator: its tasks must stay invisible to outsiders."""
-    rival = Account(name="rival", base_url=f"{SIM_BASE_URL}/api/v3")
-    rival.set_api_key(SIM_API_KEY)
-    rival.save()
-    return rival
 
 
 @pytest.fixture

@@ -30,14 +30,6 @@ from .dashboard_helpers import member_of
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def other_account(db):
-    other = Account(name="other", base_url="http://arksim.test/api/v3")
-    other.set_api_key("test-key")
-    other.save()
-    return other
-
-
 def archived_task(sim, mirror, *, age_days: float, account=None) -> Task:
     """A video task whose two outputs were archived `age_days` ago (really copied to storage)."""
     overrides = {"account": account} if account is not None else {}
@@ -49,12 +41,12 @@ def archived_task(sim, mirror, *, age_days: float, account=None) -> Task:
 
 
 def test_it_deletes_exactly_the_old_archived_outputs_of_accounts_with_the_rule_on(
-    sim, mirror, account, other_account, local_archive, django_capture_on_commit_callbacks
+    sim, mirror, account, rival, local_archive, django_capture_on_commit_callbacks
 ):
     Account.objects.filter(pk=account.pk).update(retention_days=30)
     old = archived_task(sim, mirror, age_days=31)
     recent = archived_task(sim, mirror, age_days=29)
-    theirs_old = archived_task(sim, mirror, age_days=400, account=other_account)  # rule off there
+    theirs_old = archived_task(sim, mirror, age_days=400, account=rival)  # rule off there
     pending = mirror(sim.add_task(kind="video", status="succeeded"))
     artifacts_create_for_task(task=pending)
     Artifact.objects.filter(task=pending).update(created=timezone.now() - timedelta(days=90))
@@ -102,7 +94,7 @@ def test_it_does_nothing_by_default(sim, mirror, account, local_archive, django_
     assert len(local_archive.visible_keys()) == 2
 
 
-def test_it_snapshots_storage_used_per_account_once_a_day(sim, mirror, account, other_account, local_archive):
+def test_it_snapshots_storage_used_per_account_once_a_day(sim, mirror, account, rival, local_archive):
     task = archived_task(sim, mirror, age_days=1)
     size = sum(Artifact.objects.filter(task=task).values_list("size", flat=True))
 
@@ -111,7 +103,7 @@ def test_it_snapshots_storage_used_per_account_once_a_day(sim, mirror, account, 
 
     snapshots = {s.account_id: s for s in ArchiveUsageSnapshot.objects.all()}
     assert snapshots[account.pk].bytes_stored == size and snapshots[account.pk].outputs_stored == 2
-    assert snapshots[other_account.pk].bytes_stored == 0
+    assert snapshots[rival.pk].bytes_stored == 0
     assert ArchiveUsageSnapshot.objects.count() == 2
 
 
@@ -190,13 +182,13 @@ def test_it_refuses_a_bad_number_of_days_with_a_message(account, client, django_
     assert account.retention_days is None
 
 
-def test_a_viewer_cannot_set_the_rule_and_another_account_is_invisible(
-    account, other_account, client, django_user_model
+def test_a_viewer_cannot_set_the_rule_and_anrival_is_invisible(
+    account, rival, client, django_user_model
 ):
     user = django_user_model.objects.create_user("vic", password="pw")
     member_of(user, account, MembershipRole.VIEWER)
     client.force_login(user)
 
     assert client.post(f"/archive/accounts/{account.pk}/retention/", {"days": "5"}).status_code == 403
-    assert client.post(f"/archive/accounts/{other_account.pk}/retention/", {"days": "5"}).status_code == 404
+    assert client.post(f"/archive/accounts/{rival.pk}/retention/", {"days": "5"}).status_code == 404
     assert set(Account.objects.values_list("retention_days", flat=True)) == {None}

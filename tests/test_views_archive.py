@@ -8,7 +8,6 @@ import pytest
 from django.utils import timezone
 
 from tasks_app.models import (
-    Account,
     ArchiveUsageSnapshot,
     Artifact,
     ArtifactState,
@@ -26,14 +25,6 @@ pytestmark = pytest.mark.django_db
 def output(task, name: str, *, state: str, deadline_hours: float | None = None, **fields) -> Artifact:
     deadline = timezone.now() + timedelta(hours=deadline_hours) if deadline_hours is not None else None
     return Artifact.objects.create(task=task, output=name, state=state, deadline=deadline, **fields)
-
-
-@pytest.fixture
-def other_account(db):
-    other = Account(name="other", base_url="http://arksim.test/api/v3")
-    other.set_api_key("other-key")
-    other.save()
-    return other
 
 
 def test_it_lists_waiting_outputs_soonest_deadline_first_with_time_left(account, user_client):
@@ -93,7 +84,7 @@ def test_it_warns_when_no_worker_was_seen(account, user_client):
     assert "No worker has reported" in user_client.get("/archive/").content.decode()
 
 
-def test_it_shows_storage_used_per_account_with_its_trend(account, other_account, user_client):
+def test_it_shows_storage_used_per_account_with_its_trend(account, rival, user_client):
     task = make_task(account, status=TaskStatus.SUCCEEDED)
     output(task, "video", state=ArtifactState.ARCHIVED, archived_at=timezone.now(), size=2048)
     output(task, "last_frame", state=ArtifactState.ARCHIVED, archived_at=timezone.now(), size=4096,
@@ -101,19 +92,19 @@ def test_it_shows_storage_used_per_account_with_its_trend(account, other_account
     today = timezone.localdate()
     ArchiveUsageSnapshot.objects.create(account=account, day=today - timedelta(days=1), bytes_stored=1024)
     ArchiveUsageSnapshot.objects.create(account=account, day=today, bytes_stored=2048)
-    ArchiveUsageSnapshot.objects.create(account=other_account, day=today, bytes_stored=99999)
+    ArchiveUsageSnapshot.objects.create(account=rival, day=today, bytes_stored=99999)
 
     html = user_client.get("/archive/").content.decode()
 
     assert '<strong class="storage-used">2.0\xa0KB</strong>' in html
     assert f'<time datetime="{today - timedelta(days=1):%Y-%m-%d}">' in html
     assert '<progress max="2048" value="1024"' in html
-    assert "other" not in html.split('id="archive-storage"')[1]  # not their account
+    assert "rival" not in html.split('id="archive-storage"')[1]  # not their account
 
 
-def test_it_shows_only_the_users_accounts_outputs(account, other_account, client, django_user_model):
+def test_it_shows_only_the_users_accounts_outputs(account, rival, client, django_user_model):
     mine = make_task(account, status=TaskStatus.SUCCEEDED)
-    theirs = make_task(other_account, status=TaskStatus.SUCCEEDED)
+    theirs = make_task(rival, status=TaskStatus.SUCCEEDED)
     output(mine, "video", state=ArtifactState.PENDING, deadline_hours=5)
     output(theirs, "video", state=ArtifactState.PENDING, deadline_hours=1)
     viewer = django_user_model.objects.create_user("vic", password="pw")
