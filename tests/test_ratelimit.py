@@ -16,22 +16,8 @@ from tasks_app.ratelimit import (
     limiter_for_account,
 )
 
+from .fake_clock import FakeClock
 from .services import REDIS_URL
-
-
-class FakeClock:
-    """A clock that only moves when the limiter sleeps: tests see exact waits, instantly."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

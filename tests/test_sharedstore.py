@@ -10,18 +10,11 @@ import pytest
 from tasks_app.lib.sharedstore import RedisStore, SqliteStore, store_from_settings
 from tasks_app.observability import counters
 
+from .fake_clock import FakeClock
 from .services import REDIS_URL
 
 # Long enough that a test on a loaded machine never sees a bucket refill by itself.
 INTERVAL = 60.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
