@@ -57,7 +57,6 @@ def export_select(export: CopyExport) -> tuple[str, list]:
     filterset = export.filterset
     tasks = filterset.qs.order_by(*ordering(filterset.chosen_sort)).values_list(*TASK_FIELDS)
     tasks_sql, tasks_params = tasks.query.get_compiler(using=tasks.db).as_sql()
-    zone = export.zone_name
     columns: list[tuple[str, list]] = [
         ("NULLIF(t.ark_id, '')", []),
         ("(%s::text[])[array_position(%s::bigint[], t.account_id)]",
@@ -65,8 +64,8 @@ def export_select(export: CopyExport) -> tuple[str, list]:
         ("NULLIF(t.kind, '')", []),
         ("NULLIF(t.model, '')", []),
         ("NULLIF(t.status, '')", []),
-        _isoformat("t.ark_created_at", zone),
-        _isoformat("t.ark_updated_at", zone),
+        _isoformat("t.ark_created_at"),
+        _isoformat("t.ark_updated_at"),
         _run_seconds(export.now),
         ("t.total_tokens", []),
         ("NULLIF(t.error_code, '')", []),
@@ -88,30 +87,37 @@ def export_select(export: CopyExport) -> tuple[str, list]:
     return sql, [*select_params, *tasks_params, *outputs_params]
 
 
-def _isoformat(column: str, zone: str) -> tuple[str, list]:
-    """`column` in `zone` as Python's isoformat() writes it: microseconds only when there are
-    some, the offset as ±HH:MM (and :SS when it has seconds)."""
-    local = f"({column} AT TIME ZONE %s)"
-    offset = f"EXTRACT(EPOCH FROM {local} - ({column} AT TIME ZONE 'UTC'))::integer"
-    sql = (
-        f"to_char({local}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+def _isoformat(column: str) -> tuple[str, list]:
+    """`column` in the session's zone (the viewer's, see copy_pieces) as Python's isoformat()
+    writes it: microseconds only when there are some, the offset as ±HH:MM.
+
+    Before 1973 some zones' offsets had seconds (local mean time; Liberia's until 1972),
+    which isoformat() writes as ±HH:MM:SS and TZH:TZM cannot: those times take the long way.
+    """
+    offset = f"date_part('timezone', {column})::integer"
+    exact = (
+        f"to_char({column}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
         f" || CASE WHEN date_trunc('second', {column}) = {column} THEN '' ELSE to_char({column}, '.US') END"
         f" || CASE WHEN {offset} < 0 THEN '-' ELSE '+' END"
-        f" || lpad((abs({offset}) / 3600)::text, 2, '0') || ':' || lpad((abs({offset}) %% 3600 / 60)::text, 2, '0')"
-        f" || CASE WHEN {offset} %% 60 = 0 THEN '' ELSE ':' || lpad((abs({offset}) %% 60)::text, 2, '0') END"
+        f" || to_char(abs({offset}) / 3600, 'FM00') || ':' || to_char(abs({offset}) / 60 %% 60, 'FM00')"
+        f" || CASE WHEN {offset} %% 60 = 0 THEN '' ELSE ':' || to_char(abs({offset}) %% 60, 'FM00') END"
     )
-    return sql, [zone] * sql.count("%s")
+    sql = (
+        f"CASE WHEN {column} < '1973-01-01T00:00:00+00:00' THEN {exact}"
+        f" WHEN date_trunc('second', {column}) = {column} THEN to_char({column}, 'YYYY-MM-DD\"T\"HH24:MI:SSTZH:TZM')"
+        f" ELSE to_char({column}, 'YYYY-MM-DD\"T\"HH24:MI:SS.USTZH:TZM') END"
+    )
+    return sql, []
 
 
 def _run_seconds(now: datetime) -> tuple[str, list]:
-    """Task.run_time in seconds, rounded half to even like Python's round()."""
+    """Task.run_time in seconds, rounded half to even like Python's round() (float8 round()
+    is rint()); NULL when the task has no start or no end."""
     start = "COALESCE(t.started_at, CASE WHEN t.status = ANY(%s) THEN t.ark_created_at END)"
     end = "CASE WHEN t.status = ANY(%s) THEN COALESCE(t.gone_upstream_at, %s) ELSE COALESCE(t.finished_at, t.ark_updated_at) END"
-    elapsed = f"EXTRACT(EPOCH FROM ({end}) - ({start}))"
-    seconds = f"CASE WHEN {elapsed} < 0 THEN 0 ELSE {elapsed} END"  # NULL stays NULL (GREATEST would not)
-    seconds_params = [list(ACTIVE_STATUSES), now, [TaskStatus.SUCCEEDED, TaskStatus.FAILED]]
-    sql = f"(CASE WHEN {seconds} %% 1 = 0.5 THEN 2 * round({seconds} / 2) ELSE round({seconds}) END)::bigint"
-    return sql, seconds_params * (sql.count("%s") // len(seconds_params))
+    start_params, end_params = [[TaskStatus.SUCCEEDED, TaskStatus.FAILED]], [list(ACTIVE_STATUSES), now]
+    sql = f"CASE WHEN {end} < {start} THEN 0 ELSE round(date_part('epoch', {end} - {start}))::bigint END"
+    return sql, [*end_params, *start_params, *end_params, *start_params]
 
 
 def _outputs_lateral() -> tuple[str, list]:
@@ -142,8 +148,14 @@ def copy_pieces(export: CopyExport, *, using: str) -> Iterator[bytes]:
     statement, params = copy_statement(export)
     connection = connections[using]
     with transaction.atomic(using=using), connection.cursor() as cursor:
-        # A long export may outlast a statement timeout meant for pages.
-        cursor.execute("SET LOCAL statement_timeout = 0")
+        # A long export may outlast a statement timeout meant for pages; compiling this plan
+        # (JIT) cost more than it saved where measured (docs/benchmarks.md, Export); times are
+        # written in the viewer's zone. The settings end with the savepoint or transaction.
+        cursor.execute(
+            "SELECT set_config('statement_timeout', '0', true), set_config('jit', 'off', true),"
+            " set_config('TimeZone', %s, true)",
+            [export.zone_name],
+        )
         with connection.wrap_database_errors, cursor.cursor.copy(statement, params) as copy:
             yield from crlf_records(_gathered(copy, PIECE_BYTES))
         transaction.set_rollback(True, using=using)  # an error or a closed stream rolls back too

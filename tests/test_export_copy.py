@@ -101,7 +101,7 @@ def export_csv(client, query: str, zone: str | None) -> bytes:
     return b"".join(response.streaming_content)
 
 
-@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/New_York", "Asia/Kolkata", None])
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/New_York", "Asia/Kolkata", "Africa/Monrovia", None])
 @pytest.mark.parametrize("query", ["", "sort=updated", "sort=-updated&status=running&status=failed", "kind=3d"])
 def test_the_database_writes_the_same_bytes_as_python(awkward, viewer, client, monkeypatch, zone, query):
     assert views_export.database_writes_csv("default", ZoneInfo(zone or "UTC"))
