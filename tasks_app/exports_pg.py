@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, tzinfo
 
 from django.db import connections, transaction
@@ -36,9 +37,19 @@ class CopyExport:
     now: datetime  # active tasks run until now (Task.run_time)
 
 
-def zone_name(zone: tzinfo) -> str | None:
-    """The IANA name PostgreSQL knows `zone` by, or None for a zone without one."""
-    return getattr(zone, "key", None)
+def zone_name(zone: tzinfo, *, using: str) -> str | None:
+    """The IANA name of `zone` if PostgreSQL knows it too, else None (and Python writes the CSV)."""
+    name = getattr(zone, "key", None)
+    return name if name is not None and _postgres_knows_zone(using, name) else None
+
+
+@lru_cache(maxsize=512)
+def _postgres_knows_zone(using: str, name: str) -> bool:
+    # Python and PostgreSQL may read different time zone databases: an unknown name would
+    # stop the COPY after the header has gone out. Asked once per name and process.
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT FROM pg_timezone_names WHERE name = %s)", [name])
+        return cursor.fetchone()[0]
 
 
 def copy_statement(export: CopyExport) -> tuple[str, list]:

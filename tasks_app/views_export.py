@@ -49,7 +49,7 @@ def task_export(request: HttpRequest, fmt: str) -> HttpResponse | StreamingHttpR
     if fmt == "csv" and database_writes_csv(using, zone):
         export = exports_pg.CopyExport(
             filterset=filterset, account_names=account_names, url_head=head, url_tail=tail,
-            zone_name=exports_pg.zone_name(zone), now=timezone.now(),
+            zone_name=exports_pg.zone_name(zone, using=using), now=timezone.now(),
         )
         pieces = _header_then(exports_pg.copy_pieces(export, using=using))
     else:
@@ -66,7 +66,7 @@ def task_export(request: HttpRequest, fmt: str) -> HttpResponse | StreamingHttpR
 def database_writes_csv(using: str, zone: tzinfo) -> bool:
     """Does the database format the CSV (PostgreSQL, a zone it knows by name)? Else Python does,
     with the same bytes."""
-    return connections[using].vendor == "postgresql" and exports_pg.zone_name(zone) is not None
+    return connections[using].vendor == "postgresql" and exports_pg.zone_name(zone, using=using) is not None
 
 
 def _fields(row: ExportRow, zone: tzinfo) -> dict:

@@ -135,6 +135,14 @@ def test_the_database_writes_the_same_bytes_as_python(awkward, viewer, client, m
                                                         "2026-03-08T03:00:01.623456-04:00")
 
 
+def test_python_writes_the_csv_in_a_zone_postgresql_does_not_know():
+    assert exports_pg.zone_name(ZoneInfo("Asia/Shanghai"), using="default") == "Asia/Shanghai"
+    assert exports_pg._postgres_knows_zone("default", "Mars/Olympus_Mons") is False
+    with open("/usr/share/zoneinfo/Asia/Shanghai", "rb") as tzfile:
+        unnamed = ZoneInfo.from_file(tzfile)  # a zone without a name
+    assert not views_export.database_writes_csv("default", unnamed)
+
+
 def test_it_passes_the_filters_as_parameters(awkward, viewer, client):
     client.force_login(viewer)
     body = export_csv(client, "model=x%27%20OR%20%271%27%3D%271", "Asia/Shanghai")
