@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, tzinfo
+from functools import lru_cache
 
 from django.db import connections, transaction
 
