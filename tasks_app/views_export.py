@@ -1,4 +1,8 @@
-"""The list's export: CSV (with a UTF-8 byte order mark, for Excel) or JSON Lines, streamed."""
+"""The list's export: CSV (with a UTF-8 byte order mark, for Excel) or JSON Lines, streamed.
+
+On PostgreSQL the database writes the CSV's rows (exports_pg); elsewhere, and for JSON
+Lines, Python writes them from exports.export_rows. Both CSVs have the same bytes.
+"""
 
 from __future__ import annotations
 
