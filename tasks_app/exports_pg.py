@@ -159,9 +159,10 @@ def copy_pieces(export: CopyExport, *, using: str) -> Iterator[bytes]:
     statement, params = copy_statement(export)
     connection = connections[using]
     with transaction.atomic(using=using), connection.cursor() as cursor:
-        # A long export may outlast a statement timeout meant for pages; compiling this plan
-        # (JIT) cost more than it saved where measured (docs/benchmarks.md, Export); times are
-        # written in the viewer's zone. The settings end with the savepoint or transaction.
+        # A long export may outlast a statement timeout meant for pages; PostgreSQL's JIT
+        # compiles this plan's many expressions for longer than it then saves (EXPLAIN
+        # ANALYZE of the export's query); times are written in the viewer's zone. The
+        # settings end with the savepoint or transaction.
         cursor.execute(
             "SELECT set_config('statement_timeout', '0', true), set_config('jit', 'off', true),"
             " set_config('TimeZone', %s, true)",
