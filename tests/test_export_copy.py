@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -138,9 +139,7 @@ def test_the_database_writes_the_same_bytes_as_python(awkward, viewer, client, m
 def test_python_writes_the_csv_in_a_zone_postgresql_does_not_know():
     assert exports_pg.zone_name(ZoneInfo("Asia/Shanghai"), using="default") == "Asia/Shanghai"
     assert exports_pg._postgres_knows_zone("default", "Mars/Olympus_Mons") is False
-    with open("/usr/share/zoneinfo/Asia/Shanghai", "rb") as tzfile:
-        unnamed = ZoneInfo.from_file(tzfile)  # a zone without a name
-    assert not views_export.database_writes_csv("default", unnamed)
+    assert not views_export.database_writes_csv("default", dt_timezone(timedelta(hours=8)))  # no name
 
 
 def test_it_passes_the_filters_as_parameters(awkward, viewer, client):
