@@ -32,11 +32,11 @@ BOM = b"\xef\xbb\xbf"
 
 
 @pytest.fixture
-def rival(db):
-    other = Account(name="对手团队", base_url="http://arksim.test/api/v3")
-    other.set_api_key("rival-key")
-    other.save()
-    return other
+def rival(rival):
+    """conftest's other account, with a Chinese name (the BOM must keep it intact)."""
+    rival.name = "对手团队"
+    rival.save()
+    return rival
 
 
 @pytest.fixture
