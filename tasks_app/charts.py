@@ -101,12 +101,26 @@ class Chart:
         return mark_safe("".join(rows))  # noqa: S308 - every cell is escaped
 
 
-def axis_ticks(highest: float, *, whole: bool) -> list[float]:
+# Units an axis may count in, so its ticks fall on round sizes and times (1.5 MB, 6 h), not on
+# round numbers of bytes or seconds (976.6 KB, 6 h 56 m).
+BYTES = (1, 1024, 1024**2, 1024**3, 1024**4)
+SECONDS = (1, 60, 3600, 86400)
+
+
+def axis_ticks(highest: float, *, whole: bool, units: Sequence[float] = (1,)) -> list[float]:
     """The axis's ticks from 0 up to the lowest readable top at or above `highest`: two to
-    five of them (three or more when a step allows), a step of 1, 2, 2.5 or 5 × 10^k. With `whole` (counts, tokens, bytes) the step is a
-    whole number, so no two ticks of a small count read the same ("0, 0, 1, 2, 2")."""
+    five of them (three or more when a step allows), a step of 1, 2, 2.5 or 5 × 10^k of the
+    largest of `units` not above `highest`. With `whole` (counts, tokens, bytes) a step in
+    plain units is a whole number, so no two ticks of a small count read the same ("0, 0,
+    1, 2, 2")."""
     if highest <= 0:
         return [0, 1]
+    unit = max((u for u in units if u <= highest), default=1)
+    ticks = _ticks_in_unit(highest / unit, whole=whole and unit == 1)
+    return [tick * unit for tick in ticks] if unit != 1 else ticks
+
+
+def _ticks_in_unit(highest: float, *, whole: bool) -> list[float]:
     lowest_power = math.floor(math.log10(highest / 4))
     steps = [factor * 10.0**power for power in (lowest_power, lowest_power + 1) for factor in (1, 2, 2.5, 5)]
     if whole:
@@ -132,6 +146,7 @@ def stacked_bars(
     fmt: Callable[[float], str],
     label_head: str,
     missing: str | None = None,
+    units: Sequence[float] = (1,),
 ) -> Chart:
     """Columns, one per label, each stacking the series' values bottom up.
 
@@ -144,7 +159,7 @@ def stacked_bars(
         chart.table_rows.append([label, *(missing if missing is not None and s.key not in column
                                           else fmt(column.get(s.key, 0)) for s in series)])
     ticks = axis_ticks(max((sum(column.values()) for column in values), default=0),
-                       whole=_whole_numbers(v for column in values for v in column.values()))
+                       whole=_whole_numbers(v for column in values for v in column.values()), units=units)
     top = ticks[-1]
     plot_height = chart.plot_bottom - TOP
     plot_width = chart.plot_right - chart.plot_left
@@ -179,6 +194,7 @@ def grouped_hbars(
     series: Sequence[Series],
     fmt: Callable[[float], str],
     label_head: str,
+    units: Sequence[float] = (1,),
 ) -> Chart:
     """Horizontal bars: one group per row (a model, an error code), one bar per series."""
     per_row = len(series)
@@ -188,7 +204,7 @@ def grouped_hbars(
                   plot_left=NAME_WIDTH, plot_right=WIDTH - 32, plot_bottom=max(height, 60) - 24)
     chart.table_head = [label_head, *(s.label for s in series)]
     shown = [v for _, vs in rows for v in vs.values() if v is not None]
-    ticks = axis_ticks(max(shown, default=0), whole=_whole_numbers(shown))
+    ticks = axis_ticks(max(shown, default=0), whole=_whole_numbers(shown), units=units)
     top = ticks[-1]
     plot_width = chart.plot_right - chart.plot_left
     for value in ticks:

@@ -60,3 +60,13 @@ def test_it_shows_a_missing_rate_as_a_dash_not_a_zero():
     chart = charts.stacked_bars(labels=["d1", "d2"], series=rate, values=[{"rate": 50.0}, {}], fmt=str,
                                 label_head="Day", missing="–")
     assert chart.table_rows == [["d1", "50.0"], ["d2", "–"]]
+
+
+def test_a_size_or_time_axis_ticks_on_round_units_not_round_numbers():
+    mib = 1024 * 1024
+    assert charts.axis_ticks(3_000_000, whole=True, units=charts.BYTES) == [0, mib, 2 * mib, 3 * mib]
+    hour = 3600
+    assert charts.axis_ticks(24 * hour, whole=False, units=charts.SECONDS) == [0, 6 * hour, 12 * hour, 18 * hour,
+                                                                               24 * hour]
+    assert charts.axis_ticks(700, whole=False, units=charts.SECONDS) == [0, 300, 600, 900]  # 5-minute steps
+    assert charts.axis_ticks(50, whole=False, units=charts.SECONDS) == [0, 25, 50]  # under a minute: seconds
