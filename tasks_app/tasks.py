@@ -42,7 +42,11 @@ def sync_account(account_id: int) -> None:
         return
     # Another worker holding this account's lease makes this run a no-op (lease_wait=0).
     with log_context(account=account.name):
-        sync_service.sync_account(account=account)
+        report = sync_service.sync_account(account=account)
+    # Tasks that appeared or moved reach the insights charts now, not at the next minute's
+    # refresh (a first sync's week of history included).
+    if report.created or report.updated or report.gone:
+        insights_rollup_refresh.delay()
 
 
 # Ark failing transiently is retried with backoff; a refusal (bad key) is not; a 404

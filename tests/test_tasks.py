@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings as django_settings
+from django.db.models import Sum
 from django.utils import timezone
 
 from arkdash.celery import app
 from tasks_app import tasks as celery_tasks
-from tasks_app.models import Account, Artifact, ArtifactState, Task, TaskStatus
+from tasks_app.models import Account, Artifact, ArtifactState, InsightsHourCount, Task, TaskStatus
 
 from .dashboard_helpers import succeeded_video
 
@@ -32,6 +33,14 @@ def test_it_syncs_every_account(sim, account, settings):
     assert Task.objects.filter(account=account).count() == 1
     assert Task.objects.filter(account__is_default=True).count() == 1
     assert Account.objects.get(pk=account.pk).last_sync_ok_at is not None
+
+
+def test_a_sync_that_changed_tasks_brings_them_to_the_insights_rollup_at_once(sim, account):
+    sim.add_task(kind="video", status="succeeded")
+    sim.add_task(kind="3d", status="queued")
+    celery_tasks.sync_account.delay(account.pk)
+    counted = InsightsHourCount.objects.filter(account=account).aggregate(n=Sum("tasks"))["n"]
+    assert counted == 2  # not at the next minute's refresh
 
 
 def test_it_ignores_an_account_deleted_meanwhile(db):
