@@ -27,14 +27,10 @@ HTMX = {"HX-Request": "true", "HX-Target": "output-1"}
 
 
 @pytest.fixture
-def stranger(django_user_model, db):
-    from tasks_app.models import Account
-
-    other = Account(name="other", base_url="http://arksim.test/api/v3")
-    other.set_api_key("other-key")
-    other.save()
+def stranger(django_user_model, rival):
+    """An operator of another account only."""
     user = django_user_model.objects.create_user("sam", password="pw")
-    member_of(user, other, MembershipRole.OPERATOR)
+    member_of(user, rival, MembershipRole.OPERATOR)
     return user
 
 

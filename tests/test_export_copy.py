@@ -37,7 +37,7 @@ NOW = datetime(2026, 11, 30, 12, 0, 0, 250000, tzinfo=UTC)
 
 
 @pytest.fixture
-def viewer(django_user_model, account):
+def member_of_two(django_user_model, account):
     """A member of `account` ("team") and of an account with a Chinese name, a comma and quotes."""
     chinese = Account(name='数据团队, "甲"', base_url="http://arksim.test/api/v3")
     chinese.set_api_key("k")
@@ -58,7 +58,7 @@ def archived(task, output, **fields):
 
 
 @pytest.fixture
-def awkward(account, viewer):
+def awkward(account, member_of_two):
     """Tasks with everything that formats differently: microseconds, DST edges, a local mean time
     offset with seconds, null times, half seconds of run time, quotes, commas and newlines,
     missing, pending and archived outputs."""
@@ -104,10 +104,10 @@ def export_csv(client, query: str, zone: str | None) -> bytes:
 
 @pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/New_York", "Asia/Kolkata", "Africa/Monrovia", None])
 @pytest.mark.parametrize("query", ["", "sort=updated", "sort=-updated&status=running&status=failed", "kind=3d"])
-def test_the_database_writes_the_same_bytes_as_python(awkward, viewer, client, monkeypatch, zone, query):
+def test_the_database_writes_the_same_bytes_as_python(awkward, member_of_two, client, monkeypatch, zone, query):
     assert views_export.database_writes_csv("default", ZoneInfo(zone or "UTC"))
     monkeypatch.setattr(timezone, "now", lambda: NOW)  # the running task's run time, the same both ways
-    client.force_login(viewer)
+    client.force_login(member_of_two)
     by_database = export_csv(client, query, zone)
     monkeypatch.setattr(views_export, "database_writes_csv", lambda using, zone: False)
     by_python = export_csv(client, query, zone)
@@ -142,8 +142,8 @@ def test_python_writes_the_csv_in_a_zone_postgresql_does_not_know():
     assert not views_export.database_writes_csv("default", dt_timezone(timedelta(hours=8)))  # no name
 
 
-def test_it_passes_the_filters_as_parameters(awkward, viewer, client):
-    client.force_login(viewer)
+def test_it_passes_the_filters_as_parameters(awkward, member_of_two, client):
+    client.force_login(member_of_two)
     body = export_csv(client, "model=x%27%20OR%20%271%27%3D%271", "Asia/Shanghai")
     [row] = csv.DictReader(io.StringIO(body[len(BOM):].decode()))
     assert row["model"] == "x' OR '1'='1"
@@ -196,26 +196,26 @@ def assert_fit_for_the_next_query(autocommit: bool) -> None:
 
 
 @pytest.mark.parametrize("autocommit", IN_A_TRANSACTION_OR_NOT)
-def test_a_database_error_mid_stream_leaves_the_connection_fit_for_the_next_request(awkward, viewer, client,
+def test_a_database_error_mid_stream_leaves_the_connection_fit_for_the_next_request(awkward, member_of_two, client,
                                                                                      monkeypatch, autocommit):
-    client.force_login(viewer)
+    client.force_login(member_of_two)
     monkeypatch.setattr(exports_pg, "export_select", failing_after(3))
     response = client.get("/tasks/export.csv")
     with pytest.raises(DatabaseError, match="division by zero"):
         b"".join(response.streaming_content)
     assert_fit_for_the_next_query(autocommit)  # the test client closed the response
     monkeypatch.undo()
-    client.force_login(viewer)
+    client.force_login(member_of_two)
     rows = list(csv.DictReader(io.StringIO(export_csv(client, "", None)[len(BOM):].decode())))
     assert len(rows) == 10
 
 
 @pytest.mark.parametrize("autocommit", IN_A_TRANSACTION_OR_NOT)
-def test_a_download_closed_early_leaves_the_connection_fit_for_the_next_request(awkward, viewer, client,
+def test_a_download_closed_early_leaves_the_connection_fit_for_the_next_request(awkward, member_of_two, client,
                                                                                  monkeypatch, autocommit):
     # The COPY still running when the download closes: PostgreSQL is told to stop.
     monkeypatch.setattr(exports_pg, "export_select", repeated(100_000))
-    filterset = TaskFilter(data=QueryDict(""), queryset=selectors.access_for(viewer).tasks())
+    filterset = TaskFilter(data=QueryDict(""), queryset=selectors.access_for(member_of_two).tasks())
     assert filterset.is_valid()
     export = exports_pg.CopyExport(filterset=filterset, account_names={}, url_head="http://testserver/outputs",
                                    url_tail="download/", zone_name="UTC", now=NOW)
@@ -224,17 +224,17 @@ def test_a_download_closed_early_leaves_the_connection_fit_for_the_next_request(
     pieces.close()  # as a server closes the response when the client goes away
     assert_fit_for_the_next_query(autocommit)
     monkeypatch.undo()
-    client.force_login(viewer)
+    client.force_login(member_of_two)
     rows = list(csv.DictReader(io.StringIO(export_csv(client, "", None)[len(BOM):].decode())))
     assert len(rows) == 10
 
 
-def test_it_reads_every_row_in_one_copy_statement(awkward, viewer, client, monkeypatch):
+def test_it_reads_every_row_in_one_copy_statement(awkward, member_of_two, client, monkeypatch):
     statements = []
     original = exports_pg.copy_statement
     monkeypatch.setattr(exports_pg, "copy_statement", lambda export: statements.append(original(export)) or
                         statements[-1])
-    client.force_login(viewer)
+    client.force_login(member_of_two)
     with CaptureQueriesContext(connection) as queries:
         body = export_csv(client, "", "America/New_York")
     assert len(list(csv.DictReader(io.StringIO(body[len(BOM):].decode())))) == 10
