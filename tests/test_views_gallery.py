@@ -165,7 +165,7 @@ def test_the_grid_refreshes_itself_while_a_card_can_change_and_answers_204_when_
     queued = make_task(account, status=TaskStatus.QUEUED)
     page = user_client.get("/gallery/?kind=video")
     tag = grid_tag(page)
-    assert 'hx-get="/gallery/?kind=video"' in tag and 'hx-trigger="every 5s"' in tag
+    assert 'hx-get="/gallery/?kind=video"' in tag and 'hx-trigger="every 5s, arkdash:refresh"' in tag
     seen = re.search(r'"X-Gallery-Seen": "([0-9a-f]+)"', html.unescape(tag))[1]
 
     poll = {"HX-Request": "true", "X-Gallery-Seen": seen}

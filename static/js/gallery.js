@@ -1,7 +1,6 @@
 // The gallery: hovering (or focusing) a video card plays its archived video, muted.
 // The <video> has preload="none", so nothing is fetched until a card is hovered.
-// The grid may be replaced by its live refresh (htmx): new cards are bound when they
-// arrive, and no refresh replaces the grid while a video plays.
+// The grid may be replaced by its live refresh (htmx): new cards are bound when they arrive.
 (function () {
   "use strict";
 
@@ -34,9 +33,17 @@
     });
   }
 
+  // No refresh while a video plays or the tab is in the background; back in the tab, at once.
   document.addEventListener("htmx:beforeRequest", function (event) {
-    if (event.target.id === "gallery-cards" && document.querySelector(".gallery-playing")) {
+    if (event.target.id !== "gallery-cards") return;
+    if (document.visibilityState !== "visible" || document.querySelector(".gallery-playing")) {
       event.preventDefault();  // the next poll tries again
+    }
+  });
+  document.addEventListener("visibilitychange", function () {
+    const grid = document.getElementById("gallery-cards");
+    if (document.visibilityState === "visible" && grid && grid.hasAttribute("hx-trigger") && window.htmx) {
+      window.htmx.trigger(grid, "arkdash:refresh");
     }
   });
   document.addEventListener("htmx:load", function (event) { bind(event.target); });

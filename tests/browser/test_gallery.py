@@ -92,6 +92,23 @@ def test_it_shows_a_picture_of_every_kind_of_output_and_plays_a_video_on_hover(
     Task.objects.filter(pk=queued.pk).update(status="running", changed_at=timezone.now())
     expect(page.locator(f"#card-{queued.pk} .gallery-status-box")).to_contain_text("running", timeout=20_000)
     expect_picture(page, glb)  # the cards swapped in still show their pictures
+    # Not from a background tab; back in the tab, at once.
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if request.headers.get("x-gallery-seen") else None)
+    page.evaluate("""() => {
+        Object.defineProperty(document, "visibilityState", {configurable: true, get: () => "hidden"});
+        document.dispatchEvent(new Event("visibilitychange"));
+    }""")
+    page.wait_for_timeout(500)  # a poll already on its way may still go
+    hidden_from = len(polls)
+    page.wait_for_timeout(7_000)
+    assert len(polls) == hidden_from, "the gallery polled from a background tab"
+    page.evaluate("""() => {
+        Object.defineProperty(document, "visibilityState", {configurable: true, get: () => "visible"});
+        document.dispatchEvent(new Event("visibilitychange"));
+    }""")
+    page.wait_for_timeout(3_000)
+    assert len(polls) > hidden_from, "coming back to the tab did not refresh the gallery at once"
 
     # A click opens the task's page.
     page.locator(f"#card-{usdz.pk} a").click()
