@@ -14,8 +14,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
-from functools import reduce
-from operator import or_
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -277,29 +275,14 @@ class _Plan:
         raw = [(period.start, first), *((hour, hour + rollup.HOUR) for hour in hours if hour in split),
                (last, period.end)]  # fmt: skip
         whole = [(hour, hour + rollup.HOUR) for hour in hours if hour not in split]
-        return cls(rollup=_merged(whole), raw=_merged([(start, end) for start, end in raw if start < end]))
+        return cls(rollup=rollup.merged_spans(whole),
+                   raw=rollup.merged_spans((start, end) for start, end in raw if start < end))
 
     def rollup_filter(self) -> Q | None:
-        return _spans_filter("hour", self.rollup)
+        return rollup.spans_filter("hour", self.rollup)
 
     def raw_filter(self, field: str) -> Q | None:
-        return _spans_filter(field, self.raw)
-
-
-def _merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    runs: list[tuple[datetime, datetime]] = []
-    for start, end in sorted(spans):
-        if runs and runs[-1][1] >= start:
-            runs[-1] = (runs[-1][0], max(runs[-1][1], end))
-        else:
-            runs.append((start, end))
-    return runs
-
-
-def _spans_filter(field: str, spans: list[tuple[datetime, datetime]]) -> Q | None:
-    if not spans:
-        return None
-    return reduce(or_, (Q(**{f"{field}__gte": start, f"{field}__lt": end}) for start, end in spans))
+        return rollup.spans_filter(field, self.raw)
 
 
 def _scoped(queryset: QuerySet, access: Access) -> QuerySet:

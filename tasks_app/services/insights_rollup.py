@@ -130,20 +130,10 @@ def time_bins(tasks: QuerySet[Task]) -> Counter:
         "account_id", "ark_created_at", "model", "started_at", "finished_at"
     )
     for account_id, created, model, started, finished in rows.order_by().iterator(chunk_size=WRITE_BATCH):
-        hour = hour_of(created)
-        bins[
-            (account_id, hour, model, InsightsPhase.QUEUED, time_bin((started - created).total_seconds()))
-        ] += 1
+        where = (account_id, hour_of(created), model)
+        bins[(*where, InsightsPhase.QUEUED, time_bin((started - created).total_seconds()))] += 1
         if finished is not None:
-            bins[
-                (
-                    account_id,
-                    hour,
-                    model,
-                    InsightsPhase.RUNNING,
-                    time_bin((finished - started).total_seconds()),
-                )
-            ] += 1
+            bins[(*where, InsightsPhase.RUNNING, time_bin((finished - started).total_seconds()))] += 1
     return bins
 
 
@@ -232,14 +222,12 @@ def _rebuild() -> None:
 
 
 def _recompute(account_id: int, hours: list[datetime]) -> None:
-    for runs in _chunks(_runs(hours), RUNS_PER_QUERY):
+    for runs in _chunks(merged_spans((hour, hour + HOUR) for hour in hours), RUNS_PER_QUERY):
         run_hours = [start + n * HOUR for start, end in runs for n in range((end - start) // HOUR)]
         for model in (InsightsHourCount, InsightsHourTime, InsightsHourArchived):
             model.objects.filter(account_id=account_id, hour__in=run_hours).delete()
-        created = reduce(or_, (Q(ark_created_at__gte=start, ark_created_at__lt=end) for start, end in runs))
-        archived = reduce(or_, (Q(archived_at__gte=start, archived_at__lt=end) for start, end in runs))
-        _write(Task.objects.filter(created, account_id=account_id),
-               Artifact.objects.filter(archived, task__account_id=account_id))  # fmt: skip
+        _write(Task.objects.filter(spans_filter("ark_created_at", runs), account_id=account_id),
+               Artifact.objects.filter(spans_filter("archived_at", runs), task__account_id=account_id))  # fmt: skip
 
 
 def _write(tasks: QuerySet[Task], artifacts: QuerySet[Artifact]) -> None:
@@ -266,15 +254,22 @@ def _drop_marks(pks: list[int]) -> None:
         InsightsDirtyHour.objects.filter(pk__in=chunk).delete()
 
 
-def _runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Sorted hours as contiguous [start, end) runs."""
+def merged_spans(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """[start, end) spans with those that touch or overlap joined, in order."""
     runs: list[tuple[datetime, datetime]] = []
-    for hour in hours:
-        if runs and runs[-1][1] == hour:
-            runs[-1] = (runs[-1][0], hour + HOUR)
+    for start, end in sorted(spans):
+        if runs and runs[-1][1] >= start:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], end))
         else:
-            runs.append((hour, hour + HOUR))
+            runs.append((start, end))
     return runs
+
+
+def spans_filter(field: str, spans: list[tuple[datetime, datetime]]) -> Q | None:
+    """`field` inside any of the [start, end) spans; None for no span."""
+    if not spans:
+        return None
+    return reduce(or_, (Q(**{f"{field}__gte": start, f"{field}__lt": end}) for start, end in spans))
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
