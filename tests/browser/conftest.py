@@ -117,6 +117,14 @@ def log_in(page, live_server, username: str = "ana", password: str = PASSWORD) -
     page.wait_for_load_state("networkidle")
 
 
+def set_tab_visibility(page, state: str) -> None:
+    """Make the page believe its tab went to the background ("hidden") or came back ("visible")."""
+    page.evaluate("""(state) => {
+        Object.defineProperty(document, "visibilityState", {configurable: true, get: () => state});
+        document.dispatchEvent(new Event("visibilitychange"));
+    }""", state)
+
+
 def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from tasks_app.models import ArchiveState, ArtifactOutput, Picture, PictureState, Task
 from tasks_app.services.sync import sync_account
 
-from .conftest import log_in, watch
+from .conftest import log_in, set_tab_visibility, watch
 from .test_dashboard import log_in_zh
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -95,18 +95,12 @@ def test_it_shows_a_picture_of_every_kind_of_output_and_plays_a_video_on_hover(
     # Not from a background tab; back in the tab, at once.
     polls: list[str] = []
     page.on("request", lambda request: polls.append(request.url) if request.headers.get("x-gallery-seen") else None)
-    page.evaluate("""() => {
-        Object.defineProperty(document, "visibilityState", {configurable: true, get: () => "hidden"});
-        document.dispatchEvent(new Event("visibilitychange"));
-    }""")
+    set_tab_visibility(page, "hidden")
     page.wait_for_timeout(500)  # a poll already on its way may still go
     hidden_from = len(polls)
     page.wait_for_timeout(7_000)
     assert len(polls) == hidden_from, "the gallery polled from a background tab"
-    page.evaluate("""() => {
-        Object.defineProperty(document, "visibilityState", {configurable: true, get: () => "visible"});
-        document.dispatchEvent(new Event("visibilitychange"));
-    }""")
+    set_tab_visibility(page, "visible")
     page.wait_for_timeout(3_000)
     assert len(polls) > hidden_from, "coming back to the tab did not refresh the gallery at once"
 

@@ -17,7 +17,7 @@ from tasks_app.models import Task
 from tasks_app.services.sync import sync_account
 
 from . import conftest
-from .conftest import log_in, screenshot
+from .conftest import log_in, screenshot, set_tab_visibility
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -69,18 +69,12 @@ def test_it_polls_fast_with_live_rows_slowly_without_and_not_while_hidden(sim, a
     assert len(times) >= 2, f"{len(times)} polls in 9.5 s with a live row (every 3 s expected)"
 
     # The tab goes to the background: no poll until it comes back.
-    page.evaluate("""() => {
-        Object.defineProperty(document, "visibilityState", {configurable: true, get: () => "hidden"});
-        document.dispatchEvent(new Event("visibilitychange"));
-    }""")
+    set_tab_visibility(page, "hidden")
     page.wait_for_timeout(500)  # a poll already on its way may still land
     hidden_from = len(times)
     page.wait_for_timeout(7_000)
     assert len(times) == hidden_from, "the page polled while hidden"
-    page.evaluate("""() => {
-        Object.defineProperty(document, "visibilityState", {configurable: true, get: () => "visible"});
-        document.dispatchEvent(new Event("visibilitychange"));
-    }""")
+    set_tab_visibility(page, "visible")
     page.wait_for_timeout(1_500)
     assert len(times) > hidden_from, "coming back to the tab did not poll at once"
 
