@@ -64,26 +64,26 @@ def sim():
         yield simulator
 
 
-@pytest.fixture
-def account(db):
-    """An Account whose key and base URL point at the `sim` fixture."""
+def simulator_account(name: str):
+    """A saved Account whose key and base URL point at the `sim` fixture."""
     from tasks_app.models import Account
 
-    account = Account(name="team", base_url=f"{SIM_BASE_URL}/api/v3")
+    account = Account(name=name, base_url=f"{SIM_BASE_URL}/api/v3")
     account.set_api_key(SIM_API_KEY)
     account.save()
     return account
 
 
 @pytest.fixture
+def account(db):
+    """An Account whose key and base URL point at the `sim` fixture."""
+    return simulator_account("team")
+
+
+@pytest.fixture
 def rival(db):
     """A second account on the same simulator: its tasks must stay invisible to outsiders."""
-    from tasks_app.models import Account
-
-    rival = Account(name="rival", base_url=f"{SIM_BASE_URL}/api/v3")
-    rival.set_api_key(SIM_API_KEY)
-    rival.save()
-    return rival
+    return simulator_account("rival")
 
 
 @pytest.fixture
